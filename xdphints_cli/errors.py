@@ -34,6 +34,10 @@ class NotSupportedError(XdpHintsError):
     exit_code = EXIT_UNSUPPORTED
 
 
+class KernelTooOldError(NotSupportedError):
+    """The running kernel lacks an operation or family (as opposed to the driver)."""
+
+
 class PermissionDeniedError(XdpHintsError):
     exit_code = EXIT_PERMISSION
 

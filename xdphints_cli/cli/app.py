@@ -1,0 +1,90 @@
+"""The application object every command receives, and the only owner of output streams.
+
+rich is imported only for text output, and its Console is made with markup and
+highlighting off so an interface or struct name is never read as markup.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any, Optional
+
+import click
+
+from xdphints_cli.errors import EXIT_USAGE
+
+
+class App:
+    def __init__(self) -> None:
+        self.json = False
+        self.pretty = False
+        self.netns: Optional[str] = None
+        self.no_color = False
+        self.debug = False
+        self._console = None
+
+    @property
+    def color(self) -> bool:
+        return not self.no_color and "NO_COLOR" not in os.environ and sys.stdout.isatty()
+
+    @property
+    def console(self):
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(markup=False, highlight=False, no_color=not self.color,
+                                    force_terminal=self.color or None, soft_wrap=True,
+                                    width=None if sys.stdout.isatty() else 200)
+        return self._console
+
+    def emit_json(self, obj: Any) -> None:
+        text = json.dumps(obj, indent=2 if self.pretty else None, sort_keys=False)
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
+
+    def warn(self, message: str) -> None:
+        sys.stderr.write(f"xdphints: warning: {message}\n")
+
+    def fail(self, message: str, code: int, as_json: bool = False) -> None:
+        """Print the one-line error (and {"error": ...} on stdout for -j) and exit."""
+        message = " ".join(message.split())
+        if as_json:
+            try:
+                sys.stdout.write(json.dumps({"error": message, "exit-code": code}) + "\n")
+                sys.stdout.flush()
+            except BrokenPipeError:
+                pass
+        sys.stderr.write(f"xdphints: error: {message}\n")
+        sys.exit(code)
+
+
+def json_option(f):
+    """`-j/--json` after the subcommand too (`xdphints show eth0 --json`)."""
+
+    def set_json(ctx: click.Context, _param, value: bool) -> None:
+        if value:
+            ctx.ensure_object(App).json = True
+
+    return click.option("-j", "--json", "json_", is_flag=True, expose_value=False, callback=set_json,
+                        is_eager=True, help="JSON output on stdout.")(f)
+
+
+def complete_devices(ctx, param, incomplete: str):
+    try:
+        names = sorted(os.listdir("/sys/class/net"))
+    except OSError:
+        return []
+    return [n for n in names if n.startswith(incomplete)]
+
+
+def dev_option(f):
+    return click.option("-d", "--dev", metavar="DEV", shell_complete=complete_devices,
+                        help="Device (default: $XDPHINTS_DEV, else the only non-loopback interface that is up).")(f)
+
+
+def usage_error(message: str) -> click.UsageError:
+    err = click.UsageError(message)
+    err.exit_code = EXIT_USAGE
+    return err

@@ -1,0 +1,150 @@
+"""Everything that decides whether hints work on one device, gathered from the kernel.
+
+Each section is read on its own: a section the kernel will not give (driver lacks
+it, kernel too old, needs privileges) is left out and its reason recorded in
+`unavailable`, so one missing piece never hides the others.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional, Tuple, TypeVar
+
+from xdphints_cli import drvinfo, hwtstamp
+from xdphints_cli.errors import KernelError, KernelTooOldError, PermissionDeniedError, UsageError, XdpHintsError
+from xdphints_cli.netlink import ethtool, netdev, rtnl
+from xdphints_cli.netlink.ethtool_msgs import ETH_SS_TS_RX_FILTERS, ETH_SS_TS_TX_TYPES
+from xdphints_cli.netlink.session import Netlink
+from xdphints_cli.programs import Program, describe_programs
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class HwtstampState:
+    """The current hwtstamp config and which interface answered ("tsconfig" or "ioctl")."""
+
+    tx_type: Optional[str]
+    rx_filter: Optional[str]
+    source: str
+
+    def to_json(self) -> dict:
+        out = {"source": self.source}
+        if self.tx_type is not None:
+            out["tx-type"] = self.tx_type
+        if self.rx_filter is not None:
+            out["rx-filter"] = self.rx_filter
+        return out
+
+
+@dataclass
+class DeviceReport:
+    link: rtnl.Link
+    driver: Optional[str] = None
+    channels: Optional[ethtool.Channels] = None
+    xsk_queues: Optional[Tuple[int, ...]] = None
+    programs: Tuple[Program, ...] = ()
+    netdev: Optional[netdev.NetdevInfo] = None
+    tsinfo: Optional[ethtool.TsInfo] = None
+    hwtstamp: Optional[HwtstampState] = None
+    features: Optional[ethtool.Features] = None
+    unavailable: Dict[str, str] = field(default_factory=dict)
+
+    @property
+    def rx_queues(self) -> Optional[int]:
+        if self.channels is not None and self.channels.rx_queues:
+            return self.channels.rx_queues
+        return self.link.num_rx_queues
+
+    @property
+    def tx_queues(self) -> Optional[int]:
+        if self.channels is not None and self.channels.tx_queues:
+            return self.channels.tx_queues
+        return self.link.num_tx_queues
+
+
+def _reason(err: XdpHintsError) -> str:
+    return str(err)
+
+
+def _section(report: DeviceReport, key: str, fn: Callable[[], T]) -> Optional[T]:
+    """Run one reader; on failure record why under `key` and return None."""
+    try:
+        return fn()
+    except (KernelError, KernelTooOldError, PermissionDeniedError) as e:
+        report.unavailable[key] = _reason(e)
+        return None
+
+
+def _read_hwtstamp(nl: Netlink, link: rtnl.Link, report: DeviceReport) -> Optional[HwtstampState]:
+    """TSCONFIG_GET where kernel and driver have it, else SIOCGHWTSTAMP; never a guess."""
+    try:
+        cfg = ethtool.get_tsconfig(nl, link.ifindex, link.ifname)
+        return HwtstampState(cfg.tx_type, cfg.rx_filter, "tsconfig")
+    except KernelTooOldError:
+        via_netlink = "kernel has no ethtool TSCONFIG"
+    except KernelError as e:
+        if e.errno != errno.EOPNOTSUPP:
+            raise
+        via_netlink = "driver has no ethtool TSCONFIG (EOPNOTSUPP)"
+    try:
+        raw = hwtstamp.get_config(link.ifname)
+    except KernelError as e:
+        if e.errno == errno.EOPNOTSUPP:
+            report.unavailable["hwtstamp-config"] = (
+                f"{via_netlink} and SIOCGHWTSTAMP is not supported (EOPNOTSUPP): "
+                "the driver offers no hardware timestamping config")
+            return None
+        raise
+    tx_names = ethtool.get_strings(nl, ETH_SS_TS_TX_TYPES)
+    rx_names = ethtool.get_strings(nl, ETH_SS_TS_RX_FILTERS)
+    name = lambda names, v: names[v] if 0 <= v < len(names) else str(v)  # noqa: E731
+    return HwtstampState(name(tx_names, raw.tx_type), name(rx_names, raw.rx_filter), "ioctl")
+
+
+def _xsk_queues(nl: Netlink, link: rtnl.Link) -> Tuple[int, ...]:
+    return tuple(sorted(q.id for q in netdev.get_queues(nl, link.ifindex, link.ifname)
+                        if q.type == netdev.QUEUE_TYPE_RX and q.xsk))
+
+
+def gather(nl: Netlink, dev: str, brief: bool = False) -> DeviceReport:
+    """Read a device's hints state. `brief` skips what the interface list does not show."""
+    link = rtnl.get_link(nl, dev)
+    return gather_link(nl, link, brief)
+
+
+def gather_link(nl: Netlink, link: rtnl.Link, brief: bool = False) -> DeviceReport:
+    report = DeviceReport(link)
+    report.driver = drvinfo.driver_name(link.ifname) or link.kind
+    report.netdev = _section(report, "xdp-features", lambda: netdev.get_dev(nl, link.ifindex, link.ifname))
+    report.tsinfo = _section(report, "timestamping", lambda: ethtool.get_tsinfo(nl, link.ifindex, link.ifname))
+    report.xsk_queues = _section(report, "xsk-queues", lambda: _xsk_queues(nl, link))
+    report.programs = describe_programs(link.xdp, report.unavailable)
+    if brief:
+        return report
+    report.channels = _section(report, "channels", lambda: ethtool.get_channels(nl, link.ifindex, link.ifname))
+    if report.channels is None and "channels" in report.unavailable:
+        # the queue counts still come from rtnetlink; say where they came from instead
+        report.unavailable["channels"] += "; queue counts from IFLA_NUM_RX/TX_QUEUES"
+    report.hwtstamp = _section(report, "hwtstamp-config", lambda: _read_hwtstamp(nl, link, report))
+    report.features = _section(report, "offloads", lambda: ethtool.get_features(nl, link.ifindex, link.ifname))
+    return report
+
+
+def default_device(nl: Netlink) -> str:
+    """$XDPHINTS_DEV, else the only non-loopback interface that is up."""
+    env = os.environ.get("XDPHINTS_DEV")
+    if env:
+        return env
+    candidates = [link.ifname for link in rtnl.list_links(nl) if link.is_up and not link.is_loopback]
+    if len(candidates) == 1:
+        return candidates[0]
+    if not candidates:
+        raise UsageError("no device given and no non-loopback interface is up: use -d DEV")
+    raise UsageError(f"no device given and several interfaces are up ({', '.join(candidates)}): use -d DEV")
+
+
+def list_reports(nl: Netlink) -> List[DeviceReport]:
+    return [gather_link(nl, link, brief=True) for link in rtnl.list_links(nl)]

@@ -1,0 +1,51 @@
+"""The XDP programs attached to a device, described through bpf(2) prog info."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Dict, Optional, Tuple
+
+from xdphints_cli.errors import PermissionDeniedError, XdpHintsError
+from xdphints_cli.netlink.rtnl import XdpAttachment
+
+
+@dataclass(frozen=True)
+class Program:
+    id: int
+    mode: str
+    name: Optional[str] = None
+    tag: Optional[str] = None
+    btf_id: Optional[int] = None
+    map_ids: Tuple[int, ...] = ()
+
+    def to_json(self) -> dict:
+        out: dict = {"id": self.id, "mode": self.mode}
+        if self.name is not None:
+            out.update({"name": self.name, "tag": self.tag})
+            if self.btf_id:
+                out["btf-id"] = self.btf_id
+            out["map-ids"] = list(self.map_ids)
+        return out
+
+
+def describe(prog_id: int, mode: str) -> Program:
+    from xdphints_cli.bpf import info
+
+    with info.prog_fd_by_id(prog_id) as fd:
+        pi = info.prog_info(fd.fd)
+    return Program(prog_id, mode, pi.name, pi.tag, pi.btf_id or None, tuple(pi.map_ids))
+
+
+def describe_programs(xdp: XdpAttachment, unavailable: Dict[str, str]) -> Tuple[Program, ...]:
+    """Every attached program; with only ids where bpf(2) says no (no CAP_BPF)."""
+    out = []
+    for mode, prog_id in xdp.programs:
+        try:
+            out.append(describe(prog_id, mode))
+        except PermissionDeniedError:
+            unavailable["xdp"] = "program details need CAP_SYS_ADMIN or CAP_BPF (run as root)"
+            out.append(Program(prog_id, mode))
+        except XdpHintsError as e:
+            unavailable["xdp"] = f"program {prog_id}: {e}"
+            out.append(Program(prog_id, mode))
+    return tuple(out)

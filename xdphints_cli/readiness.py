@@ -1,0 +1,90 @@
+"""The verdict per hint: ready, needs-enable (and the command that fixes it) or unsupported."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import List, Optional
+
+from xdphints_cli.device import DeviceReport
+from xdphints_cli.features import HINTS, Hint, feature
+from xdphints_cli.netlink.netdev import XDP_RX_METADATA
+
+READY = "ready"
+NEEDS_ENABLE = "needs-enable"
+UNSUPPORTED = "unsupported"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    hint: str
+    state: str
+    reason: str
+    fix: Optional[str] = None
+
+    def to_json(self) -> dict:
+        out = {"state": self.state, "reason": self.reason}
+        if self.fix:
+            out["fix"] = self.fix
+        return out
+
+
+def _fix(report: DeviceReport, h: Hint) -> str:
+    return f"xdphints enable {h.feature} -d {report.link.ifname}"
+
+
+def _driver(report: DeviceReport) -> str:
+    return f"driver {report.driver}" if report.driver else "the driver"
+
+
+def _timestamp(report: DeviceReport, h: Hint) -> Verdict:
+    ts = report.tsinfo
+    if ts is None:
+        return Verdict(h.name, UNSUPPORTED, "hardware timestamping capabilities unreadable: "
+                       + report.unavailable.get("timestamping", "unknown reason"))
+    if not ts.hardware_rx:
+        return Verdict(h.name, UNSUPPORTED, "the device has no hardware RX timestamping "
+                       "(ethtool TSINFO lists no hardware-receive capability or rx-filter)")
+    cfg = report.hwtstamp
+    if cfg is None or cfg.rx_filter is None:
+        return Verdict(h.name, NEEDS_ENABLE, "hardware RX timestamping is possible but the current "
+                       "config is unreadable, so it may be off", _fix(report, h))
+    if cfg.rx_filter == "none":
+        return Verdict(h.name, NEEDS_ENABLE, "hardware RX timestamping is off (rx-filter none)", _fix(report, h))
+    note = "" if cfg.rx_filter == "all" else "; only PTP/NTP packets of that filter carry a timestamp"
+    return Verdict(h.name, READY, f"{h.kfunc} implemented, rx-filter {cfg.rx_filter}{note}")
+
+
+def _offload(report: DeviceReport, h: Hint) -> Verdict:
+    name = feature(h.feature).offload
+    feat = report.features.get(name) if report.features is not None else None
+    if feat is None:
+        why = report.unavailable.get("offloads", f"the device has no {name} feature")
+        return Verdict(h.name, READY, f"{h.kfunc} implemented; {name} state unknown ({why})")
+    if feat.active:
+        return Verdict(h.name, READY, f"{h.kfunc} implemented, {name} on")
+    if not feat.fixed:
+        return Verdict(h.name, NEEDS_ENABLE, f"{name} is off", _fix(report, h))
+    # Off and unchangeable: some drivers (veth) still fill the hint, others return ENODATA.
+    return Verdict(h.name, READY, f"{h.kfunc} implemented; {name} is off [fixed], so the value "
+                   "depends on the driver (a software hash, or ENODATA)")
+
+
+def verdict(report: DeviceReport, h: Hint) -> Verdict:
+    info = report.netdev
+    if info is None:
+        why = report.unavailable.get("xdp-features", "unknown reason")
+        return Verdict(h.name, UNSUPPORTED, f"XDP metadata features unreadable: {why}")
+    if not info.xdp_features & 1:  # NETDEV_XDP_ACT_BASIC
+        return Verdict(h.name, UNSUPPORTED, f"{_driver(report)} has no native XDP support "
+                       "(metadata kfuncs need a device-bound program in native mode)")
+    bit = next(b for b, n in XDP_RX_METADATA.items() if n == h.metadata_flag)
+    if not info.xdp_rx_metadata & bit:
+        return Verdict(h.name, UNSUPPORTED, f"{_driver(report)} does not implement {h.kfunc} "
+                       f"(xdp-rx-metadata-features lacks {h.metadata_flag}; kfunc since Linux {h.since})")
+    if h.name == "rx-timestamp":
+        return _timestamp(report, h)
+    return _offload(report, h)
+
+
+def verdicts(report: DeviceReport, names: Optional[List[str]] = None) -> List[Verdict]:
+    return [verdict(report, h) for h in HINTS if names is None or h.name in names]
