@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import os
 import subprocess
+import sys
 from dataclasses import dataclass, field
 from typing import List
 
@@ -17,6 +18,7 @@ import pytest
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 IS_ROOT = os.geteuid() == 0
 _counter = itertools.count()
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def pytest_runtest_setup(item):
@@ -115,3 +117,19 @@ def veth_factory():
     finally:
         for pair in made:
             remove_veth_pair(pair)
+
+
+NO_CAPS = ["setpriv", "--inh-caps=-all", "--bounding-set=-all"]  # root without any capability
+
+
+def xdphints(*args: str, ns: str = "", unprivileged: bool = False, env: dict = None) -> subprocess.CompletedProcess:
+    """Run the real CLI in a fresh process (inside namespace `ns`, as nobody if asked)."""
+    cmd = [sys.executable, "-m", "xdphints_cli", *args]
+    if unprivileged:
+        cmd = NO_CAPS + cmd
+    if ns:
+        cmd = ["ip", "netns", "exec", ns] + cmd
+    full_env = dict(os.environ, NO_COLOR="1", PYTHONPATH=REPO_ROOT)
+    full_env.pop("XDPHINTS_DEV", None)
+    full_env.update(env or {})
+    return subprocess.run(cmd, capture_output=True, text=True, env=full_env, timeout=120)

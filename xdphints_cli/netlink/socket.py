@@ -15,7 +15,7 @@ from typing import Dict, List, Optional, Type
 
 from pyroute2.netlink import ctrlmsg, nlmsg_base
 
-from xdphints_cli.errors import KernelError, KernelTooOldError
+from xdphints_cli.errors import KernelError, KernelTooOldError, PermissionDeniedError
 
 NETLINK_ROUTE = 0
 NETLINK_GENERIC = 16
@@ -107,6 +107,9 @@ class NetlinkSocket:
                     continue
                 if mtype in (NLMSG_ERROR, NLMSG_DONE):
                     code = struct.unpack_from("=i", data, off + 16)[0] if length >= 20 else 0
+                    if code == -errno.EPERM:
+                        raise PermissionDeniedError(f"{what}: operation not permitted (EPERM): "
+                                                    "needs CAP_NET_ADMIN (run as root)")
                     if code:
                         raise KernelError(what, code, _extack(data, off, end, mflags))
                     return replies

@@ -1,0 +1,138 @@
+"""The CLI frame: lazy imports, docs and completions kept in step with the click tree."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+import click
+import pytest
+
+from conftest import IN_CI, REPO_ROOT, xdphints
+from xdphints_cli.cli import completion_gen
+from xdphints_cli.cli.main import COMMANDS, cli
+
+PROBE = """
+import sys
+from xdphints_cli.cli.main import main
+try:
+    main({argv!r})
+except SystemExit:
+    pass
+heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('pyroute2', 'rich', 'elftools'))
+print('HEAVY=' + ','.join(heavy), file=sys.stderr)
+"""
+
+
+def _heavy_modules(argv, env=None) -> str:
+    res = subprocess.run([sys.executable, "-c", PROBE.format(argv=argv)], capture_output=True, text=True,
+                         env=dict(os.environ, PYTHONPATH=REPO_ROOT, **(env or {})))
+    return res.stderr.strip().splitlines()[-1]
+
+
+def test_help_imports_neither_pyroute2_nor_rich():
+    assert _heavy_modules(["--help"]) == "HEAVY="
+    for name in COMMANDS:
+        assert _heavy_modules([name, "--help"]) == "HEAVY=", name
+
+
+def test_shell_completion_stays_light():
+    env = {"_XDPHINTS_COMPLETE": "bash_complete", "COMP_WORDS": "xdphints sh", "COMP_CWORD": "1"}
+    assert _heavy_modules([], env) == "HEAVY="
+
+
+def test_version_and_help():
+    res = xdphints("--version")
+    assert res.returncode == 0 and res.stdout.startswith("xdphints ")
+    res = xdphints("--help")
+    assert res.returncode == 0
+    for name in COMMANDS:
+        assert re.search(rf"^\s+{name}\s", res.stdout, re.M), name
+
+
+def test_completions_are_current():
+    for name, text in completion_gen.generate().items():
+        with open(os.path.join(REPO_ROOT, "completions", name)) as f:
+            assert f.read() == text, f"completions/{name} is stale: run python3 -m xdphints_cli.cli.completion_gen completions"
+
+
+def _bash_complete(words, cword) -> list:
+    script = (f"source {REPO_ROOT}/completions/xdphints.bash; COMP_WORDS=({' '.join(repr(w) for w in words)}); "
+              f"COMP_CWORD={cword}; _xdphints; printf '%s\\n' \"${{COMPREPLY[@]}}\"")
+    res = subprocess.run(["bash", "-c", script], capture_output=True, text=True, check=True)
+    return res.stdout.split()
+
+
+def test_bash_completion_words():
+    assert set(COMMANDS) <= set(_bash_complete(["xdphints", ""], 1))
+    assert "--netns" in _bash_complete(["xdphints", "--"], 1)
+    assert "lo" in _bash_complete(["xdphints", "show", "-d", ""], 3)
+    assert "--dev" in _bash_complete(["xdphints", "-j", "show", "--"], 3)
+    assert "lo" in _bash_complete(["xdphints", "-n", "x", "show", ""], 4)
+
+
+@pytest.mark.parametrize("shell,flag", [("zsh", "-n"), ("fish", "--no-execute")])
+def test_other_shells_parse_their_completion(shell, flag):
+    if not shutil.which(shell):
+        if IN_CI:
+            pytest.fail(f"{shell} missing under CI: .ci/run installs it")
+        pytest.skip(f"{shell} is not installed")
+    ext = "zsh" if shell == "zsh" else "fish"
+    res = subprocess.run([shell, flag, os.path.join(REPO_ROOT, "completions", f"xdphints.{ext}")],
+                         capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+
+
+def _click_tree():
+    """(command name or '', every option string) for the root and each subcommand."""
+    out = [("", [o for p in cli.params if isinstance(p, click.Option) for o in p.opts + p.secondary_opts])]
+    ctx = click.Context(cli)
+    for name in COMMANDS:
+        command = cli.get_command(ctx, name)
+        out.append((name, [o for p in command.params if isinstance(p, click.Option) for o in p.opts + p.secondary_opts]))
+    return out
+
+
+def _read(path: str) -> str:
+    with open(os.path.join(REPO_ROOT, path)) as f:
+        return f.read()
+
+
+def test_man_page_documents_every_command_and_option():
+    man = _read("man/xdphints.8").replace("\\-", "-").replace("\\fB", "").replace("\\fR", "").replace("\\fI", "")
+    for name, options in _click_tree():
+        if name:
+            assert re.search(rf"^\.SS {name}\b", man, re.M), f"man page lacks a section for {name}"
+        for opt in options:
+            assert opt in man, f"man page lacks {opt} ({name or 'global'})"
+    for code in range(0, 7):
+        assert re.search(rf"^\.B {code}$|^\.IP {code}\b|^{code}\b", man, re.M), f"exit code {code}"
+
+
+def test_man_page_renders_without_warnings():
+    if not shutil.which("groff"):
+        pytest.fail("groff is missing") if IN_CI else pytest.skip("groff is not installed")
+    res = subprocess.run(["groff", "-man", "-ww", "-z", os.path.join(REPO_ROOT, "man", "xdphints.8")],
+                         capture_output=True, text=True)
+    assert res.returncode == 0 and res.stderr == "", res.stderr
+
+
+def test_readme_documents_every_command_option_and_exit_code():
+    readme = _read("README.md")
+    for name, options in _click_tree():
+        if name:
+            assert f"xdphints {name}" in readme, name
+        for opt in options:
+            assert opt in readme, f"README lacks {opt} ({name or 'global'})"
+    for code in range(0, 7):
+        assert re.search(rf"^\| {code} \|", readme, re.M), f"README lacks exit code {code}"
+
+
+def test_ci_runs_the_readme_test_line():
+    readme = _read("README.md")
+    line = next(l for l in readme.splitlines() if l.startswith("apt-get update && "))
+    assert line.endswith("python3 -m pytest -q")
+    assert "grep -m1 '^apt-get update && ' README.md" in _read(".ci/run")
