@@ -1,0 +1,175 @@
+"""AF_XDP end to end on a veth: a dev-bound hints program fills the metadata area from
+the RX metadata kfuncs and redirects to an XskSocket; UDP comes from the peer netns."""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+
+import pytest
+
+from xsk_helpers import META_LEN, hints_setup, receive, send_udp, static_neigh
+from xdphints_cli import netns
+from xdphints_cli.bpf import syscall as sc
+from xdphints_cli.bpf.insn import R0, R2, R3, call_helper, exit_, mov64_imm
+from xdphints_cli.bpf.link import TcxLink
+from xdphints_cli.bpf.prog import Program
+from xdphints_cli.errors import NotFoundError, NotSupportedError
+from xdphints_cli.xsk.socket import QueueBusyError, XskSocket
+
+pytestmark = pytest.mark.privileged
+
+ENODATA = -errno.ENODATA
+XDP_RSS_L4 = 8
+STAT_KEYS = {"rx_dropped", "rx_invalid_descs", "tx_invalid_descs", "rx_ring_full",
+             "rx_fill_ring_empty_descs", "tx_ring_empty_descs"}
+
+
+def test_hints_metadata_in_front_of_each_frame(veth):
+    with hints_setup(veth) as xsk:
+        assert not xsk.zerocopy
+        send_udp(veth, 25, src_ports=(40000, 40001))
+        got = receive(xsk, 50)
+        stats = xsk.statistics()
+    assert len(got) == 50
+    hashes = {40000: set(), 40001: set()}
+    for (ts, rxhash, htype, ts_ret, hash_ret, vlan_ret, _p, _t), sport, dport, length in got:
+        assert dport == 9999 and length == 14 + 20 + 8 + 32
+        assert ts_ret == 0 and ts == 0           # veth: no hardware timestamp source
+        assert hash_ret == 0 and rxhash != 0 and htype & XDP_RSS_L4
+        assert vlan_ret == ENODATA                # untagged frames
+        hashes[sport].add(rxhash)
+    assert all(len(h) == 1 for h in hashes.values())  # one hash per flow
+    assert set(stats) == STAT_KEYS
+    assert stats["rx_dropped"] == stats["rx_invalid_descs"] == stats["rx_ring_full"] == 0
+
+
+def test_rings_wrap_and_frames_recycle(veth):
+    """64 frames and 64-entry rings; 6 bursts of 50 go round the rings ~5 times."""
+    with hints_setup(veth, frames=64) as xsk:
+        total = 0
+        for _ in range(6):
+            send_udp(veth, 50)
+            total += len(receive(xsk, 50))
+        assert xsk.fill.free() == 0  # every frame is back with the kernel
+        assert xsk.statistics()["rx_dropped"] == 0
+    assert total == 300
+
+
+def test_full_ring_drops_are_counted(veth):
+    """More packets than frames while nobody reads: the surplus is counted, not lost."""
+    with hints_setup(veth, frames=16) as xsk:
+        send_udp(veth, 40)
+        got = receive(xsk, 16)
+        stats = xsk.statistics()
+    assert len(got) == 16
+    assert len(got) + stats["rx_dropped"] + stats["rx_ring_full"] == 40
+    assert stats["rx_fill_ring_empty_descs"] > 0
+
+
+def vlan_push(proto: int, tci: int):
+    return [mov64_imm(R2, socket.htons(proto)), mov64_imm(R3, tci), call_helper(18),
+            mov64_imm(R0, -1), exit_()]
+
+
+def test_vlan_tag_from_tx_vlan_accel(veth):
+    """A tcx egress program on the sender pushes an accel VLAN tag; the receiver's
+    vlan kfunc reports it (proto big-endian, tci host order)."""
+    tci = (5 << 13) | 100
+    static_neigh(veth)  # ARP would be tagged too, and nobody answers tagged ARP
+    with netns.inside(veth.peer_ns):
+        peer_ifindex = socket.if_nametoindex(veth.peer)
+        tc = Program.load(vlan_push(0x8100, tci), prog_type=sc.BPF_PROG_TYPE_SCHED_CLS,
+                          expected_attach_type=sc.BPF_TCX_EGRESS, name="xh_vlan")
+        link = TcxLink.attach(tc.fd, peer_ifindex, sc.BPF_TCX_EGRESS)
+    with tc, link, hints_setup(veth) as xsk:
+        send_udp(veth, 10)
+        got = receive(xsk, 10)
+    assert len(got) == 10
+    for (_ts, _h, _t, _tr, _hr, vlan_ret, proto_be, vtci), *_ in got:
+        assert vlan_ret == 0
+        assert socket.ntohs(proto_be) == 0x8100
+        assert vtci == tci and vtci & 0xFFF == 100 and vtci >> 13 == 5
+
+
+def test_same_queue_rebinds_right_after_close(veth):
+    ifindex = veth.ifindex()
+    with netns.inside(veth.ns):
+        for _ in range(3):
+            with XskSocket(ifindex, 0, frames=64) as xsk:
+                assert xsk.statistics()["rx_dropped"] == 0
+    with hints_setup(veth, frames=64) as xsk:
+        send_udp(veth, 5)
+        assert len(receive(xsk, 5)) == 5
+    with hints_setup(veth, frames=64) as xsk:  # again, at once
+        send_udp(veth, 5)
+        assert len(receive(xsk, 5)) == 5
+
+
+def test_second_socket_on_same_queue_is_busy(veth):
+    ifindex = veth.ifindex()
+    with netns.inside(veth.ns), XskSocket(ifindex, 0, frames=64):
+        with pytest.raises(QueueBusyError) as ei:
+            XskSocket(ifindex, 0, frames=64, bind_retry_s=0)
+    assert ei.value.errno == errno.EBUSY
+
+
+def test_missing_queue_is_a_clear_error(veth):
+    ifindex = veth.ifindex()
+    with netns.inside(veth.ns):
+        with pytest.raises(NotFoundError) as ei:
+            XskSocket(ifindex, 5, frames=64)
+    assert str(ei.value) == "device xh0 has 1 RX queue; queue 5 does not exist"
+    assert ei.value.exit_code == 5
+
+
+def test_queue_count_with_more_queues(veth_factory):
+    pair = veth_factory(rx_queues=4)
+    ifindex = pair.ifindex()
+    with netns.inside(pair.ns):
+        with XskSocket(ifindex, 3, frames=64) as xsk:
+            assert xsk.queue == 3
+        with pytest.raises(NotFoundError, match="has 4 RX queues; queue 4 does not exist"):
+            XskSocket(ifindex, 4, frames=64)
+
+
+def test_zerocopy_not_supported_on_veth(veth):
+    ifindex = veth.ifindex()
+    with netns.inside(veth.ns):
+        with pytest.raises(NotSupportedError, match="zero-copy"):
+            XskSocket(ifindex, 0, frames=64, zerocopy=True)
+
+
+def _socket_maps() -> int:
+    with open("/proc/self/maps") as f:
+        return sum(1 for line in f if "socket:" in line or "XDP" in line)
+
+
+def test_no_fd_or_mapping_leaks(veth):
+    def cycle():
+        with hints_setup(veth, frames=64) as xsk:
+            send_udp(veth, 3)
+            got = receive(xsk, 3)
+            meta = xsk.metadata(0 + 256, META_LEN)  # a view handed out and released
+            meta.release()
+            assert len(got) == 3
+    cycle()  # warm-up: lazy imports, cached objects
+    fds, maps = sorted(os.listdir("/proc/self/fd")), _socket_maps()
+    for _ in range(3):
+        cycle()
+    assert sorted(os.listdir("/proc/self/fd")) == fds
+    assert _socket_maps() == maps
+
+
+def test_closed_socket_refuses_use(veth):
+    ifindex = veth.ifindex()
+    with netns.inside(veth.ns):
+        xsk = XskSocket(ifindex, 0, frames=64)
+    xsk.close()
+    xsk.close()  # idempotent
+    assert xsk.closed
+    with pytest.raises(ValueError):
+        xsk.fd
+
+

@@ -1,0 +1,149 @@
+"""Test helpers: the test hints program, a UDP sender run in the peer namespace."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import struct
+import sys
+from typing import Dict, Iterator, List, Tuple
+
+# one kfunc-id scanner for both test directories
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "bpf"))
+from bpftest_helpers import KFUNCS, vmlinux_func_ids  # noqa: E402,F401
+
+from xdphints_cli import netns
+from xdphints_cli.bpf import syscall as sc
+from xdphints_cli.bpf.link import XdpLink
+from xdphints_cli.bpf.maps import Map
+from xdphints_cli.bpf.prog import Program
+from xdphints_cli.xsk.socket import XskSocket
+from xdphints_cli.bpf.insn import (
+    JGT, JNE, R0, R1, R2, R3, R4, R6, R7, XDP_PASS, Label, add64_imm,
+    call_helper, call_kfunc, exit_, jmp_imm, jmp_reg, ld_map_fd, ldx_mem, mov64_imm,
+    mov64_reg, st_mem, stx_mem,
+)
+
+
+# struct meta (32 bytes) the program writes right before the packet:
+#   u64 timestamp; u32 hash; u32 hash_type; s32 ts_ret; s32 hash_ret; s32 vlan_ret;
+#   be16 vlan_proto; u16 vlan_tci
+META_FMT = "<QIIiiiHH"
+META_LEN = struct.calcsize(META_FMT)
+UDP_PORT = 9999
+HELPER_REDIRECT_MAP = 51
+HELPER_XDP_ADJUST_META = 54
+
+
+def hints_program(xskmap_fd: int, ids: Dict[str, int], port: int = UDP_PORT):
+    """IPv4/UDP to `port` (IHL 5): reserve META_LEN bytes of metadata, fill them from
+    the three kfuncs, redirect to the XSKMAP by rx_queue_index; everything else PASS."""
+    return [
+        mov64_reg(R6, R1),
+        # parse: eth + ipv4 (ihl 5) + udp dport
+        ldx_mem(4, R2, R6, 0),              # data
+        ldx_mem(4, R3, R6, 4),              # data_end
+        mov64_reg(R4, R2), add64_imm(R4, 42),
+        jmp_reg(JGT, R4, R3, "pass"),
+        ldx_mem(2, R4, R2, 12), jmp_imm(JNE, R4, 0x0008, "pass"),   # h_proto == htons(0x800)
+        ldx_mem(1, R4, R2, 14), jmp_imm(JNE, R4, 0x45, "pass"),     # version 4, ihl 5
+        ldx_mem(1, R4, R2, 23), jmp_imm(JNE, R4, 17, "pass"),       # UDP
+        ldx_mem(2, R4, R2, 36),
+        jmp_imm(JNE, R4, ((port & 0xFF) << 8) | (port >> 8), "pass"),  # dport
+        # metadata area
+        mov64_reg(R1, R6), mov64_imm(R2, -META_LEN), call_helper(HELPER_XDP_ADJUST_META),
+        jmp_imm(JNE, R0, 0, "pass"),
+        ldx_mem(4, R7, R6, 8),              # data_meta
+        ldx_mem(4, R3, R6, 0),              # data
+        mov64_reg(R4, R7), add64_imm(R4, META_LEN),
+        jmp_reg(JGT, R4, R3, "pass"),
+        st_mem(8, R7, 0, 0), st_mem(4, R7, 8, 0), st_mem(4, R7, 12, 0), st_mem(4, R7, 28, 0),
+        mov64_reg(R1, R6), mov64_reg(R2, R7),
+        call_kfunc(ids["bpf_xdp_metadata_rx_timestamp"]),
+        stx_mem(4, R7, R0, 16),
+        mov64_reg(R1, R6), mov64_reg(R2, R7), add64_imm(R2, 8),
+        mov64_reg(R3, R7), add64_imm(R3, 12),
+        call_kfunc(ids["bpf_xdp_metadata_rx_hash"]),
+        stx_mem(4, R7, R0, 20),
+        mov64_reg(R1, R6), mov64_reg(R2, R7), add64_imm(R2, 28),
+        mov64_reg(R3, R7), add64_imm(R3, 30),
+        call_kfunc(ids["bpf_xdp_metadata_rx_vlan_tag"]),
+        stx_mem(4, R7, R0, 24),
+        # redirect
+        ldx_mem(4, R2, R6, 16),             # rx_queue_index
+        ld_map_fd(R1, xskmap_fd),
+        mov64_imm(R3, XDP_PASS),
+        call_helper(HELPER_REDIRECT_MAP),
+        exit_(),
+        Label("pass"),
+        mov64_imm(R0, XDP_PASS),
+        exit_(),
+    ]
+
+
+SENDER = """
+import socket, sys
+dst, port, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+srcports = [int(p) for p in sys.argv[4].split(',')]
+socks = []
+for sp in srcports:
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(('', sp))
+    socks.append(s)
+for i in range(count):
+    for s in socks:
+        s.sendto(b'x' * 32, (dst, port))
+"""
+
+
+def send_udp(pair, count: int, src_ports=(40000,), port: int = UDP_PORT) -> None:
+    """Send `count` datagrams per source port from the peer namespace."""
+    pair.run_peer(sys.executable, "-c", SENDER, pair.addr, str(port), str(count),
+                  ",".join(str(p) for p in src_ports))
+
+
+def dev_mac(pair) -> str:
+    return pair.run("cat", f"/sys/class/net/{pair.dev}/address").stdout.strip()
+
+
+def static_neigh(pair) -> None:
+    """Let the peer reach `addr` without ARP (ARP might be tagged or redirected)."""
+    pair.run_peer("ip", "neigh", "replace", pair.addr, "lladdr", dev_mac(pair),
+                  "dev", pair.peer, "nud", "permanent")
+
+
+@contextlib.contextmanager
+def hints_setup(pair, queue: int = 0, **xsk_kw) -> Iterator[XskSocket]:
+    """Dev-bound hints program + XSKMAP + XskSocket on (pair.dev, queue) + XDP link,
+    all created inside the test namespace and closed afterwards in reverse order."""
+    ids = vmlinux_func_ids(KFUNCS)
+    ifindex = pair.ifindex()
+    with contextlib.ExitStack() as stack:
+        with netns.inside(pair.ns):
+            xmap = stack.enter_context(Map.create(sc.BPF_MAP_TYPE_XSKMAP, 4, 4, 64, name="xh_xsks"))
+            prog = stack.enter_context(Program.load(
+                hints_program(xmap.fd, ids), ifindex=ifindex,
+                flags=sc.BPF_F_XDP_DEV_BOUND_ONLY, name="xh_hints"))
+            xsk = stack.enter_context(XskSocket(ifindex, queue, **xsk_kw))
+            xmap.update_u32(queue, xsk.fd)
+            stack.enter_context(XdpLink.attach(prog.fd, ifindex))
+        yield xsk
+
+
+def receive(xsk: XskSocket, want: int, idle_ms: int = 500, cap: int = 100000) -> List[Tuple]:
+    """Read until `want` packets arrived and then one idle poll passes (so extra
+    packets would be seen too), or until the ring stays idle. Returns
+    [(meta tuple, udp sport, udp dport, frame len)]."""
+    got: List[Tuple] = []
+    while len(got) < cap:
+        if not xsk.poll(idle_ms if len(got) < want else 50):
+            if len(got) >= want or not xsk.poll(idle_ms * 4):
+                break
+        n, first = xsk.rx_batch(64)
+        for k in range(n):
+            addr, length = xsk.desc(first + k)
+            meta = struct.unpack(META_FMT, xsk.metadata(addr, META_LEN))
+            sport, dport = struct.unpack_from("!HH", xsk.umem, addr + 34)
+            got.append((meta, sport, dport, length))
+        xsk.rx_release(n)
+    return got
