@@ -1,0 +1,60 @@
+"""Fixtures for the BTF engine tests: vmlinux BTF, bpftool's view of it, tool checks."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from xdphints_cli.btf import sources
+
+IN_CI = os.environ.get("CI") == "true"
+PROGS = os.path.join(os.path.dirname(__file__), "progs")
+
+
+def need_tool(name: str) -> str:
+    """Path of `name`; skip without it, but fail under CI so a skip hides nothing."""
+    path = shutil.which(name)
+    if path is None:
+        msg = f"{name} not installed (apt-get install -y {name})"
+        if IN_CI:
+            pytest.fail(msg)
+        pytest.skip(msg)
+    return path
+
+
+@pytest.fixture(scope="session")
+def vmlinux():
+    if not os.path.exists(sources.VMLINUX):
+        pytest.skip("kernel has no /sys/kernel/btf/vmlinux")
+    return sources.kernel()
+
+
+@pytest.fixture(scope="session")
+def bpftool_vmlinux():
+    """bpftool's raw JSON dump of vmlinux, by type id (run once: it takes a while)."""
+    bpftool = need_tool("bpftool")
+    if not os.path.exists(sources.VMLINUX):
+        pytest.skip("kernel has no /sys/kernel/btf/vmlinux")
+    out = subprocess.run([bpftool, "-j", "btf", "dump", "file", sources.VMLINUX],
+                         check=True, capture_output=True).stdout
+    return {t["id"]: t for t in json.loads(out)["types"]}
+
+
+def build_bpf(src: str, out_dir) -> str:
+    """Compile tests/btf/progs/`src` with clang into `out_dir`; the .o path."""
+    clang = need_tool("clang")
+    obj = os.path.join(str(out_dir), os.path.splitext(src)[0] + ".o")
+    r = subprocess.run([clang, "-O2", "-g", "-target", "bpf", "-c",
+                        os.path.join(PROGS, src), "-o", obj], capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.fail(f"clang failed:\n{r.stderr}")
+    return obj
+
+
+@pytest.fixture
+def hints_object(tmp_path) -> str:
+    return build_bpf("xdp_hints_example.c", tmp_path)

@@ -1,0 +1,392 @@
+"""C rendering of BTF types (presentation only: parsing lives in reader/spec).
+
+`type_name` gives abstract C type names; `render` one definition; `dump_c` a set of
+types with everything they depend on, in an order a C compiler accepts.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, Iterable, List, Optional, Set, Tuple
+
+from ..errors import BTFError
+from . import types as T
+from . import wire
+from .spec import Spec, recursion_guard
+
+_NESTING = wire.MAX_NESTING
+
+
+class Names:
+    """C names for types, with `___N` suffixes where BTF has several types (or
+    enumerators) with one name, as bpftool's btf_dump does."""
+
+    def __init__(self, spec: Spec):
+        self.spec = spec
+        self._tags: Dict[int, str] = {}
+        self._idents: Dict[Tuple[int, int], str] = {}
+        self._tag_count: Dict[str, int] = {}
+        self._ident_count: Dict[str, int] = {}
+
+    @staticmethod
+    def _unique(count: Dict[str, int], name: str) -> str:
+        n = count.get(name, 0) + 1
+        count[name] = n
+        return name if n == 1 else f"{name}___{n}"
+
+    def tag(self, t: T.Type) -> str:
+        name = self._tags.get(t.id)
+        if name is None:
+            if isinstance(t, T.Fwd):
+                # A forward declaration names the same tag as its definition.
+                name = t.name
+            else:
+                name = self._unique(self._tag_count, t.name)
+            self._tags[t.id] = name
+        return name
+
+    def ident(self, t: T.Type, index: int = -1) -> str:
+        key = (t.id, index)
+        name = self._idents.get(key)
+        if name is None:
+            raw = t.name if index < 0 else t.values[index].name  # type: ignore[attr-defined]
+            name = self._unique(self._ident_count, raw)
+            self._idents[key] = name
+        return name
+
+
+class _Plain(Names):
+    """No renaming: for one-off type names."""
+
+    def tag(self, t: T.Type) -> str:
+        return t.name
+
+    def ident(self, t: T.Type, index: int = -1) -> str:
+        return t.name if index < 0 else t.values[index].name  # type: ignore[attr-defined]
+
+
+def _join(base: str, inner: str) -> str:
+    if not inner:
+        return base
+    if inner[0] == "[" or base.endswith("*"):
+        return base + inner
+    return f"{base} {inner}"
+
+
+class _Renderer:
+    def __init__(self, spec: Spec, names: Optional[Names] = None, offsets: bool = False):
+        self.spec = spec
+        self.names = names or _Plain(spec)
+        self.offsets = offsets
+        self.anon_enums: Set[int] = set()
+
+    # -- declarators -------------------------------------------------------------------
+
+    def decl(self, tid: int, inner: str = "", indent: int = 0, depth: int = 0) -> str:
+        """`tid` declared as `inner` ('' for an abstract type name)."""
+        if depth > _NESTING:
+            raise BTFError(f"type {tid}: declarator nesting too deep or cyclic")
+        spec = self.spec
+        t = spec[tid]
+        k = t.kind
+        if k == wire.KIND_PTR:
+            target = self._skip_tags(t.type, depth)  # type: ignore[attr-defined]
+            tk = spec.kind_of(target)
+            star = "*" + inner
+            if tk in (wire.KIND_ARRAY, wire.KIND_FUNC_PROTO):
+                star = f"({star})"
+            return self.decl(target, star, indent, depth + 1)
+        if k == wire.KIND_ARRAY:
+            if inner.startswith("*"):
+                inner = f"({inner})"
+            return self.decl(t.type, f"{inner}[{t.nelems}]", indent, depth + 1)  # type: ignore
+        if k == wire.KIND_FUNC_PROTO:
+            return self.decl(t.return_type, f"{inner}({self.params(t, depth)})",  # type: ignore
+                             indent, depth + 1)
+        if k in (wire.KIND_CONST, wire.KIND_VOLATILE, wire.KIND_RESTRICT):
+            q = {wire.KIND_CONST: "const", wire.KIND_VOLATILE: "volatile",
+                 wire.KIND_RESTRICT: "restrict"}[k]
+            target = self._skip_tags(t.type, depth)  # type: ignore[attr-defined]
+            if spec.kind_of(target) == wire.KIND_PTR:
+                return self.decl(target, f"{q} {inner}".rstrip(), indent, depth + 1)
+            return f"{q} " + self.decl(target, inner, indent, depth + 1)
+        if k == wire.KIND_TYPE_TAG:
+            return self.decl(t.type, inner, indent, depth + 1)  # type: ignore[attr-defined]
+        if k == wire.KIND_FUNC:
+            return self.decl(t.type, inner or self.names.ident(t), indent, depth + 1)  # type: ignore
+        if k == wire.KIND_VAR or k == wire.KIND_DECL_TAG:
+            return self.decl(t.type, inner or t.name, indent, depth + 1)  # type: ignore
+        return _join(self.base_name(t, indent, depth), inner)
+
+    def _skip_tags(self, tid: int, depth: int) -> int:
+        for _ in range(wire.MAX_RESOLVE_DEPTH):
+            if self.spec.kind_of(tid) != wire.KIND_TYPE_TAG:
+                return tid
+            tid = self.spec[tid].type  # type: ignore[attr-defined]
+        raise BTFError(f"type tag chain too long or cyclic at {tid}")
+
+    def params(self, proto: T.FuncProto, depth: int) -> str:
+        ps = [self.decl(p.type, p.name, 0, depth + 1) for p in proto.params]
+        if proto.variadic:
+            ps.append("...")
+        return ", ".join(ps) or "void"
+
+    def base_name(self, t: T.Type, indent: int, depth: int) -> str:
+        if isinstance(t, T.Void):
+            return "void"
+        if isinstance(t, T.Composite):
+            kw = "struct" if t.kind == wire.KIND_STRUCT else "union"
+            if t.name:
+                return f"{kw} {self.names.tag(t)}"
+            if indent < 0:
+                return f"{kw} {{...}}"
+            return self.composite_body(t, indent, depth + 1)
+        if isinstance(t, T.Enum):
+            if t.name:
+                return f"enum {self.names.tag(t)}"
+            if indent < 0:
+                return "enum {...}"
+            if t.id in self.anon_enums:
+                # Its enumerators exist already; defining them twice is an error in C.
+                u = "" if t.signed else "unsigned "
+                return {1: f"{u}char", 2: f"{u}short", 8: f"{u}long long"}.get(
+                    t.size, f"{u}int")
+            self.anon_enums.add(t.id)
+            return self.enum_body(t, indent)
+        if isinstance(t, T.Fwd):
+            return f"{'union' if t.union else 'struct'} {self.names.tag(t)}"
+        if isinstance(t, T.Typedef):
+            return self.names.ident(t)
+        if isinstance(t, T.Datasec):
+            return f"/* DATASEC {t.name} */"
+        return t.name or "void"
+
+    # -- bodies ------------------------------------------------------------------------
+
+    def composite_body(self, t: T.Composite, indent: int, depth: int = 0) -> str:
+        if depth > _NESTING:
+            raise BTFError(f"type {t.id}: anonymous struct nesting too deep or cyclic")
+        kw = "struct" if t.kind == wire.KIND_STRUCT else "union"
+        head = f"{kw} {self.names.tag(t)} {{" if t.name else f"{kw} {{"
+        pad = "\t" * (indent + 1)
+        lines = [head]
+        for m in t.members:
+            d = self.decl(m.type, m.name, indent + 1, depth + 1)
+            if m.bitfield_size:
+                d += f": {m.bitfield_size}"
+            line = f"{pad}{d};"
+            if self.offsets:
+                line += "\t" + self._offset_comment(m)
+            lines.append(line)
+        tail = "\t" * indent + "}"
+        if self._packed(t):
+            tail += " __attribute__((packed))"
+        if self.offsets and indent == 0:
+            lines.append(f"{pad}/* size: {t.size} */")
+        lines.append(tail)
+        return "\n".join(lines)
+
+    def _offset_comment(self, m: T.Member) -> str:
+        try:
+            size = self.spec.size_of(m.type)
+        except BTFError:
+            size = 0
+        if m.bitfield_size:
+            return f"/* {m.bit_offset // 8}:{m.bit_offset % 8} {size} */"
+        return f"/* {m.bit_offset // 8} {size} */"
+
+    def _packed(self, t: T.Composite) -> bool:
+        try:
+            natural = 1
+            for m in t.members:
+                a = self.spec.align_of(m.type)
+                natural = max(natural, a)
+                if not m.bitfield_size and m.bit_offset % (8 * a):
+                    return True
+            return bool(t.size % natural)
+        except BTFError:
+            return False
+
+    def enum_body(self, t: T.Enum, indent: int) -> str:
+        head = f"enum {self.names.tag(t)} {{" if t.name else "enum {"
+        pad = "\t" * (indent + 1)
+        lines = [head]
+        big = t.kind == wire.KIND_ENUM64
+        for i, v in enumerate(t.values):
+            val = str(v.value)
+            if big and (v.value > 0x7FFFFFFF or v.value < -0x80000000):
+                val += "LL" if v.value < 0 else "ULL"
+            lines.append(f"{pad}{self.names.ident(t, i)} = {val},")
+        lines.append("\t" * indent + "}")
+        return "\n".join(lines)
+
+    def definition(self, tid: int) -> str:
+        t = self.spec[tid]
+        if isinstance(t, T.Composite):
+            return self.composite_body(t, 0) + ";"
+        if isinstance(t, T.Enum):
+            return self.enum_body(t, 0) + ";"
+        if isinstance(t, T.Fwd):
+            return f"{'union' if t.union else 'struct'} {self.names.tag(t)};"
+        if isinstance(t, T.Typedef):
+            return f"typedef {self.decl(t.type, self.names.ident(t))};"
+        if isinstance(t, T.Func):
+            proto = self.spec[t.type]
+            linkage = "static " if t.linkage == wire.LINKAGE_STATIC else "extern "
+            return linkage + self.decl(t.type, self.names.ident(t)) + ";" \
+                if isinstance(proto, T.FuncProto) else f"/* FUNC {t.name}: bad prototype */"
+        if isinstance(t, T.Var):
+            return f"extern {self.decl(t.type, t.name)};"
+        return self.decl(tid) + ";"
+
+
+@recursion_guard
+def type_name(spec: Spec, type_id: int) -> str:
+    """An abstract C type name: 'struct foo *', 'unsigned int[4]', 'int (*)(void)'."""
+    r = _Renderer(spec)
+    return r.decl(type_id, "", indent=-1)
+
+
+@recursion_guard
+def declaration(spec: Spec, type_id: int, name: str) -> str:
+    """`type_id` declared as `name`: 'char comm[16]', 'int (*fn)(void)'."""
+    return _Renderer(spec).decl(type_id, name, indent=-1)
+
+
+@recursion_guard
+def render(spec: Spec, type_id: int, offsets: bool = False) -> str:
+    """One definition, bpftool style ('struct foo {...};'), optionally with pahole-like
+    /* offset size */ comments. Functions render as prototypes."""
+    return _Renderer(spec, offsets=offsets).definition(type_id)
+
+
+@recursion_guard
+def func_prototype(spec: Spec, func_id: int) -> str:
+    """'int bpf_xdp_metadata_rx_hash(const struct xdp_md *ctx, u32 *hash, ...)'."""
+    t = spec[func_id]
+    if not isinstance(t, T.Func):
+        raise BTFError(f"type {func_id} is {t.kind_name}, not FUNC")
+    return _Renderer(spec).decl(t.type, t.name, indent=-1)
+
+
+# -- dependency-ordered dumps -------------------------------------------------------------
+
+_DECLARED, _DEFINED, _BUSY = 1, 2, 3
+
+
+class _Dumper:
+    """Emit types so that every use follows what it needs.
+
+    A by-value use needs the complete type; a use behind a pointer needs only a
+    declaration (a forward 'struct foo;' or the typedef). That is the whole ordering
+    rule; anything by value that reaches itself again is not valid C and is reported.
+    """
+
+    def __init__(self, spec: Spec, offsets: bool):
+        self.spec = spec
+        self.r = _Renderer(spec, Names(spec), offsets)
+        self.state: Dict[int, int] = {}
+        self.declared: Set[int] = set()
+        self.out: List[str] = []
+        self.depth = 0
+
+    def need(self, tid: int, complete: bool, depth: int = 0) -> None:
+        if depth > _NESTING:
+            raise BTFError(f"type {tid}: dependency chain too deep or cyclic")
+        spec = self.spec
+        t = spec[tid]
+        if isinstance(t, T.Ptr):
+            self.need(t.type, False, depth + 1)
+        elif isinstance(t, T.Array):
+            self.need(t.type, True, depth + 1)
+        elif isinstance(t, (T.Const, T.Volatile, T.Restrict, T.TypeTag)):
+            self.need(t.type, complete, depth + 1)
+        elif isinstance(t, T.FuncProto):
+            self.need(t.return_type, False, depth + 1)
+            for p in t.params:
+                self.need(p.type, False, depth + 1)
+        elif isinstance(t, T.Func):
+            self.need(t.type, False, depth + 1)
+        elif isinstance(t, T.Var):
+            self.need(t.type, True, depth + 1)
+        elif isinstance(t, T.Typedef):
+            self.typedef(t, depth + 1)
+            if complete:
+                self.need(t.type, True, depth + 1)
+        elif isinstance(t, T.Composite):
+            if not t.name:
+                for m in t.members:  # emitted inline: needs what its members need
+                    self.need(m.type, True, depth + 1)
+            elif complete:
+                self.define(t, depth + 1)
+            elif tid not in self.declared and self.state.get(tid) != _DEFINED:
+                self.declared.add(tid)
+                self.out.append(f"{'struct' if t.kind == wire.KIND_STRUCT else 'union'} "
+                                f"{self.r.names.tag(t)};")
+        elif isinstance(t, T.Enum):
+            if t.name and tid not in self.state:
+                self.state[tid] = _DEFINED
+                self.out.append(self.r.definition(tid))
+        elif isinstance(t, T.Fwd):
+            if tid not in self.state:
+                self.state[tid] = _DECLARED
+                self.out.append(self.r.definition(tid))
+
+    def define(self, t: T.Composite, depth: int) -> None:
+        st = self.state.get(t.id)
+        if st == _DEFINED:
+            return
+        if st == _BUSY:
+            raise BTFError(f"{t.kind_name} {t.name} ({t.id}) contains itself by value")
+        self.state[t.id] = _BUSY
+        for m in t.members:
+            self.need(m.type, True, depth + 1)
+        self.out.append(self.r.definition(t.id))
+        self.state[t.id] = _DEFINED
+
+    def typedef(self, t: T.Typedef, depth: int) -> None:
+        st = self.state.get(t.id)
+        if st == _DEFINED:
+            return
+        if st == _BUSY:
+            raise BTFError(f"typedef {t.name} ({t.id}) refers to itself")
+        self.state[t.id] = _BUSY
+        # The typedef line itself: a struct tag is enough, arrays need complete types.
+        self.need(t.type, False, depth + 1)
+        if self.spec.kind_of(self.spec.resolve(t.type)) == wire.KIND_ARRAY:
+            self.need(t.type, True, depth + 1)
+        self.out.append(self.r.definition(t.id))
+        self.state[t.id] = _DEFINED
+
+    def top(self, tid: int) -> None:
+        t = self.spec[tid]
+        if isinstance(t, T.Composite) and t.name:
+            self.define(t, 0)
+        elif isinstance(t, T.Enum) and not t.name:
+            if tid not in self.r.anon_enums:  # anonymous enums carry constants: keep them
+                self.r.anon_enums.add(tid)
+                self.out.append(self.r.definition(tid))
+        elif isinstance(t, (T.Func, T.Var)):
+            self.need(tid, True)
+            if tid not in self.state:
+                self.state[tid] = _DEFINED
+                self.out.append(self.r.definition(tid))
+        elif isinstance(t, (T.Typedef, T.Enum, T.Fwd)):
+            self.need(tid, True)
+
+
+@recursion_guard
+def dump_c(spec: Spec, type_ids: Optional[Iterable[int]] = None, offsets: bool = False,
+           guard: Optional[str] = None) -> str:
+    """C source for `type_ids` (default: every type) and all their dependencies,
+    ordered so that it compiles; forward declarations only where needed."""
+    d = _Dumper(spec, offsets)
+    ids = spec.own_ids() if type_ids is None else type_ids
+    for tid in ids:
+        k = spec.kind_of(tid)
+        if type_ids is None and k in (wire.KIND_FUNC, wire.KIND_VAR):
+            continue  # like bpftool: a header of types, not of functions
+        d.top(tid)
+    body = "\n\n".join(d.out) + "\n"
+    if guard:
+        return f"#ifndef {guard}\n#define {guard}\n\n{body}\n#endif /* {guard} */\n"
+    return body

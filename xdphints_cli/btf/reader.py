@@ -1,0 +1,250 @@
+"""Parse BTF bytes into a Spec, in stages like libbpf's btf.c.
+
+1. header: magic (either byte order), version, section bounds;
+2. string section: starts (unless split) and ends with NUL;
+3. type section: one pass that finds where each record starts, checking that it fits;
+4. validation: every type id and string offset in range, kind-specific rules.
+
+Nothing else may look at a record before stage 4 succeeded, so the Spec can index
+without re-checking. Only BTFError ever leaves this module on bad input.
+"""
+
+from __future__ import annotations
+
+import sys
+from array import array
+from typing import List, Optional
+
+from ..errors import BTFError
+from . import wire
+from .spec import Spec
+
+_K = wire  # short alias inside the hot loop's setup only
+
+
+def parse(blob: bytes, base: Optional[Spec] = None) -> Spec:
+    """Parse raw BTF (as in /sys/kernel/btf/* or an ELF .BTF section).
+
+    With `base`, the blob is split BTF: its type ids and string offsets continue the
+    base's (a kernel module's BTF over vmlinux).
+    """
+    try:
+        return _parse(memoryview(blob).cast("B"), base)
+    except BTFError:
+        raise
+    except (ValueError, IndexError, OverflowError, TypeError, MemoryError) as e:
+        # Defensive: a check above should have caught this, but hostile input must
+        # never surface as anything but BTFError.
+        raise BTFError(f"malformed BTF: {e}") from None
+
+
+def _parse(mv: memoryview, base: Optional[Spec]) -> Spec:
+    if len(mv) < wire.HEADER_LEN:
+        raise BTFError(f"BTF too short for a header: {len(mv)} bytes")
+    magic_le = mv[0] | (mv[1] << 8)
+    if magic_le == wire.MAGIC:
+        order = "<"
+    elif magic_le == 0x9FEB:
+        order = ">"
+    else:
+        raise BTFError(f"bad BTF magic 0x{magic_le:04x} (want 0x{wire.MAGIC:04x})")
+    import struct
+
+    _, version, flags, hdr_len, type_off, type_len, str_off, str_len = struct.unpack_from(
+        order + "HBBIIIII", mv, 0)
+    if version != wire.VERSION:
+        raise BTFError(f"unsupported BTF version {version}")
+    if flags != 0:
+        raise BTFError(f"unsupported BTF flags 0x{flags:x}")
+    if hdr_len < wire.HEADER_LEN or hdr_len > len(mv):
+        raise BTFError(f"bad BTF header length {hdr_len} (blob is {len(mv)} bytes)")
+    # A longer header is fine if the extra bytes are zero (as libbpf accepts).
+    if any(mv[wire.HEADER_LEN:hdr_len]):
+        raise BTFError("unknown non-zero fields in BTF header")
+    data_len = len(mv) - hdr_len
+    if type_off + type_len > data_len or str_off + str_len > data_len:
+        raise BTFError("BTF section extends past the end of the data")
+    if type_off % 4:
+        raise BTFError(f"BTF type section offset {type_off} is not 4-byte aligned")
+    if type_len % 4:
+        raise BTFError(f"BTF type section length {type_len} is not a multiple of 4")
+    if type_off < str_off < type_off + type_len or str_off < type_off < str_off + str_len:
+        raise BTFError("BTF type and string sections overlap")
+
+    strs = bytes(mv[hdr_len + str_off:hdr_len + str_off + str_len])
+    _check_strings(strs, base)
+
+    words = array("I")
+    words.frombytes(mv[hdr_len + type_off:hdr_len + type_off + type_len])
+    if (order == "<") != (sys.byteorder == "little"):
+        words.byteswap()
+
+    start_id = base.n_types if base is not None else 1
+    str_start = base.str_end if base is not None else 0
+    offs = _index(words)
+    n_types = start_id + len(offs)
+    if n_types > wire.MAX_TYPES:
+        raise BTFError(f"too many BTF types: {n_types}")
+    _validate(words, offs, start_id, n_types, str_start, str_start + len(strs), base)
+    return Spec(words, offs, strs, start_id=start_id, str_start=str_start, base=base,
+                byteorder=order)
+
+
+def _check_strings(strs: bytes, base: Optional[Spec]) -> None:
+    if not strs:
+        if base is None:
+            raise BTFError("BTF string section is empty")
+        return
+    if base is None and strs[0] != 0:
+        raise BTFError("BTF string section does not start with an empty string")
+    if strs[-1] != 0:
+        raise BTFError("BTF string section is not NUL-terminated")
+    if len(strs) > wire.MAX_NAME_OFFSET:
+        raise BTFError("BTF string section too large")
+
+
+def _index(w: array) -> array:
+    """Offsets (in words) of every type record, checking each record fits."""
+    offs = array("I")
+    append = offs.append
+    n = len(w)
+    extra = wire.EXTRA_WORDS
+    per = wire.VLEN_WORDS
+    i = 0
+    while i < n:
+        if i + 3 > n:
+            raise BTFError(f"BTF type {len(offs) + 1} truncated")
+        info = w[i + 1]
+        kind = (info >> 24) & 0x1F
+        append(i)
+        if kind in per:
+            i += 3 + per[kind] * (info & 0xFFFF)
+        elif kind in extra:
+            i += 3 + extra[kind]
+        elif 0 < kind <= wire.KIND_MAX:
+            i += 3
+        else:
+            raise BTFError(f"BTF type at word {i} has unknown kind {kind}")
+    if i != n:
+        raise BTFError(f"BTF type {len(offs)} (kind {wire.KIND_NAMES.get(kind, kind)}, "
+                       f"vlen {info & 0xFFFF}) extends past the type section")
+    return offs
+
+
+def _validate(w: array, offs: array, start_id: int, n_types: int, str_start: int,
+              str_end: int, base: Optional[Spec]) -> None:
+    """Check ids, string offsets and per-kind rules of every record.
+
+    Names and referenced ids are gathered with slices (C speed) and range-checked in
+    bulk; only on failure do we go back to find which type was at fault.
+    """
+    names: List[int] = []
+    refs: List[int] = []
+    funcs: List[int] = []
+    tags: List[int] = []
+    na = names.append
+    ra = refs.append
+    tid = start_id
+    for i in offs:
+        info = w[i + 1]
+        kind = (info >> 24) & 0x1F
+        vlen = info & 0xFFFF
+        na(w[i])
+        if kind == wire.KIND_STRUCT or kind == wire.KIND_UNION:
+            j = i + 3 + 3 * vlen
+            names.extend(w[i + 3:j:3])
+            refs.extend(w[i + 4:j:3])
+        elif kind == wire.KIND_FUNC_PROTO:
+            j = i + 3 + 2 * vlen
+            ra(w[i + 2])
+            names.extend(w[i + 3:j:2])
+            refs.extend(w[i + 4:j:2])
+            if vlen and w[j - 2] == 0 and w[j - 1] == 0:
+                pass  # varargs marker: fine only as the last parameter, which it is
+        elif kind in wire.REF_KINDS:
+            ra(w[i + 2])
+            if kind == wire.KIND_FUNC:
+                funcs.append(tid)
+                if vlen > wire.LINKAGE_EXTERN:
+                    raise BTFError(f"BTF FUNC {tid} has bad linkage {vlen}")
+            elif kind == wire.KIND_DECL_TAG:
+                tags.append(tid)
+        elif kind == wire.KIND_ENUM:
+            names.extend(w[i + 3:i + 3 + 2 * vlen:2])
+            if w[i + 2] not in (1, 2, 4, 8):
+                raise BTFError(f"BTF ENUM {tid} has bad size {w[i + 2]}")
+        elif kind == wire.KIND_ENUM64:
+            names.extend(w[i + 3:i + 3 + 3 * vlen:3])
+            if w[i + 2] not in (1, 2, 4, 8):
+                raise BTFError(f"BTF ENUM64 {tid} has bad size {w[i + 2]}")
+        elif kind == wire.KIND_ARRAY:
+            ra(w[i + 3])
+            ra(w[i + 4])
+        elif kind == wire.KIND_INT:
+            size = w[i + 2]
+            enc = w[i + 3]
+            bits = enc & 0xFF
+            off = (enc >> 16) & 0xFF
+            if size not in (1, 2, 4, 8, 16) or bits == 0 or off + bits > size * 8 \
+                    or enc & 0xF000FF00 or (enc >> 24) & ~7:
+                raise BTFError(f"BTF INT {tid} has bad size/encoding "
+                               f"(size {size}, encoding 0x{enc:08x})")
+        elif kind == wire.KIND_DATASEC:
+            refs.extend(w[i + 3:i + 3 + 3 * vlen:3])
+        elif kind == wire.KIND_FLOAT:
+            if w[i + 2] not in (2, 4, 8, 12, 16):
+                raise BTFError(f"BTF FLOAT {tid} has bad size {w[i + 2]}")
+        tid += 1
+
+    if names and (max(names) >= str_end or (str_start and min(names) < 0)):
+        bad = max(names)
+        raise BTFError(f"BTF string offset {bad} out of range (string section ends "
+                       f"at {str_end}){_who(w, offs, start_id, bad, names=True)}")
+    if refs and max(refs) >= n_types:
+        bad = max(refs)
+        raise BTFError(f"BTF type id {bad} out of range (have {n_types} types)"
+                       f"{_who(w, offs, start_id, bad, names=False)}")
+
+    def kind_of(t: int) -> int:
+        if t < start_id:
+            return base.kind_of(t) if base is not None else wire.KIND_UNKN
+        return (w[offs[t - start_id] + 1] >> 24) & 0x1F
+
+    for t in funcs:
+        proto = w[offs[t - start_id] + 2]
+        if kind_of(proto) != wire.KIND_FUNC_PROTO:
+            raise BTFError(f"BTF FUNC {t} refers to type {proto}, not a FUNC_PROTO")
+    for t in tags:
+        i = offs[t - start_id]
+        target = w[i + 2]
+        comp = w[i + 3]
+        if comp == 0xFFFFFFFF:
+            continue
+        tk = kind_of(target)
+        if tk in (wire.KIND_STRUCT, wire.KIND_UNION):
+            limit = _vlen_of(w, offs, start_id, base, target)
+        elif tk == wire.KIND_FUNC:
+            proto = (w[offs[target - start_id] + 2] if target >= start_id
+                     else base[target].type)
+            limit = _vlen_of(w, offs, start_id, base, proto)
+        else:
+            raise BTFError(f"BTF DECL_TAG {t} has component {comp} on a "
+                           f"{wire.KIND_NAMES[tk]}")
+        if comp >= limit:
+            raise BTFError(f"BTF DECL_TAG {t} component {comp} out of range ({limit})")
+
+
+def _vlen_of(w: array, offs: array, start_id: int, base: Optional[Spec], t: int) -> int:
+    if t < start_id:
+        return base.vlen_of(t) if base is not None else 0
+    return w[offs[t - start_id] + 1] & 0xFFFF
+
+
+def _who(w: array, offs: array, start_id: int, bad: int, names: bool) -> str:
+    """Slow path for error messages: which type holds the bad value."""
+    for n, i in enumerate(offs):
+        end = offs[n + 1] if n + 1 < len(offs) else len(w)
+        if bad in w[i:end]:
+            kind = (w[i + 1] >> 24) & 0x1F
+            return f" in {wire.KIND_NAMES.get(kind, kind)} type {start_id + n}"
+    return ""

@@ -1,0 +1,178 @@
+"""Where BTF comes from: raw BTF files, ELF objects (.o, .ko), the running kernel."""
+
+from __future__ import annotations
+
+import os
+from typing import Dict, Optional
+
+from ..errors import BTFError, NotFoundError, PermissionDeniedError, XdpHintsError
+from . import wire
+from .reader import parse
+from .spec import Spec
+
+KERNEL_BTF_DIR = "/sys/kernel/btf"
+VMLINUX = os.path.join(KERNEL_BTF_DIR, "vmlinux")
+ELF_MAGIC = b"\x7fELF"
+_BTF_MAGICS = (b"\x9f\xeb", b"\xeb\x9f")
+
+_kernel: Optional[Spec] = None
+_kernel_blob: Optional[bytes] = None
+_modules: Dict[str, Spec] = {}
+
+
+def read_file(path: str) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except FileNotFoundError:
+        raise NotFoundError(f"{path}: no such file") from None
+    except PermissionError:
+        raise PermissionDeniedError(f"{path}: permission denied") from None
+    except IsADirectoryError:
+        raise XdpHintsError(f"{path}: is a directory") from None
+    except OSError as e:
+        raise XdpHintsError(f"{path}: {e.strerror or e}") from None
+
+
+def detect(path: str) -> str:
+    """'btf' for raw BTF, 'elf' for an ELF object, by content (not by file name)."""
+    head = read_file_head(path, 4)
+    return _detect_bytes(head, path)
+
+
+def read_file_head(path: str, n: int) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read(n)
+    except FileNotFoundError:
+        raise NotFoundError(f"{path}: no such file") from None
+    except PermissionError:
+        raise PermissionDeniedError(f"{path}: permission denied") from None
+    except OSError as e:
+        raise XdpHintsError(f"{path}: {e.strerror or e}") from None
+
+
+def _detect_bytes(head: bytes, path: str) -> str:
+    if head[:4] == ELF_MAGIC:
+        return "elf"
+    if head[:2] in _BTF_MAGICS:
+        return "btf"
+    raise BTFError(f"{path}: neither raw BTF nor an ELF object")
+
+
+def load(path: str, base: Optional[Spec] = None) -> Spec:
+    """Raw BTF or the .BTF of an ELF object, whichever `path` holds."""
+    data = read_file(path)
+    if _detect_bytes(data[:4], path) == "elf":
+        return _from_elf(data, path, base)
+    return _parse(data, path, base)
+
+
+def load_raw(path: str, base: Optional[Spec] = None) -> Spec:
+    data = read_file(path)
+    if data[:2] not in _BTF_MAGICS:
+        raise BTFError(f"{path}: not a raw BTF file (bad magic)")
+    return _parse(data, path, base)
+
+
+def load_elf(path: str, base: Optional[Spec] = None) -> Spec:
+    """BTF of a clang-built BPF object, or of a kernel module (split over vmlinux,
+    unless `base` is given)."""
+    data = read_file(path)
+    if data[:4] != ELF_MAGIC:
+        raise BTFError(f"{path}: not an ELF object")
+    return _from_elf(data, path, base)
+
+
+def _parse(data: bytes, path: str, base: Optional[Spec]) -> Spec:
+    try:
+        return parse(data, base)
+    except BTFError as e:
+        raise BTFError(f"{path}: {e}") from None
+
+
+def elf_btf_section(data: bytes, path: str = "object"):
+    """(.BTF bytes, is_kernel_module) from an ELF image."""
+    import io
+
+    from elftools.common.exceptions import ELFError
+    from elftools.elf.elffile import ELFFile
+
+    try:
+        elf = ELFFile(io.BytesIO(data))
+        sec = elf.get_section_by_name(".BTF")
+        if sec is None:
+            raise NotFoundError(f"{path}: object has no BTF: compile with clang -g")
+        if sec.header["sh_type"] == "SHT_NOBITS":
+            raise BTFError(f"{path}: .BTF section has no data")
+        blob = sec.data()
+        is_module = (elf.get_section_by_name(".modinfo") is not None or
+                     elf.get_section_by_name(".gnu.linkonce.this_module") is not None)
+    except (ELFError, ValueError, KeyError, IndexError, OSError) as e:
+        # pyelftools raises a mix of exceptions on damaged files.
+        raise BTFError(f"{path}: malformed ELF: {e}") from None
+    except Exception as e:  # struct.error and construct errors from pyelftools
+        if isinstance(e, XdpHintsError):
+            raise
+        raise BTFError(f"{path}: malformed ELF: {e}") from None
+    return blob, is_module
+
+
+def _from_elf(data: bytes, path: str, base: Optional[Spec]) -> Spec:
+    blob, is_module = elf_btf_section(data, path)
+    if base is None and is_module:
+        base = kernel()
+    return _parse(blob, f"{path} .BTF", base)
+
+
+def kernel_blob() -> bytes:
+    """The raw bytes of /sys/kernel/btf/vmlinux (read once per process)."""
+    global _kernel_blob
+    if _kernel_blob is None:
+        if not os.path.exists(VMLINUX):
+            raise NotFoundError(f"{VMLINUX} missing: kernel built without "
+                                "CONFIG_DEBUG_INFO_BTF")
+        _kernel_blob = read_file(VMLINUX)
+    return _kernel_blob
+
+
+def kernel() -> Spec:
+    """The running kernel's BTF (parsed once per process)."""
+    global _kernel
+    if _kernel is None:
+        _kernel = _parse(kernel_blob(), VMLINUX, None)
+    return _kernel
+
+
+def module(name: str) -> Spec:
+    """A loaded module's BTF, split over vmlinux."""
+    if not name or "/" in name or name.startswith(".") or name == "vmlinux":
+        raise NotFoundError(f"bad kernel module name {name!r}")
+    spec = _modules.get(name)
+    if spec is None:
+        path = os.path.join(KERNEL_BTF_DIR, name)
+        if not os.path.exists(path):
+            raise NotFoundError(f"no BTF for module {name!r} (is it loaded?)")
+        spec = _parse(read_file(path), path, kernel())
+        _modules[name] = spec
+    return spec
+
+
+def kernel_modules() -> list:
+    """Names of modules that have BTF in /sys/kernel/btf."""
+    try:
+        return sorted(n for n in os.listdir(KERNEL_BTF_DIR) if n != "vmlinux")
+    except OSError:
+        return []
+
+
+def _reset_cache() -> None:
+    """For tests."""
+    global _kernel, _kernel_blob
+    _kernel = None
+    _kernel_blob = None
+    _modules.clear()
+
+
+__all__ = ["detect", "load", "load_raw", "load_elf", "kernel", "kernel_blob", "module",
+           "kernel_modules", "elf_btf_section", "wire"]
