@@ -173,3 +173,36 @@ def test_closed_socket_refuses_use(veth):
         xsk.fd
 
 
+
+
+def test_dev_bound_program_uses_driver_kfuncs(veth_factory):
+    """bpftool shows the kfunc calls rewritten to veth's implementations; a dev-bound
+    program refuses another device and generic mode (EINVAL without a message: the
+    link API has no extack, unlike netlink attach)."""
+    import subprocess
+
+    from xsk_helpers import KFUNCS, hints_program, vmlinux_func_ids
+    from xdphints_cli.bpf.link import XdpLink
+    from xdphints_cli.bpf.maps import Map
+    from xdphints_cli.errors import KernelError
+
+    a, b = veth_factory(), veth_factory()
+    ids = vmlinux_func_ids(KFUNCS)
+    ifindex_a = a.ifindex()
+    with netns.inside(a.ns), Map.create(sc.BPF_MAP_TYPE_XSKMAP, 4, 4, 1) as xmap, \
+            Program.load(hints_program(xmap.fd, ids), ifindex=ifindex_a,
+                         flags=sc.BPF_F_XDP_DEV_BOUND_ONLY, name="xh_bound") as prog:
+        info = prog.info()
+        assert info.ifindex == 0  # dev-bound (not offloaded) programs report 0
+        xlated = subprocess.run(["bpftool", "prog", "dump", "xlated", "id", str(info.id)],
+                                check=True, capture_output=True, text=True).stdout
+        for impl in ("veth_xdp_rx_timestamp", "veth_xdp_rx_hash", "veth_xdp_rx_vlan_tag"):
+            assert impl in xlated
+        # Same ifindex number, different device (each netns has its own ifindex 2)
+        with pytest.raises(KernelError, match="device-bound program attached to another") as ei:
+            with netns.inside(b.ns):
+                XdpLink.attach(prog.fd, b.ifindex())
+        assert ei.value.errno == errno.EINVAL
+        with pytest.raises(KernelError, match="generic") as ei:
+            XdpLink.attach(prog.fd, ifindex_a, sc.XDP_FLAGS_SKB_MODE)
+        assert ei.value.errno == errno.EINVAL

@@ -43,10 +43,10 @@ def btf_blob_from_fd(fd: int) -> bytes:
     size = struct.unpack_from("=I", first, 8)[0]
     data = bytearray(size)
     req = bytearray(BTF_INFO_SIZE)
-    keep = sc.Attr().ptr(0, data)
-    struct.pack_into("=QI", req, 0, struct.unpack_from("=Q", keep.buf, 0)[0], size)
+    addr, keep = sc.address_of(data)
+    struct.pack_into("=QI", req, 0, addr, size)
     obj_info(fd, BTF_INFO_SIZE, "reading BTF data", info=req)
-    keep.release()
+    del keep
     return bytes(data)
 
 

@@ -172,13 +172,11 @@ def prog_info(fd: int) -> ProgInfo:
     if n:
         idbuf = bytearray(4 * n)
         req = bytearray(PROG_INFO_SIZE)
-        struct.pack_into("=I", req, 52, n)
-        a_keep = sc.Attr()  # only used to hold the id buffer's address alive
-        a_keep.ptr(0, idbuf)
-        struct.pack_into("=Q", req, 56, struct.unpack_from("=Q", a_keep.buf, 0)[0])
+        addr, keep = sc.address_of(idbuf)
+        struct.pack_into("=IQ", req, 52, n, addr)
         b = obj_info(fd, PROG_INFO_SIZE, "reading program map ids", info=req)
+        del keep
         got = min(n, struct.unpack_from("=I", b, 52)[0])
-        a_keep.release()
         ids = struct.unpack_from(f"={got}I", idbuf, 0)
     return ProgInfo.from_bytes(bytes(b), ids)
 
@@ -194,11 +192,10 @@ def link_info(fd: int) -> LinkInfo:
 def btf_info(fd: int) -> BtfInfo:
     name = bytearray(64)
     req = bytearray(BTF_INFO_SIZE)
-    keep = sc.Attr().ptr(0, name)
-    struct.pack_into("=Q", req, 16, struct.unpack_from("=Q", keep.buf, 0)[0])
-    struct.pack_into("=I", req, 24, len(name))
+    addr, keep = sc.address_of(name)
+    struct.pack_into("=QI", req, 16, addr, len(name))
     b = obj_info(fd, BTF_INFO_SIZE, "reading BTF info", info=req)
-    keep.release()
+    del keep
     return BtfInfo.from_bytes(bytes(b), _cstr(bytes(name)))
 
 

@@ -24,6 +24,11 @@ class DeviceBusyError(KernelError):
         self.ifindex = ifindex
 
 
+XDP_EINVAL_HINT = ("rejected without a reason; common causes: a device-bound program "
+                   "attached to another device or in generic (SKB) mode, or an MTU too "
+                   "large for a program without frags support")
+
+
 class Link:
     """An owned bpf_link fd. Closing it detaches the program (unless pinned)."""
 
@@ -100,6 +105,9 @@ class XdpLink(Link):
         except KernelError as e:
             if e.errno == errno.EBUSY:
                 raise DeviceBusyError(what, ifindex) from None
+            if e.errno == errno.EINVAL and not e.extack:
+                # BPF_LINK_CREATE carries no extack (netlink attach would say more)
+                raise KernelError(what, e.errno, XDP_EINVAL_HINT) from None
             raise
 
 

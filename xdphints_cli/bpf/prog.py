@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import errno
 import struct
-from typing import Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Iterable, Optional, Sequence, Tuple, Union
 
 from xdphints_cli.bpf import syscall as sc
 from xdphints_cli.bpf.fd import Fd
-from xdphints_cli.bpf.insn import Insn, Item, assemble
+from xdphints_cli.bpf.insn import Item, assemble
 from xdphints_cli.errors import EXIT_FAILED, KernelError
 
 LOG_SIZE = 1 << 20          # the kernel keeps the *tail* of an overlong log (6.4+)

@@ -11,7 +11,7 @@ import ctypes
 import errno
 import platform
 import struct
-from typing import List, Optional, Union
+from typing import List, Optional, Tuple, Union
 
 from xdphints_cli.errors import KernelError, PermissionDeniedError
 
@@ -169,6 +169,13 @@ def bpf(cmd: int, attr: Union[bytearray, "Attr"], what: str = "", needs: str = "
         if -ret == errno.EINTR:
             continue
         raise error(what or f"bpf command {cmd}", -ret, needs=needs)
+
+
+def address_of(buf: bytearray) -> Tuple[int, object]:
+    """(address, keepalive) of a bytearray's storage. Keep `keepalive` referenced
+    while the kernel may use the address; drop it to make the bytearray resizable."""
+    cbuf = (ctypes.c_char * len(buf)).from_buffer(buf)
+    return ctypes.addressof(cbuf), cbuf
 
 
 class Attr:
