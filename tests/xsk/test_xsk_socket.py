@@ -142,8 +142,9 @@ def test_zerocopy_not_supported_on_veth(veth):
 
 
 def _socket_maps() -> int:
+    """Ring mappings show as socket:[inode]; the UMEM (shared anonymous) as /dev/zero."""
     with open("/proc/self/maps") as f:
-        return sum(1 for line in f if "socket:" in line or "XDP" in line)
+        return sum(1 for line in f if "socket:[" in line or "/dev/zero (deleted)" in line)
 
 
 def test_no_fd_or_mapping_leaks(veth):
@@ -206,3 +207,26 @@ def test_dev_bound_program_uses_driver_kfuncs(veth_factory):
         with pytest.raises(KernelError, match="generic") as ei:
             XdpLink.attach(prog.fd, ifindex_a, sc.XDP_FLAGS_SKB_MODE)
         assert ei.value.errno == errno.EINVAL
+
+
+def test_error_paths_do_not_leak(veth):
+    from xdphints_cli.bpf.insn import ldx_mem
+    from xdphints_cli.bpf.prog import VerifierError
+
+    ifindex = veth.ifindex()
+
+    def failures():
+        with netns.inside(veth.ns):
+            with pytest.raises(NotFoundError):
+                XskSocket(ifindex, 7, frames=64)
+            with pytest.raises(NotSupportedError):
+                XskSocket(ifindex, 0, frames=64, zerocopy=True)
+            with XskSocket(ifindex, 0, frames=64), pytest.raises(QueueBusyError):
+                XskSocket(ifindex, 0, frames=64, bind_retry_s=0)
+            with pytest.raises(VerifierError):
+                Program.load([ldx_mem(4, R0, R2, 0), exit_()])
+    failures()
+    fds, maps = sorted(os.listdir("/proc/self/fd")), _socket_maps()
+    failures()
+    assert sorted(os.listdir("/proc/self/fd")) == fds
+    assert _socket_maps() == maps
