@@ -201,6 +201,8 @@ class XskSocket:
         kernel through the fill ring (bulk memoryview copies, no per-packet objects)."""
         if not n:
             return
+        if n > self.rx.available():
+            raise ValueError(f"releasing {n} descriptors, only {self.rx.available()} received")
         first = self.rx.cached_cons
         self.fill.push_addrs(self.rx_addrs, first, n, self.rx_mask, 2)
         self.rx.release(n)
