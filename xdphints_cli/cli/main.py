@@ -21,6 +21,9 @@ from xdphints_cli.errors import EXIT_FAILED, EXIT_USAGE, XdpHintsError
 # `xdphints --help` lists the commands without importing them.
 COMMANDS = {
     "show": ("xdphints_cli.cli.show", "show", "Show everything that decides whether XDP hints work on a device."),
+    "enable": ("xdphints_cli.cli.enable", "enable", "Turn on the hardware side of hints (timestamping, offloads)."),
+    "disable": ("xdphints_cli.cli.enable", "disable", "Turn the hardware side of hints off again."),
+    "check": ("xdphints_cli.cli.check", "check", "Exit 0 if hints are usable now, 6 if they need enable, 3 if not supported."),
 }
 
 

@@ -1,0 +1,246 @@
+"""`xdphints enable|disable` on veth in throwaway namespaces, checked with `ethtool -k` too."""
+
+from __future__ import annotations
+
+import errno
+import functools
+import json
+import os
+import subprocess
+import sys
+from typing import Tuple
+
+import pytest
+
+
+pytestmark = pytest.mark.privileged
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+# --- running the CLI -------------------------------------------------------------
+
+@functools.lru_cache(maxsize=None)
+def _unprivileged_prefix() -> Tuple[str, ...]:
+    """nobody without capabilities; where nobody cannot reach this interpreter (it lives
+    under a 0700 /root here), uid 0 with every capability dropped instead."""
+    nobody = ("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all",
+              "--bounding-set=-all")
+    probe = subprocess.run([*nobody, sys.executable, "-c", "import xdphints_cli, click"],
+                           capture_output=True, env=dict(os.environ, PYTHONPATH=REPO_ROOT))
+    if probe.returncode == 0:
+        return nobody
+    return ("setpriv", "--inh-caps=-all", "--bounding-set=-all")
+
+
+def run(*args: str, ns: str, unprivileged: bool = False) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "xdphints_cli", *args]
+    if unprivileged:
+        cmd = [*_unprivileged_prefix(), *cmd]
+    env = dict(os.environ, NO_COLOR="1", PYTHONPATH=REPO_ROOT)
+    env.pop("XDPHINTS_DEV", None)
+    return subprocess.run(["ip", "netns", "exec", ns, *cmd], capture_output=True, text=True, env=env,
+                          timeout=120)
+
+
+def run_json(*args: str, ns: str) -> Tuple[int, dict]:
+    p = run("-j", *args, ns=ns)
+    return p.returncode, json.loads(p.stdout)
+
+
+def one_error_line(p: subprocess.CompletedProcess) -> str:
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1, p.stderr
+    assert lines[0].startswith("xdphints: error: ") and "Traceback" not in p.stderr
+    return lines[0]
+
+
+def ethtool_k(veth, label: str) -> str:
+    """The state `ethtool -k` (a peer tool) shows: 'on', 'off', maybe with ' [fixed]'."""
+    out = veth.run("ethtool", "-k", veth.dev).stdout
+    for line in out.splitlines():
+        key, _, value = line.strip().partition(": ")
+        if key == label:
+            return value
+    raise AssertionError(f"{label} not in ethtool -k output:\n{out}")
+
+
+def our_offload(veth, name: str) -> bool:
+    code, out = run_json("show", veth.dev, ns=veth.ns)
+    assert code == 0
+    return out["offloads"][name]["active"]
+
+
+# ethtool(8) shows rx-vlan-hw-parse under its legacy name
+RXVLAN = "rx-vlan-offload"
+
+
+# --- enable / disable really change the device ----------------------------------------
+
+def test_disable_and_enable_rx_vlan(veth):
+    assert ethtool_k(veth, RXVLAN) == "on"
+    p = run("disable", "rx-vlan", "-d", veth.dev, ns=veth.ns)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip() == f"{veth.dev}: rx-vlan: rx-vlan-hw-parse on -> off"
+    assert ethtool_k(veth, RXVLAN) == "off" and our_offload(veth, "rx-vlan-hw-parse") is False
+
+    p = run("enable", "rx-vlan", "-d", veth.dev, ns=veth.ns)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip() == f"{veth.dev}: rx-vlan: rx-vlan-hw-parse off -> on"
+    assert ethtool_k(veth, RXVLAN) == "on" and our_offload(veth, "rx-vlan-hw-parse") is True
+
+
+def test_repeating_is_a_no_op(veth):
+    for _ in range(2):
+        code, out = run_json("enable", "rx-vlan", "rx-vlan-stag", "-d", veth.dev, ns=veth.ns)
+        assert code == 0
+        assert out == {
+            "ifname": veth.dev, "ifindex": veth.ifindex(), "action": "enable", "dry-run": False,
+            "features": {
+                "rx-vlan": {"setting": "rx-vlan-hw-parse", "before": "on", "requested": "on", "after": "on",
+                            "changed": False, "via": "ethtool-features"},
+                "rx-vlan-stag": {"setting": "rx-vlan-stag-hw-parse", "before": "on", "requested": "on",
+                                 "after": "on", "changed": False, "via": "ethtool-features"}}}
+    p = run("enable", "rx-vlan", "-d", veth.dev, ns=veth.ns)
+    assert p.returncode == 0 and p.stdout.strip() == f"{veth.dev}: rx-vlan: rx-vlan-hw-parse on (unchanged)"
+    assert ethtool_k(veth, RXVLAN) == "on"
+
+
+def test_disable_json_lists_before_after_changed(veth):
+    code, out = run_json("disable", "rx-vlan", "-d", veth.dev, ns=veth.ns)
+    assert code == 0
+    assert out["features"]["rx-vlan"] == {"setting": "rx-vlan-hw-parse", "before": "on", "requested": "off",
+                                          "after": "off", "changed": True, "via": "ethtool-features"}
+    code, out = run_json("disable", "rx-vlan", "-d", veth.dev, ns=veth.ns)
+    assert code == 0 and out["features"]["rx-vlan"]["changed"] is False
+
+
+def test_dry_run_changes_nothing(veth):
+    p = run("disable", "rx-vlan", "--dry-run", "-d", veth.dev, ns=veth.ns)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip() == f"{veth.dev}: rx-vlan: rx-vlan-hw-parse on -> off (dry run: not changed)"
+    assert ethtool_k(veth, RXVLAN) == "on" and our_offload(veth, "rx-vlan-hw-parse") is True
+    code, out = run_json("disable", "rx-vlan", "--dry-run", "-d", veth.dev, ns=veth.ns)
+    assert code == 0 and out["dry-run"] is True and out["features"]["rx-vlan"]["changed"] is True
+    assert ethtool_k(veth, RXVLAN) == "on"
+
+
+def test_default_device_is_the_only_interface_up(veth):
+    p = run("disable", "rx-vlan-stag", ns=veth.ns)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.startswith(f"{veth.dev}: rx-vlan-stag:")
+    assert ethtool_k(veth, "rx-vlan-stag-hw-parse") == "off"
+
+
+# --- what veth cannot do ------------------------------------------------------------------
+
+def test_rx_timestamp_is_unsupported_on_veth(veth):
+    p = run("enable", "rx-timestamp", "-d", veth.dev, ns=veth.ns)
+    assert p.returncode == 3
+    line = one_error_line(p)
+    assert f"{veth.dev}: rx-timestamp: unsupported: driver veth has no hardware RX timestamping" in line
+    assert "ethtool TSINFO: capabilities software-transmit" in line
+
+
+def test_tx_timestamp_is_unsupported_on_veth(veth):
+    p = run("enable", "tx-timestamp", "-d", veth.dev, ns=veth.ns)
+    assert p.returncode == 3 and "no hardware TX timestamping" in one_error_line(p)
+
+
+def test_disable_rx_timestamp_on_veth_is_a_no_op(veth):
+    code, out = run_json("disable", "rx-timestamp", "-d", veth.dev, ns=veth.ns)
+    assert code == 0
+    step = out["features"]["rx-timestamp"]
+    assert (step["before"], step["after"], step["changed"]) == ("none", "none", False)
+    assert "no hardware timestamping" in step["note"]
+
+
+def test_rx_hash_is_fixed_on_veth(veth):
+    p = run("enable", "rx-hash", "-d", veth.dev, ns=veth.ns)
+    assert p.returncode == 3
+    assert f"{veth.dev}: rx-hash: fixed: rx-hashing is off [fixed]" in one_error_line(p)
+    assert ethtool_k(veth, "receive-hashing") == "off [fixed]"
+
+
+def test_multi_feature_call_with_a_fixed_one_changes_nothing(veth):
+    assert run("disable", "rx-vlan", "-d", veth.dev, ns=veth.ns).returncode == 0
+    p = run("enable", "rx-vlan", "rx-hash", "-d", veth.dev, ns=veth.ns)
+    assert p.returncode == 3
+    line = one_error_line(p)
+    assert "rx-hash: fixed" in line and "no feature was changed (rx-vlan stays off)" in line
+    assert ethtool_k(veth, RXVLAN) == "off" and our_offload(veth, "rx-vlan-hw-parse") is False
+
+
+def test_multi_feature_call_with_rx_timestamp_changes_nothing(veth):
+    assert run("disable", "rx-vlan", "-d", veth.dev, ns=veth.ns).returncode == 0
+    p = run("enable", "rx-vlan", "rx-timestamp", "-d", veth.dev, ns=veth.ns)
+    assert p.returncode == 3 and "rx-timestamp: unsupported" in one_error_line(p)
+    assert ethtool_k(veth, RXVLAN) == "off"
+
+
+def test_failure_after_a_change_restores_it_on_the_real_device(veth):
+    """A failure the plan cannot foresee (injected into the second FEATURES_SET) after
+    the first feature really changed: the first is put back on the real veth."""
+    from xdphints_cli import config, netns
+    from xdphints_cli.errors import KernelError
+    from xdphints_cli.netlink import rtnl
+    from xdphints_cli.netlink.session import Netlink
+
+    assert run("disable", "rx-vlan", "rx-vlan-stag", "-d", veth.dev, ns=veth.ns).returncode == 0
+
+    class FailStag(config.KernelBackend):
+        def set_features(self, values):
+            if "rx-vlan-stag-hw-parse" in values and values["rx-vlan-stag-hw-parse"]:
+                raise KernelError(f"changing offloads of {self.ifname}", errno.EBUSY, "injected failure")
+            super().set_features(values)
+
+    with netns.inside(veth.ns), Netlink() as nl:
+        backend = FailStag(nl, rtnl.get_link(nl, veth.dev), "veth")
+        planned = config.plan(backend, "enable", ["rx-vlan", "rx-vlan-stag"])
+        assert [s.changed for s in planned.steps] == [True, True]
+        with pytest.raises(config.FeatureError) as e:
+            config.apply(backend, planned)
+        # in the middle of the call rx-vlan was on: the rollback turned it off again
+    msg = str(e.value)
+    assert msg.startswith(f"{veth.dev}: rx-vlan-stag: failed:") and "injected failure (EBUSY)" in msg
+    assert msg.endswith("restored rx-vlan to off")
+    assert ethtool_k(veth, RXVLAN) == "off" and ethtool_k(veth, "rx-vlan-stag-hw-parse") == "off"
+
+
+# --- bad input ----------------------------------------------------------------------------
+
+def test_unknown_feature(veth):
+    p = run("enable", "rx-magic", "-d", veth.dev, ns=veth.ns)
+    assert p.returncode == 2
+    line = one_error_line(p)
+    assert "'rx-magic' is not one of" in line and "'rx-vlan'" in line and "'rx-timestamp'" in line
+
+
+def test_unknown_filter(veth):
+    p = run("enable", "rx-timestamp", "--rx-filter", "ptp-everything", "-d", veth.dev, ns=veth.ns)
+    assert p.returncode == 2
+    line = one_error_line(p)
+    assert "unknown rx-filter 'ptp-everything'" in line and "ptpv2-event" in line and "ntp-all" in line
+
+
+def test_filter_option_without_rx_timestamp(veth):
+    p = run("enable", "rx-vlan", "--rx-filter", "all", "-d", veth.dev, ns=veth.ns)
+    assert p.returncode == 2 and "--rx-filter goes with 'enable rx-timestamp'" in one_error_line(p)
+
+
+def test_missing_device(veth):
+    p = run("enable", "rx-vlan", "-d", "nosuchdev0", ns=veth.ns)
+    assert p.returncode == 5 and "no such device: nosuchdev0" in one_error_line(p)
+    p = run("-j", "disable", "rx-vlan", "-d", "nosuchdev0", ns=veth.ns)
+    assert p.returncode == 5 and json.loads(p.stdout)["exit-code"] == 5
+
+
+def test_not_root_is_permission_denied(veth):
+    assert run("disable", "rx-vlan", "-d", veth.dev, ns=veth.ns).returncode == 0
+    p = run("enable", "rx-vlan", "-d", veth.dev, ns=veth.ns, unprivileged=True)
+    assert p.returncode == 4, p.stderr
+    line = one_error_line(p)
+    assert f"{veth.dev}: rx-vlan: not permitted" in line and "CAP_NET_ADMIN" in line
+    assert ethtool_k(veth, RXVLAN) == "off"
+    # reading needs no privileges: a dry run and a no-op work unprivileged
+    assert run("enable", "rx-vlan", "--dry-run", "-d", veth.dev, ns=veth.ns, unprivileged=True).returncode == 0
+    assert run("disable", "rx-vlan", "-d", veth.dev, ns=veth.ns, unprivileged=True).returncode == 0

@@ -1,0 +1,63 @@
+"""`xdphints check [HINT...] [-d DEV]`: for scripts, is each hint usable for XDP right now?
+
+The verdicts are readiness.py's, the same as `show`'s "hints"; the exit code sums them up.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Optional, Tuple
+
+import click
+
+from xdphints_cli.cli.app import App, dev_option, json_option
+from xdphints_cli.features import HINT_NAMES
+
+STATE_STYLES = {"ready": "green", "needs-enable": "yellow", "unsupported": "red"}
+
+
+@click.command("check", epilog="Exit codes: 0 all ready, 3 any unsupported, 6 all supported but some need "
+                               "'xdphints enable', 2 usage error, 4 permission denied, 5 no such device.")
+@click.argument("hints", nargs=-1, metavar="[HINT]...", type=click.Choice(HINT_NAMES))
+@dev_option
+@json_option
+@click.pass_obj
+def check(app: App, hints: Tuple[str, ...], dev: Optional[str]) -> None:
+    """Check that XDP hints are usable on a device now: the driver implements the
+    metadata kfunc and the hardware side is on. Without HINT, all hints.
+
+    A hint is "ready", "needs-enable" (and `xdphints enable` fixes it) or
+    "unsupported" (the driver or device cannot give it).
+    """
+    from xdphints_cli.device import default_device, gather
+    from xdphints_cli.errors import EXIT_NEEDS_ENABLE, EXIT_OK, EXIT_UNSUPPORTED
+    from xdphints_cli.netlink.session import Netlink
+    from xdphints_cli.readiness import NEEDS_ENABLE, READY, UNSUPPORTED, verdicts
+
+    with Netlink() as nl:
+        report = gather(nl, dev or default_device(nl))
+    names = list(dict.fromkeys(hints)) or None
+    found = verdicts(report, names)
+    if names:  # in the order asked for
+        found.sort(key=lambda v: names.index(v.hint))
+    states = {v.state for v in found}
+    if UNSUPPORTED in states:
+        overall, code = UNSUPPORTED, EXIT_UNSUPPORTED
+    elif NEEDS_ENABLE in states:
+        overall, code = NEEDS_ENABLE, EXIT_NEEDS_ENABLE
+    else:
+        overall, code = READY, EXIT_OK
+    if app.json:
+        app.emit_json({"ifname": report.link.ifname, "ifindex": report.link.ifindex, "state": overall,
+                       "hints": {v.hint: v.to_json() for v in found}})
+    else:
+        c = app.console
+        for v in found:
+            c.print(f"{report.link.ifname}: {v.hint:<13} ", end="")
+            c.print(f"{v.state:<13}", style=STATE_STYLES.get(v.state), end="")
+            c.print(f" {v.reason}" + (f"; fix: {v.fix}" if v.fix else ""))
+    if code != EXIT_OK:
+        sys.stdout.flush()
+        # not an error: the exit code is the answer (click's ctx.exit would be swallowed
+        # by main's standalone_mode=False)
+        sys.exit(code)

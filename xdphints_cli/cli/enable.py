@@ -1,0 +1,113 @@
+"""`xdphints enable|disable FEATURE... [-d DEV]`: the hardware side of XDP hints.
+
+The logic (plan, apply, verify, roll back) is in xdphints_cli/config.py; this module
+parses, renders and prints warnings. The feature names come from features.py, a
+table of plain data, so importing it here keeps `--help` free of pyroute2 and rich.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Tuple
+
+import click
+
+from xdphints_cli.cli.app import App, dev_option, json_option
+from xdphints_cli.features import FEATURE_NAMES, FEATURES
+
+_FEATURE_HELP = "\b\nFeatures:\n" + "\n".join(f"  {f.name:<13} {f.help}" for f in FEATURES)
+
+_ENABLE_HELP = f"""Turn on the hardware side of XDP hints on a device.
+
+Idempotent and all-or-nothing: every FEATURE is checked before anything is
+changed; one already on is left alone; when a change fails, the ones this call
+made are put back. An rx-filter set by another program (ptp4l) is never narrowed.
+
+{_FEATURE_HELP}
+"""
+
+_DISABLE_HELP = f"""Turn the hardware side of XDP hints off again.
+
+Idempotent and all-or-nothing like enable. Turning timestamping off takes the
+hardware timestamps from every program on the device, PTP daemons included.
+
+{_FEATURE_HELP}
+"""
+
+_EPILOG = ("Exit codes: 0 done (also when nothing needed changing), 1 failed (what this call had "
+           "changed is restored), 2 usage error (unknown feature or filter), 3 unsupported or "
+           "[fixed] on this device, 4 permission denied (needs CAP_NET_ADMIN), 5 no such device.")
+
+
+def _feature_argument(f):
+    return click.argument("features", nargs=-1, required=True, metavar="FEATURE...",
+                          type=click.Choice(FEATURE_NAMES))(f)
+
+
+def _dry_run_option(f):
+    return click.option("--dry-run", is_flag=True,
+                        help="Print what would change and change nothing.")(f)
+
+
+@click.command("enable", help=_ENABLE_HELP, epilog=_EPILOG)
+@_feature_argument
+@dev_option
+@click.option("--rx-filter", metavar="NAME",
+              help="rx-timestamp: the hwtstamp rx-filter to ask for (default: all), a name of the kernel's "
+                   "string set that the device lists, e.g. ptpv2-event.")
+@click.option("--tx-type", metavar="NAME",
+              help="tx-timestamp: the hwtstamp tx-type to ask for (default: on), e.g. onestep-sync.")
+@_dry_run_option
+@json_option
+@click.pass_obj
+def enable(app: App, features: Tuple[str, ...], dev: Optional[str], rx_filter: Optional[str],
+           tx_type: Optional[str], dry_run: bool) -> None:
+    _run(app, "enable", features, dev, rx_filter, tx_type, dry_run)
+
+
+@click.command("disable", help=_DISABLE_HELP, epilog=_EPILOG)
+@_feature_argument
+@dev_option
+@_dry_run_option
+@json_option
+@click.pass_obj
+def disable(app: App, features: Tuple[str, ...], dev: Optional[str], dry_run: bool) -> None:
+    _run(app, "disable", features, dev, None, None, dry_run)
+
+
+def _run(app: App, action: str, features: Tuple[str, ...], dev: Optional[str], rx_filter: Optional[str],
+         tx_type: Optional[str], dry_run: bool) -> None:
+    from xdphints_cli import config, drvinfo
+    from xdphints_cli.device import default_device
+    from xdphints_cli.netlink import rtnl
+    from xdphints_cli.netlink.session import Netlink
+
+    with Netlink() as nl:
+        link = rtnl.get_link(nl, dev or default_device(nl))
+        backend = config.KernelBackend(nl, link, drvinfo.driver_name(link.ifname) or link.kind)
+        result = config.plan(backend, action, features, rx_filter=rx_filter, tx_type=tx_type)
+        if not dry_run:
+            config.apply(backend, result)
+    for step in result.changes:
+        if step.warning:
+            app.warn(("dry run: " if dry_run else "") + step.warning)
+    if app.json:
+        app.emit_json(result.to_json(link.ifindex))
+    else:
+        render(app, result)
+
+
+def step_line(ifname: str, step, dry_run: bool) -> str:
+    if step.changed:
+        text = f"{step.setting} {step.before} -> {step.after}"
+        text += " (dry run: not changed)" if dry_run else ""
+    else:
+        text = f"{step.setting} {step.after} (unchanged)"
+    if step.note:
+        text += f"; {step.note}"
+    return f"{ifname}: {step.feature}: {text}"
+
+
+def render(app: App, result) -> None:
+    c = app.console
+    for step in result.steps:
+        c.print(step_line(result.ifname, step, not result.applied))

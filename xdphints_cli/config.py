@@ -1,0 +1,610 @@
+"""`enable` / `disable`: plan -> apply -> verify -> rollback for the hardware side of hints.
+
+The features come from xdphints_cli/features.py. The kernel plumbing stays in
+netlink/ethtool.py and hwtstamp.py; this module only decides. It reaches the device
+through a Backend, so the same logic runs on the real kernel (KernelBackend) and,
+in unit tests, on recorded kernel replies.
+
+The rules:
+  * plan first: every feature is read and checked (unknown names, unsupported,
+    [fixed]) before anything is changed, so a bad request changes nothing;
+  * a feature already in the requested state is left alone (idempotent);
+  * `enable rx-timestamp` never narrows an rx-filter another program (ptp4l) may
+    rely on, and `enable tx-timestamp` never downgrades a one-step tx-type;
+  * after each change the device is read back; a driver that widened the
+    rx-filter is reported, anything else it did instead is a failure;
+  * on a failure the features this call already changed are put back, and the
+    error says what was restored (or could not be).
+"""
+
+from __future__ import annotations
+
+import errno
+from dataclasses import dataclass, field
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+
+from xdphints_cli import hwtstamp
+from xdphints_cli.errors import (EXIT_FAILED, EXIT_PERMISSION, EXIT_UNSUPPORTED, KernelError,
+                                 KernelTooOldError, NotSupportedError, UsageError, XdpHintsError)
+from xdphints_cli.features import FEATURE_NAMES, Feature, feature as feature_by_name
+from xdphints_cli.netlink import ethtool
+from xdphints_cli.netlink.ethtool_msgs import ETH_SS_TS_RX_FILTERS, ETH_SS_TS_TX_TYPES
+
+ENABLE = "enable"
+DISABLE = "disable"
+ACTIONS = (ENABLE, DISABLE)
+
+DEFAULT_RX_FILTER = "all"
+DEFAULT_TX_TYPE = "on"
+RX_FILTER_OFF = "none"
+TX_TYPE_OFF = "off"
+
+# How a step's setting is changed, for output ("via").
+VIA_FEATURES = "ethtool-features"
+VIA_TSCONFIG = "tsconfig"
+VIA_IOCTL = "ioctl"
+
+# Which rx-filters a filter includes besides itself (include/uapi/linux/net_tstamp.h):
+# `all` includes every filter; a PTPv2 "event" filter includes its sync and delay-req
+# filters, the layer-agnostic v2 filters include their L2 and L4 variants.
+_RX_INCLUDES: Dict[str, Tuple[str, ...]] = {
+    "ptpv2-event": ("ptpv2-l4-event", "ptpv2-l4-sync", "ptpv2-l4-delay-req", "ptpv2-l2-event",
+                    "ptpv2-l2-sync", "ptpv2-l2-delay-req", "ptpv2-sync", "ptpv2-delay-req"),
+    "ptpv2-sync": ("ptpv2-l4-sync", "ptpv2-l2-sync"),
+    "ptpv2-delay-req": ("ptpv2-l4-delay-req", "ptpv2-l2-delay-req"),
+    "ptpv2-l4-event": ("ptpv2-l4-sync", "ptpv2-l4-delay-req"),
+    "ptpv2-l2-event": ("ptpv2-l2-sync", "ptpv2-l2-delay-req"),
+    "ptpv1-l4-event": ("ptpv1-l4-sync", "ptpv1-l4-delay-req"),
+}
+
+# tx-types from least to most: each one-step mode still gives two-step TX timestamps
+# for the other packets, and onestep-p2p adds pdelay_resp to onestep-sync.
+_TX_RANK = {"off": 0, "on": 1, "onestep-sync": 2, "onestep-p2p": 3}
+
+
+def rx_filter_includes(wide: Optional[str], narrow: Optional[str]) -> bool:
+    """Whether rx-filter `wide` timestamps every packet `narrow` would."""
+    if wide is None or narrow is None:
+        return False
+    if wide == narrow or narrow == RX_FILTER_OFF or wide == "all":
+        return True
+    return narrow in _RX_INCLUDES.get(wide, ())
+
+
+def tx_type_includes(wide: Optional[str], narrow: Optional[str]) -> bool:
+    if wide == narrow:
+        return True
+    if wide not in _TX_RANK or narrow not in _TX_RANK:
+        return False
+    return _TX_RANK[wide] >= _TX_RANK[narrow]
+
+
+# --- errors ------------------------------------------------------------------
+
+class FeatureError(XdpHintsError):
+    """`DEV: FEATURE: REASON: DETAIL`, with the exit code the reason calls for."""
+
+    def __init__(self, ifname: str, feature: str, reason: str, detail: str, exit_code: int = EXIT_FAILED):
+        self.ifname = ifname
+        self.feature = feature
+        self.reason = reason
+        self.detail = detail
+        self.exit_code = exit_code
+        super().__init__(f"{ifname}: {feature}: {reason}: {detail}")
+
+    def extended(self, text: str) -> "FeatureError":
+        return FeatureError(self.ifname, self.feature, self.reason, f"{self.detail}; {text}", self.exit_code)
+
+
+def _from_kernel(ifname: str, feature: str, err: XdpHintsError, doing: str) -> FeatureError:
+    """A kernel or permission error while `doing` something, as a FeatureError."""
+    if isinstance(err, FeatureError):
+        return err
+    text = str(err)
+    code = getattr(err, "exit_code", EXIT_FAILED)
+    if code == EXIT_PERMISSION:
+        need = "" if "CAP_NET_ADMIN" in text else "; needs CAP_NET_ADMIN (run as root)"
+        return FeatureError(ifname, feature, "not permitted", f"{doing}: {text}{need}", code)
+    if code == EXIT_UNSUPPORTED:
+        return FeatureError(ifname, feature, "unsupported", f"{doing}: {text}", code)
+    return FeatureError(ifname, feature, "failed", f"{doing}: {text}", code)
+
+
+# --- the device, as config sees it ----------------------------------------------
+
+@dataclass(frozen=True)
+class HwState:
+    """The current hwtstamp config by the kernel's names, and which interface gave it."""
+
+    tx_type: Optional[str]
+    rx_filter: Optional[str]
+    via: str
+
+
+class Backend:
+    """What plan/apply need from a device. KernelBackend talks to the kernel;
+    tests give their own (recorded replies, injected failures)."""
+
+    ifname: str = "?"
+    driver: Optional[str] = None
+
+    def tsinfo(self) -> ethtool.TsInfo:
+        raise NotImplementedError
+
+    def rx_filter_names(self) -> Tuple[str, ...]:
+        """The kernel's ETH_SS_TS_RX_FILTERS string set (index = HWTSTAMP_FILTER_* value)."""
+        raise NotImplementedError
+
+    def tx_type_names(self) -> Tuple[str, ...]:
+        raise NotImplementedError
+
+    def hwtstamp(self) -> HwState:
+        """The current config; NotSupportedError when the device offers none."""
+        raise NotImplementedError
+
+    def set_hwtstamp(self, tx_type: Optional[str] = None, rx_filter: Optional[str] = None) -> HwState:
+        """Change one or both values (the other is kept); returns what the device applied."""
+        raise NotImplementedError
+
+    def features(self) -> ethtool.Features:
+        raise NotImplementedError
+
+    def set_features(self, values: Dict[str, bool]) -> None:
+        raise NotImplementedError
+
+
+class KernelBackend(Backend):
+    """ethtool netlink for offloads and, where kernel and driver have it, TSCONFIG for
+    timestamping; SIOCGHWTSTAMP/SIOCSHWTSTAMP otherwise.
+
+    `ioctl_get`/`ioctl_set` default to the real ioctls; tests inject their own.
+    """
+
+    def __init__(self, nl, link, driver: Optional[str] = None,
+                 ioctl_get: Callable[[str], hwtstamp.HwtstampConfig] = hwtstamp.get_config,
+                 ioctl_set: Callable[[str, hwtstamp.HwtstampConfig], hwtstamp.HwtstampConfig] = hwtstamp.set_config):
+        self.nl = nl
+        self.ifindex = link.ifindex
+        self.ifname = link.ifname
+        self.driver = driver
+        self._ioctl_get = ioctl_get
+        self._ioctl_set = ioctl_set
+        self._via: Optional[str] = None  # VIA_TSCONFIG or VIA_IOCTL once known
+        self._no_tsconfig = ""  # why TSCONFIG is not used, for messages
+        self._strings: Dict[int, Tuple[str, ...]] = {}
+
+    def _names(self, set_id: int) -> Tuple[str, ...]:
+        if set_id not in self._strings:
+            self._strings[set_id] = ethtool.get_strings(self.nl, set_id)
+        return self._strings[set_id]
+
+    def rx_filter_names(self) -> Tuple[str, ...]:
+        return self._names(ETH_SS_TS_RX_FILTERS)
+
+    def tx_type_names(self) -> Tuple[str, ...]:
+        return self._names(ETH_SS_TS_TX_TYPES)
+
+    def tsinfo(self) -> ethtool.TsInfo:
+        return ethtool.get_tsinfo(self.nl, self.ifindex, self.ifname)
+
+    def features(self) -> ethtool.Features:
+        return ethtool.get_features(self.nl, self.ifindex, self.ifname)
+
+    def set_features(self, values: Dict[str, bool]) -> None:
+        ethtool.set_features(self.nl, self.ifindex, self.ifname, values)
+
+    # timestamping
+
+    def _from_raw(self, raw: hwtstamp.HwtstampConfig) -> HwState:
+        def name(names: Tuple[str, ...], value: int) -> str:
+            return names[value] if 0 <= value < len(names) else str(value)
+
+        return HwState(name(self.tx_type_names(), raw.tx_type), name(self.rx_filter_names(), raw.rx_filter),
+                       VIA_IOCTL)
+
+    def _number(self, names: Tuple[str, ...], name: str, what: str) -> int:
+        try:
+            return names.index(name)
+        except ValueError:
+            raise UsageError(f"{self.ifname}: unknown {what} {name!r}") from None
+
+    def _ioctl_read(self) -> hwtstamp.HwtstampConfig:
+        try:
+            return self._ioctl_get(self.ifname)
+        except KernelError as e:
+            if e.errno == errno.EOPNOTSUPP:
+                raise NotSupportedError(
+                    f"{self._no_tsconfig} and SIOCGHWTSTAMP is not supported (EOPNOTSUPP): "
+                    "the driver offers no hardware timestamping config") from None
+            raise
+
+    def hwtstamp(self) -> HwState:
+        if self._via != VIA_IOCTL:
+            try:
+                cfg = ethtool.get_tsconfig(self.nl, self.ifindex, self.ifname)
+                self._via = VIA_TSCONFIG
+                return HwState(cfg.tx_type, cfg.rx_filter, VIA_TSCONFIG)
+            except KernelTooOldError:
+                self._no_tsconfig = "the kernel has no ethtool TSCONFIG (Linux 6.14)"
+            except KernelError as e:
+                # EOPNOTSUPP: driver without ndo_hwtstamp_get/set. ENODEV: a driver with
+                # them but no PHC (net/ethtool/tsconfig.c answers GET with -ENODEV then).
+                if e.errno not in (errno.EOPNOTSUPP, errno.ENODEV):
+                    raise
+                self._no_tsconfig = f"ethtool TSCONFIG_GET gave {'EOPNOTSUPP' if e.errno == errno.EOPNOTSUPP else 'ENODEV'}"
+        raw = self._ioctl_read()
+        self._via = VIA_IOCTL
+        return self._from_raw(raw)
+
+    def set_hwtstamp(self, tx_type: Optional[str] = None, rx_filter: Optional[str] = None) -> HwState:
+        if self._via is None:
+            self.hwtstamp()
+        if self._via == VIA_TSCONFIG:
+            # TSCONFIG_SET merges into the current config: only the given value changes.
+            applied = ethtool.set_tsconfig(self.nl, self.ifindex, self.ifname, tx_type, rx_filter)
+            if applied is None or applied.rx_filter is None or applied.tx_type is None:
+                applied = ethtool.get_tsconfig(self.nl, self.ifindex, self.ifname)
+            return HwState(applied.tx_type, applied.rx_filter, VIA_TSCONFIG)
+        # SIOCSHWTSTAMP replaces the whole config: start from the current one.
+        cur = self._ioctl_read()
+        req = hwtstamp.HwtstampConfig(
+            cur.flags,
+            self._number(self.tx_type_names(), tx_type, "tx-type") if tx_type is not None else cur.tx_type,
+            self._number(self.rx_filter_names(), rx_filter, "rx-filter") if rx_filter is not None else cur.rx_filter)
+        return self._from_raw(self._ioctl_set(self.ifname, req))
+
+
+# --- the plan ------------------------------------------------------------------
+
+@dataclass
+class Step:
+    """One feature: its state before, what is asked, and after (planned, then applied)."""
+
+    feature: str
+    kind: str  # features.Feature.kind
+    setting: str  # "rx-filter", "tx-type" or the kernel's offload name
+    before: str
+    requested: str
+    after: str
+    changed: bool
+    via: str
+    note: Optional[str] = None
+    warning: Optional[str] = None  # printed on stderr when the change is made
+    restore: Optional[str] = None  # offloads: the previous requested (wanted) state
+
+    def to_json(self) -> dict:
+        out = {"setting": self.setting, "before": self.before, "requested": self.requested,
+               "after": self.after, "changed": self.changed, "via": self.via}
+        if self.note:
+            out["note"] = self.note
+        return out
+
+
+@dataclass
+class Plan:
+    ifname: str
+    action: str
+    steps: List[Step] = field(default_factory=list)
+    applied: bool = False
+
+    @property
+    def changes(self) -> List[Step]:
+        return [s for s in self.steps if s.changed]
+
+    def to_json(self, ifindex: Optional[int] = None) -> dict:
+        out: dict = {"ifname": self.ifname}
+        if ifindex is not None:
+            out["ifindex"] = ifindex
+        out.update({"action": self.action, "dry-run": not self.applied,
+                    "features": {s.feature: s.to_json() for s in self.steps}})
+        return out
+
+
+def _onoff(value: bool) -> str:
+    return "on" if value else "off"
+
+
+def _driver(backend: Backend) -> str:
+    return f"driver {backend.driver}" if backend.driver else "the driver"
+
+
+def describe_tsinfo(ts: ethtool.TsInfo) -> str:
+    """What ethtool TSINFO reports, for "unsupported" messages."""
+    caps = " ".join(ts.capabilities) or "none"
+    phc = f"/dev/ptp{ts.phc_index}" if ts.phc_index is not None else "none"
+    return (f"ethtool TSINFO: capabilities {caps}; hardware tx-types {' '.join(ts.tx_types) or 'none'}; "
+            f"hardware rx-filters {' '.join(ts.rx_filters) or 'none'}; PTP hardware clock {phc}")
+
+
+class _Planner:
+    def __init__(self, backend: Backend, action: str):
+        self.b = backend
+        self.action = action
+        self.ifname = backend.ifname
+        self._tsinfo: Optional[ethtool.TsInfo] = None
+        self._hw: Optional[HwState] = None
+        self._features: Optional[ethtool.Features] = None
+
+    def error(self, f: Feature, reason: str, detail: str, code: int = EXIT_UNSUPPORTED) -> FeatureError:
+        return FeatureError(self.ifname, f.name, reason, detail, code)
+
+    def read(self, f: Feature, fn: Callable, doing: str):
+        try:
+            return fn()
+        except (KernelError, KernelTooOldError, NotSupportedError) as e:
+            raise _from_kernel(self.ifname, f.name, e, doing) from None
+        except XdpHintsError as e:
+            if e.exit_code == EXIT_PERMISSION:
+                raise _from_kernel(self.ifname, f.name, e, doing) from None
+            raise
+
+    def tsinfo(self, f: Feature) -> ethtool.TsInfo:
+        if self._tsinfo is None:
+            self._tsinfo = self.read(f, self.b.tsinfo, "reading timestamping capabilities")
+        return self._tsinfo
+
+    def hw(self, f: Feature) -> HwState:
+        if self._hw is None:
+            try:
+                self._hw = self.b.hwtstamp()
+            except NotSupportedError as e:
+                raise self.error(f, "unsupported", f"{_driver(self.b)} has no readable hardware timestamping "
+                                 f"config: {e}") from None
+            except (KernelError, KernelTooOldError) as e:
+                raise _from_kernel(self.ifname, f.name, e, "reading the timestamping config") from None
+        return self._hw
+
+    def features(self, f: Feature) -> ethtool.Features:
+        if self._features is None:
+            self._features = self.read(f, self.b.features, "reading offloads")
+        return self._features
+
+    # offloads
+
+    def offload(self, f: Feature) -> Step:
+        name = f.offload
+        cur = self.features(f).get(name)
+        if cur is None:
+            raise self.error(f, "unsupported", f"the kernel reports no {name} feature for this device")
+        want = self.action == ENABLE
+        state = _onoff(cur.active)
+        step = Step(f.name, f.kind, name, state, _onoff(want), state, False, VIA_FEATURES)
+        if cur.active == want:
+            if cur.fixed:
+                step.note = f"{name} is {state} [fixed]"
+            return step
+        if cur.fixed:
+            raise self.error(f, "fixed", f"{name} is {state} [fixed]: {_driver(self.b)} does not let it be "
+                             "changed on this device")
+        step.after = _onoff(want)
+        step.changed = True
+        step.restore = _onoff(cur.requested)
+        return step
+
+    # timestamping
+
+    def _check_name(self, f: Feature, value: str, names: Sequence[str], what: str) -> None:
+        if value not in names:
+            raise UsageError(f"{self.ifname}: {f.name}: unknown {what} {value!r}; the kernel's {what}s: "
+                             + ", ".join(names))
+
+    def rx(self, f: Feature, rx_filter: Optional[str]) -> Step:
+        if self.action == DISABLE:
+            return self._ts_off(f, "rx-filter", RX_FILTER_OFF, hardware=lambda ts: ts.hardware_rx,
+                                warning=f"hardware RX timestamping is turned off on {self.ifname}: PTP daemons "
+                                f"(ptp4l) using {self.ifname} lose their RX timestamps")
+        target = rx_filter or DEFAULT_RX_FILTER
+        names = self.read(f, self.b.rx_filter_names, "reading the kernel's rx-filter names")
+        self._check_name(f, target, names, "rx-filter")
+        if target == RX_FILTER_OFF:
+            raise UsageError(f"{self.ifname}: {f.name}: rx-filter none means off: use "
+                             f"'xdphints disable {f.name}'")
+        ts = self.tsinfo(f)
+        if not ts.hardware_rx:
+            raise self.error(f, "unsupported", f"{_driver(self.b)} has no hardware RX timestamping "
+                             f"({describe_tsinfo(ts)})")
+        if target not in ts.rx_filters:
+            raise self.error(f, "unsupported", f"the device does not offer rx-filter {target} "
+                             f"(its hardware rx-filters: {' '.join(ts.rx_filters)})")
+        hw = self.hw(f)
+        cur = hw.rx_filter or RX_FILTER_OFF
+        step = Step(f.name, f.kind, "rx-filter", cur, target, cur, False, hw.via)
+        if cur == target:
+            return step
+        if cur != RX_FILTER_OFF and rx_filter_includes(cur, target):
+            step.note = (f"rx-filter {cur} already includes {target}; not narrowed, as another program "
+                         "(e.g. ptp4l) may rely on it")
+            return step
+        if cur != RX_FILTER_OFF and not rx_filter_includes(target, cur):
+            raise self.error(f, "conflict", f"rx-filter {cur} is set and {target} does not include it; "
+                             "another program (e.g. ptp4l) may rely on it, so it is not replaced: use "
+                             "--rx-filter all to cover both", EXIT_FAILED)
+        step.after = target
+        step.changed = True
+        if cur != RX_FILTER_OFF:
+            step.note = f"widens rx-filter {cur} to {target}"
+        return step
+
+    def tx(self, f: Feature, tx_type: Optional[str]) -> Step:
+        if self.action == DISABLE:
+            return self._ts_off(f, "tx-type", TX_TYPE_OFF, hardware=lambda ts: ts.hardware_tx,
+                                warning=f"hardware TX timestamping is turned off on {self.ifname}: PTP daemons "
+                                f"(ptp4l) using {self.ifname} lose their TX timestamps")
+        target = tx_type or DEFAULT_TX_TYPE
+        names = self.read(f, self.b.tx_type_names, "reading the kernel's tx-type names")
+        self._check_name(f, target, names, "tx-type")
+        if target == TX_TYPE_OFF:
+            raise UsageError(f"{self.ifname}: {f.name}: tx-type off means off: use 'xdphints disable {f.name}'")
+        ts = self.tsinfo(f)
+        if not ts.hardware_tx:
+            raise self.error(f, "unsupported", f"{_driver(self.b)} has no hardware TX timestamping "
+                             f"({describe_tsinfo(ts)})")
+        if target not in ts.tx_types:
+            raise self.error(f, "unsupported", f"the device does not offer tx-type {target} "
+                             f"(its hardware tx-types: {' '.join(ts.tx_types)})")
+        hw = self.hw(f)
+        cur = hw.tx_type or TX_TYPE_OFF
+        step = Step(f.name, f.kind, "tx-type", cur, target, cur, False, hw.via)
+        if cur == target:
+            return step
+        if cur != TX_TYPE_OFF and tx_type_includes(cur, target):
+            step.note = (f"tx-type {cur} already timestamps what {target} does; not downgraded, as another "
+                         "program (e.g. ptp4l) may rely on it")
+            return step
+        if cur != TX_TYPE_OFF and not tx_type_includes(target, cur):
+            raise self.error(f, "conflict", f"tx-type {cur} is set and is not replaced by {target}, as "
+                             "another program (e.g. ptp4l) may rely on it", EXIT_FAILED)
+        step.after = target
+        step.changed = True
+        return step
+
+    def _ts_off(self, f: Feature, setting: str, off: str, hardware: Callable, warning: str) -> Step:
+        try:
+            ts: Optional[ethtool.TsInfo] = self.tsinfo(f)
+        except FeatureError:
+            ts = None
+        if ts is not None and not hardware(ts):
+            try:
+                hw: Optional[HwState] = self.hw(f)
+            except FeatureError:
+                hw = None
+            if hw is None:
+                # nothing to turn off: the device cannot timestamp in hardware at all
+                return Step(f.name, f.kind, setting, off, off, off, False, "tsinfo",
+                            note=f"{_driver(self.b)} has no hardware timestamping ({describe_tsinfo(ts)})")
+        hw = self.hw(f)
+        cur = (hw.rx_filter if setting == "rx-filter" else hw.tx_type) or off
+        step = Step(f.name, f.kind, setting, cur, off, cur, False, hw.via)
+        if cur != off:
+            step.after = off
+            step.changed = True
+            step.warning = warning
+        return step
+
+
+def plan(backend: Backend, action: str, names: Iterable[str], rx_filter: Optional[str] = None,
+         tx_type: Optional[str] = None) -> Plan:
+    """Read and check every named feature; raise before anything is changed."""
+    if action not in ACTIONS:
+        raise ValueError(action)
+    names = list(dict.fromkeys(names))
+    if not names:
+        raise UsageError(f"{action}: no feature given (features: {', '.join(FEATURE_NAMES)})")
+    unknown = [n for n in names if n not in FEATURE_NAMES]
+    if unknown:
+        raise UsageError(f"unknown feature {unknown[0]!r}; features: {', '.join(FEATURE_NAMES)}")
+    for opt, value, needs in (("--rx-filter", rx_filter, "rx-timestamp"), ("--tx-type", tx_type, "tx-timestamp")):
+        if value is not None and (action != ENABLE or needs not in names):
+            raise UsageError(f"{opt} goes with 'enable {needs}'")
+    planner = _Planner(backend, action)
+    result = Plan(backend.ifname, action)
+    try:
+        for name in names:
+            f = feature_by_name(name)
+            if f.kind == "offload":
+                result.steps.append(planner.offload(f))
+            elif f.kind == "rx-filter":
+                result.steps.append(planner.rx(f, rx_filter))
+            elif f.kind == "tx-type":
+                result.steps.append(planner.tx(f, tx_type))
+            else:  # a new kind in features.py without code here
+                raise NotSupportedError(f"{name}: feature kind {f.kind!r} is not implemented")
+    except FeatureError as e:
+        if len(names) > 1:
+            raise e.extended("no feature was changed" + _left(result.steps)) from None
+        raise
+    return result
+
+
+def _left(steps: List[Step]) -> str:
+    planned = [s for s in steps if s.changed]
+    if not planned:
+        return ""
+    return " (" + ", ".join(f"{s.feature} stays {s.before}" for s in planned) + ")"
+
+
+# --- apply, verify, roll back ------------------------------------------------------
+
+class _VerifyError(Exception):
+    """The request went through but the device did not end up as asked."""
+
+
+def _set(backend: Backend, step: Step, value: str) -> str:
+    """Ask the device for `value` on the step's setting; returns what it now has."""
+    if step.kind == "offload":
+        backend.set_features({step.setting: value == "on"})
+        cur = backend.features().get(step.setting)
+        return _onoff(cur.active) if cur is not None else "?"
+    if step.kind == "rx-filter":
+        return backend.set_hwtstamp(rx_filter=value).rx_filter or "?"
+    return backend.set_hwtstamp(tx_type=value).tx_type or "?"
+
+
+def _doing(step: Step) -> str:
+    if step.kind == "offload":
+        return f"changing {step.setting} (ethtool FEATURES_SET)"
+    how = "ethtool TSCONFIG_SET" if step.via == VIA_TSCONFIG else "SIOCSHWTSTAMP"
+    return f"setting {step.setting} {step.requested} ({how})"
+
+
+def _verify(step: Step) -> None:
+    """Compare what the device applied (step.after) with what was asked."""
+    after = step.after
+    if after == step.requested:
+        return
+    if step.kind == "rx-filter" and step.requested != RX_FILTER_OFF and (
+            after == "some" or rx_filter_includes(after, step.requested)):
+        # drivers may timestamp more than asked (net_tstamp.h; e.g. a PTP filter becomes all)
+        step.note = f"the driver widened the rx-filter: asked for {step.requested}, it applied {after}"
+        return
+    if step.kind == "offload":
+        raise _VerifyError(f"the kernel accepted the change but {step.setting} is {after} (the driver or a "
+                           "feature it depends on refused it)")
+    raise _VerifyError(f"asked for {step.setting} {step.requested}, the device applied {after}")
+
+
+def _rollback(backend: Backend, steps: List[Step]) -> str:
+    restored: List[str] = []
+    failed: List[str] = []
+    for step in reversed(steps):
+        try:
+            value = step.restore if step.kind == "offload" and step.restore else step.before
+            now = _set(backend, step, value)
+            if now == step.before:
+                restored.append(f"{step.feature} to {step.before}")
+            else:
+                failed.append(f"{step.feature} (it is now {now}, was {step.before})")
+        except XdpHintsError as e:
+            failed.append(f"{step.feature} ({e}; it was {step.before})")
+    parts = []
+    if restored:
+        parts.append("restored " + ", ".join(restored))
+    if failed:
+        parts.append("could NOT restore " + "; ".join(failed))
+    return "; ".join(parts) if parts else "nothing had been changed"
+
+
+def apply(backend: Backend, planned: Plan) -> Plan:
+    """Make the planned changes in order, verifying each; on a failure undo the
+    ones already made and raise a FeatureError saying what was restored."""
+    done: List[Step] = []
+    for step in planned.changes:
+        reached = False  # the set call went through, so the device may have changed
+        try:
+            step.after = _set(backend, step, step.requested)
+            reached = True
+            _verify(step)
+        except (XdpHintsError, _VerifyError) as e:
+            if isinstance(e, _VerifyError):
+                err = FeatureError(backend.ifname, step.feature, "failed", str(e), EXIT_FAILED)
+            else:
+                err = _from_kernel(backend.ifname, step.feature, e, _doing(step))
+            undo = done + ([step] if reached else [])
+            if undo:
+                err = err.extended(_rollback(backend, undo))
+            elif len(planned.changes) > 1:
+                err = err.extended("nothing had been changed yet")
+            raise err from None
+        done.append(step)
+    planned.applied = True
+    return planned
