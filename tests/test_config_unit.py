@@ -606,6 +606,21 @@ def test_accepted_but_not_applied_is_verified_and_rolled_back():
     assert b.state["rx-vlan-stag-hw-parse"].requested is False  # the wanted bit is put back too
 
 
+def test_interrupt_during_apply_rolls_back():
+    class Interrupted(FakeBackend):
+        def set_features(self, values):
+            super().set_features(values)
+            if values == {"rx-vlan-stag-hw-parse": True}:
+                raise KeyboardInterrupt
+
+    b = Interrupted()
+    with pytest.raises(FeatureError) as e:
+        config.apply(b, config.plan(b, "enable", ["rx-vlan", "rx-vlan-stag"]))
+    assert e.value.exit_code == 130 and "interrupted" in str(e.value)
+    assert "restored rx-vlan-stag to off, rx-vlan to off" in str(e.value)
+    assert not b.state["rx-vlan-hw-parse"].active and not b.state["rx-vlan-stag-hw-parse"].active
+
+
 def test_a_failed_restore_is_reported():
     class Stuck(FakeBackend):
         def set_features(self, values):

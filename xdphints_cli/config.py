@@ -44,6 +44,8 @@ VIA_FEATURES = "ethtool-features"
 VIA_TSCONFIG = "tsconfig"
 VIA_IOCTL = "ioctl"
 
+EXIT_INTERRUPTED = 130  # as main() exits on Ctrl-C
+
 # Which rx-filters a filter includes besides itself (include/uapi/linux/net_tstamp.h):
 # `all` includes every filter; a PTPv2 "event" filter includes its sync and delay-req
 # filters, the layer-agnostic v2 filters include their L2 and L4 variants.
@@ -605,6 +607,10 @@ def apply(backend: Backend, planned: Plan) -> Plan:
             elif len(planned.changes) > 1:
                 err = err.extended("nothing had been changed yet")
             raise err from None
+        except KeyboardInterrupt:
+            # the request may or may not have reached the device: put this one back too
+            raise FeatureError(backend.ifname, step.feature, "interrupted", _rollback(backend, done + [step]),
+                               EXIT_INTERRUPTED) from None
         done.append(step)
     planned.applied = True
     return planned
