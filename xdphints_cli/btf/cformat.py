@@ -231,8 +231,9 @@ class _Renderer:
             return f"typedef {self.decl(t.type, self.names.ident(t))};"
         if isinstance(t, T.Func):
             proto = self.spec[t.type]
-            linkage = "static " if t.linkage == wire.LINKAGE_STATIC else "extern "
-            return linkage + self.decl(t.type, self.names.ident(t)) + ";" \
+            # A declaration without a body: 'extern' whatever the BTF linkage says
+            # ('static' would declare a function this file never defines).
+            return "extern " + self.decl(t.type, self.names.ident(t)) + ";" \
                 if isinstance(proto, T.FuncProto) else f"/* FUNC {t.name}: bad prototype */"
         if isinstance(t, T.Var):
             return f"extern {self.decl(t.type, t.name)};"

@@ -71,7 +71,15 @@ class _Walker:
         self._enums: Dict[int, Dict[int, EnumInt]] = {}
 
     def _uint(self, mv, byte_off: int, size: int) -> int:
+        self._need(mv, byte_off, size)
         return int.from_bytes(mv[byte_off:byte_off + size], self.order)
+
+    @staticmethod
+    def _need(mv, byte_off: int, size: int) -> None:
+        # Member offsets in hostile BTF can point past the type's own size.
+        if byte_off < 0 or byte_off + size > len(mv):
+            raise BTFError(f"BTF field at byte {byte_off} (+{size}) lies outside the "
+                           f"{len(mv)}-byte buffer")
 
     def value(self, tid: int, mv, bit_off: int, depth: int) -> Any:
         if depth > wire.MAX_NESTING:
@@ -95,12 +103,14 @@ class _Walker:
             return self._uint(mv, off, wire.POINTER_SIZE)
         if isinstance(t, T.Float):
             code = _FLOAT_CODES.get(t.size)
+            self._need(mv, off, t.size)
             if code is None:
                 return bytes(mv[off:off + t.size])
             return struct.unpack_from(self.spec.byteorder + code, mv, off)[0]
         if isinstance(t, T.Array):
             esz = spec.size_of(t.type)
             elem = spec.resolve_type(t.type)
+            self._need(mv, off, esz * t.nelems)
             if isinstance(elem, T.Int) and elem.size == 1 and not elem.is_bool:
                 return bytes(mv[off:off + t.nelems])
             if esz == 0 and t.nelems > len(mv):
@@ -136,6 +146,7 @@ class _Walker:
     def bitfield(self, m: T.Member, mv, pos: int) -> Any:
         n = m.bitfield_size
         first, last = pos // 8, (pos + n - 1) // 8
+        self._need(mv, first, last + 1 - first)
         raw = int.from_bytes(mv[first:last + 1], "little")
         x = (raw >> (pos % 8)) & ((1 << n) - 1)
         t = self.spec.resolve_type(m.type)

@@ -11,6 +11,7 @@ without re-checking. Only BTFError ever leaves this module on bad input.
 
 from __future__ import annotations
 
+import struct
 import sys
 from array import array
 from typing import List, Optional
@@ -18,9 +19,6 @@ from typing import List, Optional
 from ..errors import BTFError
 from . import wire
 from .spec import Spec
-
-_K = wire  # short alias inside the hot loop's setup only
-
 
 def parse(blob: bytes, base: Optional[Spec] = None) -> Spec:
     """Parse raw BTF (as in /sys/kernel/btf/* or an ELF .BTF section).
@@ -48,8 +46,6 @@ def _parse(mv: memoryview, base: Optional[Spec]) -> Spec:
         order = ">"
     else:
         raise BTFError(f"bad BTF magic 0x{magic_le:04x} (want 0x{wire.MAGIC:04x})")
-    import struct
-
     _, version, flags, hdr_len, type_off, type_len, str_off, str_len = struct.unpack_from(
         order + "HBBIIIII", mv, 0)
     if version != wire.VERSION:
@@ -159,8 +155,6 @@ def _validate(w: array, offs: array, start_id: int, n_types: int, str_start: int
             ra(w[i + 2])
             names.extend(w[i + 3:j:2])
             refs.extend(w[i + 4:j:2])
-            if vlen and w[j - 2] == 0 and w[j - 1] == 0:
-                pass  # varargs marker: fine only as the last parameter, which it is
         elif kind in wire.REF_KINDS:
             ra(w[i + 2])
             if kind == wire.KIND_FUNC:
@@ -196,7 +190,7 @@ def _validate(w: array, offs: array, start_id: int, n_types: int, str_start: int
                 raise BTFError(f"BTF FLOAT {tid} has bad size {w[i + 2]}")
         tid += 1
 
-    if names and (max(names) >= str_end or (str_start and min(names) < 0)):
+    if names and max(names) >= str_end:
         bad = max(names)
         raise BTFError(f"BTF string offset {bad} out of range (string section ends "
                        f"at {str_end}){_who(w, offs, start_id, bad, names=True)}")

@@ -6,7 +6,6 @@ import os
 from typing import Dict, Optional
 
 from ..errors import BTFError, NotFoundError, PermissionDeniedError, XdpHintsError
-from . import wire
 from .reader import parse
 from .spec import Spec
 
@@ -175,4 +174,4 @@ def _reset_cache() -> None:
 
 
 __all__ = ["detect", "load", "load_raw", "load_elf", "kernel", "kernel_blob", "module",
-           "kernel_modules", "elf_btf_section", "wire"]
+           "kernel_modules", "elf_btf_section"]

@@ -1,0 +1,110 @@
+"""C rendering: output compiles with gcc, and reads like bpftool's for simple types."""
+
+from __future__ import annotations
+
+import random
+import subprocess
+
+import pytest
+
+from xdphints_cli.btf import cformat, reader, wire
+
+from .conftest import need_tool
+from .test_writer import sample_builder
+
+
+def gcc_check(tmp_path, source: str, name: str = "t.c") -> None:
+    gcc = need_tool("gcc")
+    path = tmp_path / name
+    path.write_text(source)
+    r = subprocess.run([gcc, "-fsyntax-only", "-Werror", "-Wno-attributes", str(path)],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[:4000]
+
+
+def test_sample_with_dependencies_compiles(vmlinux, tmp_path):
+    ids = [t for t in vmlinux.own_ids() if vmlinux.kind_of(t) in
+           (wire.KIND_STRUCT, wire.KIND_UNION, wire.KIND_TYPEDEF, wire.KIND_ENUM)]
+    picked = random.Random(3).sample(ids, 150)
+    picked += [vmlinux.find(n, "struct").id for n in ("sk_buff", "xdp_md", "net_device")]
+    src = cformat.dump_c(vmlinux, picked, guard="SAMPLE_H")
+    # Every picked named type is defined.
+    assert "struct sk_buff {" in src and "struct xdp_md {" in src
+    gcc_check(tmp_path, src)
+
+
+def test_whole_vmlinux_compiles(vmlinux, tmp_path):
+    gcc_check(tmp_path, cformat.dump_c(vmlinux, guard="VMLINUX_H"), "vmlinux.c")
+
+
+def test_kfunc_prototypes_compile(vmlinux, tmp_path):
+    from xdphints_cli.btf.kfuncs import list_kfuncs
+
+    ks = list_kfuncs(vmlinux, "bpf_xdp")
+    src = cformat.dump_c(vmlinux, [k.id for k in ks])
+    assert "extern int bpf_xdp_metadata_rx_hash(const struct xdp_md *ctx, u32 *hash, " \
+           "enum xdp_rss_hash_type *rss_type);" in src
+    gcc_check(tmp_path, src)
+
+
+def test_layout_matches_btf_offsets(vmlinux, tmp_path):
+    """offsetof()/sizeof() of the rendered C equal BTF's, for natural-layout structs."""
+    names = ("xdp_md", "xdp_desc", "xdp_umem_reg", "ethhdr", "iphdr", "bpf_sock_tuple")
+    ids = [t.id for n in names for t in vmlinux.by_name(n, "struct")[:1]]
+    lines = [cformat.dump_c(vmlinux, ids), "#include <stddef.h>"]
+    for tid in ids:
+        t = vmlinux[tid]
+        lines.append(f"_Static_assert(sizeof(struct {t.name}) == {t.size}, \"size\");")
+        for m in t.members:
+            if m.name and not m.bitfield_size:
+                lines.append(f"_Static_assert(offsetof(struct {t.name}, {m.name}) == "
+                             f"{m.bit_offset // 8}, \"{m.name}\");")
+    gcc_check(tmp_path, "\n".join(lines))
+
+
+def test_simple_types_match_bpftool(tmp_path):
+    bpftool = need_tool("bpftool")
+    path = tmp_path / "s.btf"
+    b = sample_builder()
+    path.write_bytes(b.encode())
+    out = subprocess.run([bpftool, "btf", "dump", "file", str(path), "format", "c"],
+                         check=True, capture_output=True, text=True).stdout
+    spec = reader.parse(b.encode())
+    for name, kind in (("flags", "enum"), ("u", "union")):
+        ours = cformat.render(spec, spec.find(name, kind).id)
+        assert ours in out, ours
+    ours = cformat.render(spec, spec.find("__u32", "typedef").id)
+    assert ours in out
+
+
+def test_declarators(tmp_path):
+    from xdphints_cli.btf.writer import Builder
+
+    b = Builder()
+    i = b.add_int("int", 4, signed=True)
+    c = b.add_int("char", 1, signed=True)
+    proto = b.add_func_proto(i, [("a", b.add_ptr(c))])
+    fp = b.add_ptr(proto)
+    arr_fp = b.add_array(fp, i, 3)
+    p_arr = b.add_ptr(b.add_array(i, i, 4))
+    cp = b.add_const(b.add_ptr(b.add_const(c)))
+    variadic = b.add_func_proto(i, [("fmt", cp)], variadic=True)
+    spec = b.spec()
+    assert spec.type_name(fp) == "int (*)(char *a)"
+    assert cformat.declaration(spec, arr_fp, "tbl") == "int (*tbl[3])(char *a)"
+    assert cformat.declaration(spec, p_arr, "p") == "int (*p)[4]"
+    assert spec.type_name(cp) == "const char *const"
+    assert cformat.declaration(spec, b.add_ptr(variadic) if False else variadic, "f") == \
+        "int f(const char *const fmt, ...)"
+
+
+def test_offset_comments(vmlinux):
+    text = cformat.render(vmlinux, vmlinux.find("xdp_md", "struct").id, offsets=True)
+    assert "__u32 data_meta;\t/* 8 4 */" in text
+    assert "/* size: 24 */" in text
+
+
+@pytest.mark.parametrize("name", ["sk_buff", "net_device"])
+def test_render_big_structs(vmlinux, name):
+    text = cformat.render(vmlinux, vmlinux.find(name, "struct").id)
+    assert text.startswith(f"struct {name} {{") and text.endswith("};")
