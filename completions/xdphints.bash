@@ -24,13 +24,33 @@ _xdphints() {
                 -n|--netns) COMPREPLY=($(compgen -W "$(ip netns list 2>/dev/null | cut -d" " -f1)" -- "$cur")); return;;
             esac
             if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "-j --json -p --pretty -n --netns --no-color --debug -h --help --version" -- "$cur"));
-            else COMPREPLY=($(compgen -W "show" -- "$cur")); fi;;
+            else COMPREPLY=($(compgen -W "show enable disable check" -- "$cur")); fi;;
         show)
             case "$prev" in
                 -d|--dev) COMPREPLY=($(compgen -W "$(ls /sys/class/net 2>/dev/null)" -- "$cur")); return;;
             esac
             if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "-d --dev -j --json -h --help" -- "$cur"));
             else COMPREPLY=($(compgen -W "$(ls /sys/class/net 2>/dev/null)" -- "$cur")); fi;;
+        enable)
+            case "$prev" in
+                -d|--dev) COMPREPLY=($(compgen -W "$(ls /sys/class/net 2>/dev/null)" -- "$cur")); return;;
+                --rx-filter) COMPREPLY=(); return;;
+                --tx-type) COMPREPLY=(); return;;
+            esac
+            if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "-d --dev --rx-filter --tx-type --dry-run -j --json -h --help" -- "$cur"));
+            else COMPREPLY=($(compgen -W "rx-timestamp tx-timestamp rx-hash rx-vlan rx-vlan-stag" -- "$cur")); fi;;
+        disable)
+            case "$prev" in
+                -d|--dev) COMPREPLY=($(compgen -W "$(ls /sys/class/net 2>/dev/null)" -- "$cur")); return;;
+            esac
+            if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "-d --dev --dry-run -j --json -h --help" -- "$cur"));
+            else COMPREPLY=($(compgen -W "rx-timestamp tx-timestamp rx-hash rx-vlan rx-vlan-stag" -- "$cur")); fi;;
+        check)
+            case "$prev" in
+                -d|--dev) COMPREPLY=($(compgen -W "$(ls /sys/class/net 2>/dev/null)" -- "$cur")); return;;
+            esac
+            if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "-d --dev -j --json -h --help" -- "$cur"));
+            else COMPREPLY=($(compgen -W "rx-timestamp rx-hash rx-vlan" -- "$cur")); fi;;
     esac
 }
 

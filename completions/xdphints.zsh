@@ -26,6 +26,9 @@ _xdphints() {
             local -a commands
             commands=(
                 'show:Show everything that decides whether XDP hints work on a device'
+                'enable:Turn on the hardware side of hints (timestamping, offloads)'
+                'disable:Turn the hardware side of hints off again'
+                'check:Exit 0 if hints are usable now, 6 if they need enable, 3 if not supported'
             )
             _describe command commands;;
         args)
@@ -35,6 +38,25 @@ _xdphints() {
                     '(-j --json)'{-j,--json}'[JSON output on stdout]' \
                     '(-h --help)'{-h,--help}'[Show help]' \
                     '*:device:_xdphints_devices';;
+                enable) _arguments \
+                    '(-d --dev)'{-d,--dev}'[Device (default\: $XDPHINTS_DEV, else the only non-loopback interface that is up)]:device:_xdphints_devices' \
+                    ''--rx-filter'[rx-timestamp\: the hwtstamp rx-filter to ask for (default\: all), a name of the kernel'\''s string set that the device lists, e]:value: ' \
+                    ''--tx-type'[tx-timestamp\: the hwtstamp tx-type to ask for (default\: on), e]:value: ' \
+                    ''--dry-run'[Print what would change and change nothing]' \
+                    '(-j --json)'{-j,--json}'[JSON output on stdout]' \
+                    '(-h --help)'{-h,--help}'[Show help]' \
+                    '*:words:(rx-timestamp tx-timestamp rx-hash rx-vlan rx-vlan-stag)';;
+                disable) _arguments \
+                    '(-d --dev)'{-d,--dev}'[Device (default\: $XDPHINTS_DEV, else the only non-loopback interface that is up)]:device:_xdphints_devices' \
+                    ''--dry-run'[Print what would change and change nothing]' \
+                    '(-j --json)'{-j,--json}'[JSON output on stdout]' \
+                    '(-h --help)'{-h,--help}'[Show help]' \
+                    '*:words:(rx-timestamp tx-timestamp rx-hash rx-vlan rx-vlan-stag)';;
+                check) _arguments \
+                    '(-d --dev)'{-d,--dev}'[Device (default\: $XDPHINTS_DEV, else the only non-loopback interface that is up)]:device:_xdphints_devices' \
+                    '(-j --json)'{-j,--json}'[JSON output on stdout]' \
+                    '(-h --help)'{-h,--help}'[Show help]' \
+                    '*:words:(rx-timestamp rx-hash rx-vlan)';;
             esac;;
     esac
 }

@@ -83,7 +83,8 @@ def main(argv: Optional[List[str]] = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     app = App()
     try:
-        cli.main(args=argv, prog_name="xdphints", standalone_mode=False, obj=app)
+        # without standalone mode, click returns ctx.exit()'s code instead of exiting
+        rc = cli.main(args=argv, prog_name="xdphints", standalone_mode=False, obj=app)
     except click.exceptions.Exit as e:
         sys.exit(e.exit_code)
     except click.exceptions.Abort:
@@ -103,7 +104,7 @@ def main(argv: Optional[List[str]] = None) -> None:
         if app.debug:
             raise
         app.fail(f"{e.strerror or e}", EXIT_FAILED, app.json or _wants_json(argv))
-    sys.exit(0)
+    sys.exit(rc if isinstance(rc, int) else 0)
 
 
 if __name__ == "__main__":
