@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Tuple, TypeVar
 
 from xdphints_cli import drvinfo, hwtstamp
-from xdphints_cli.errors import KernelError, KernelTooOldError, PermissionDeniedError, UsageError, XdpHintsError
+from xdphints_cli.errors import KernelError, KernelTooOldError, PermissionDeniedError, UsageError
 from xdphints_cli.netlink import ethtool, netdev, rtnl
 from xdphints_cli.netlink.ethtool_msgs import ETH_SS_TS_RX_FILTERS, ETH_SS_TS_TX_TYPES
 from xdphints_cli.netlink.session import Netlink
@@ -65,16 +65,12 @@ class DeviceReport:
         return self.link.num_tx_queues
 
 
-def _reason(err: XdpHintsError) -> str:
-    return str(err)
-
-
 def _section(report: DeviceReport, key: str, fn: Callable[[], T]) -> Optional[T]:
     """Run one reader; on failure record why under `key` and return None."""
     try:
         return fn()
     except (KernelError, KernelTooOldError, PermissionDeniedError) as e:
-        report.unavailable[key] = _reason(e)
+        report.unavailable[key] = str(e)
         return None
 
 

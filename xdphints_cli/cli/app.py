@@ -13,7 +13,6 @@ from typing import Any, Optional
 
 import click
 
-from xdphints_cli.errors import EXIT_USAGE
 
 
 class App:
@@ -85,6 +84,5 @@ def dev_option(f):
 
 
 def usage_error(message: str) -> click.UsageError:
-    err = click.UsageError(message)
-    err.exit_code = EXIT_USAGE
-    return err
+    """A usage error (exit 2) raised from inside a command body."""
+    return click.UsageError(message)
