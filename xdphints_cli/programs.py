@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, Optional, Tuple
+from typing import TYPE_CHECKING, Dict, Optional, Tuple
 
 from xdphints_cli.errors import PermissionDeniedError, XdpHintsError
 from xdphints_cli.netlink.rtnl import XdpAttachment
+
+if TYPE_CHECKING:
+    from xdphints_cli.progbtf import HintsStruct
 
 
 @dataclass(frozen=True)
@@ -17,6 +20,7 @@ class Program:
     tag: Optional[str] = None
     btf_id: Optional[int] = None
     map_ids: Tuple[int, ...] = ()
+    hints_structs: Optional[Tuple["HintsStruct", ...]] = None  # None: no BTF, or not read
 
     def to_json(self) -> dict:
         out: dict = {"id": self.id, "mode": self.mode}
@@ -25,6 +29,8 @@ class Program:
             if self.btf_id:
                 out["btf-id"] = self.btf_id
             out["map-ids"] = list(self.map_ids)
+            if self.hints_structs is not None:
+                out["hints-structs"] = [h.to_json() for h in self.hints_structs]
         return out
 
 
@@ -33,7 +39,15 @@ def describe(prog_id: int, mode: str) -> Program:
 
     with info.prog_fd_by_id(prog_id) as fd:
         pi = info.prog_info(fd.fd)
-    return Program(prog_id, mode, pi.name, pi.tag, pi.btf_id or None, tuple(pi.map_ids))
+    structs = None
+    if pi.btf_id:
+        from xdphints_cli.progbtf import hints_of_btf
+
+        try:
+            structs = hints_of_btf(pi.btf_id)
+        except XdpHintsError:
+            structs = None  # BTF unreadable or malformed: the rest still shows
+    return Program(prog_id, mode, pi.name, pi.tag, pi.btf_id or None, tuple(pi.map_ids), structs)
 
 
 def describe_programs(xdp: XdpAttachment, unavailable: Dict[str, str]) -> Tuple[Program, ...]:

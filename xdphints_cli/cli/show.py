@@ -125,7 +125,11 @@ def _program_line(p) -> str:
         return f"{p.mode}: id {p.id}"
     extra = f" btf-id {p.btf_id}" if p.btf_id else " (no BTF)"
     maps = ",".join(map(str, p.map_ids)) or "none"
-    return f"{p.mode}: id {p.id} name {p.name or '-'} tag {p.tag}{extra} maps {maps}"
+    line = f"{p.mode}: id {p.id} name {p.name or '-'} tag {p.tag}{extra} maps {maps}"
+    if p.hints_structs is not None:
+        line += " hints " + (", ".join(f"{h.name} (btf-id {h.btf_id}, {h.size} bytes)"
+                                       for h in p.hints_structs) or "none")
+    return line
 
 
 def render_report(app: App, report, hints) -> None:

@@ -1,0 +1,295 @@
+"""`xdphints btf`: the hints structs (metadata layouts) in a program's or a file's BTF.
+
+Sources (exactly one; default: the program attached to the device):
+  -d DEV, --prog-id N, --pinned PATH, --file PATH, --kernel, --module NAME.
+Modes: hints structs (default), --struct NAME, --all, --kfuncs.
+
+Exit codes: 2 two sources or conflicting modes; 3 no BTF in the object or program;
+4 permission denied; 5 file, program, module, device program or struct not found.
+"""
+
+from __future__ import annotations
+
+from typing import List, Optional, Tuple
+
+import click
+
+from xdphints_cli.cli.app import App, dev_option, json_option, usage_error
+
+KFUNC_PREFIX = "bpf_xdp_metadata_"
+_TAG_KINDS = ("struct", "union", "enum")
+
+
+@click.command("btf")
+@dev_option
+@click.option("--prog-id", type=click.IntRange(1, 0xFFFFFFFF), metavar="N", help="A loaded program, by id.")
+@click.option("--pinned", metavar="PATH", help="A program pinned in bpffs.")
+@click.option("--file", "file_", metavar="PATH", type=click.Path(readable=False),  # errors (4, 5) are ours
+              help="An ELF object (.o, .ko) or a raw BTF file, told apart by content.")
+@click.option("--kernel", is_flag=True, help="The running kernel's BTF (/sys/kernel/btf/vmlinux).")
+@click.option("--module", metavar="NAME", help="A loaded kernel module's BTF (split over vmlinux).")
+@click.option("--struct", "struct_name", metavar="NAME", help="Show this named type instead of the hints structs.")
+@click.option("--all", "all_", is_flag=True, help="List every named type: id, kind, name, size.")
+@click.option("--kfuncs", is_flag=True, help="The XDP metadata kfuncs the running kernel offers.")
+@click.option("--format", "fmt", type=click.Choice(["table", "c"]), default="table", show_default=True,
+              help="Text output as a member table or as C.")
+@click.option("--offsets", is_flag=True, help="With --format c: pahole-style /* offset size */ comments.")
+@json_option
+@click.pass_obj
+def btf(app: App, dev: Optional[str], prog_id: Optional[int], pinned: Optional[str], file_: Optional[str],
+        kernel: bool, module: Optional[str], struct_name: Optional[str], all_: bool, kfuncs: bool,
+        fmt: str, offsets: bool) -> None:
+    """Show the XDP hints structs in BTF: by default those of the program attached to
+    DEV. A hints struct is named xdp_hints* or ends in a 32-bit `btf_id` member.
+
+    With --struct, any named type; with --all, every named type; with --kfuncs, the
+    bpf_xdp_metadata_* kfuncs of the running kernel with prototypes and BTF ids.
+    """
+    given = [opt for opt, v in (("-d", dev), ("--prog-id", prog_id), ("--pinned", pinned), ("--file", file_),
+                                ("--kernel", kernel), ("--module", module)) if v]
+    if len(given) > 1:
+        raise usage_error(f"give one source, not {' and '.join(given)}")
+    modes = [opt for opt, v in (("--struct", struct_name), ("--all", all_), ("--kfuncs", kfuncs)) if v]
+    if len(modes) > 1:
+        raise usage_error(f"{' and '.join(modes)} cannot be combined")
+    if kfuncs and given and given != ["--kernel"]:
+        raise usage_error("--kfuncs reads the running kernel's BTF: no other source")
+    if offsets and fmt != "c":
+        raise usage_error("--offsets needs --format c")
+
+    if kfuncs:
+        return _kfuncs(app)
+    spec, source = _open_source(dev, prog_id, pinned, file_, kernel, module)
+    if struct_name:
+        return _one_type(app, spec, source, struct_name, fmt, offsets)
+    if all_:
+        return _all_types(app, spec, source)
+    return _hints(app, spec, source, fmt, offsets)
+
+
+# --- sources -----------------------------------------------------------------------
+
+def _open_source(dev, prog_id, pinned, file_, kernel, module) -> Tuple[object, dict]:
+    """(Spec, the JSON description of where it came from)."""
+    from xdphints_cli.btf import sources
+    from xdphints_cli.errors import NotFoundError, NotSupportedError
+
+    if file_:
+        sources.detect(file_)  # missing (5), unreadable (4), neither ELF nor BTF (1)
+        try:
+            spec = sources.load(file_)
+        except NotFoundError as e:  # the file is there: it is the .BTF section that is not
+            raise NotSupportedError(str(e)) from None
+        return spec, {"type": "file", "path": file_}
+    if kernel:
+        return sources.kernel(), {"type": "kernel", "path": sources.VMLINUX}
+    if module:
+        return sources.module(module), {"type": "module", "name": module}
+
+    from xdphints_cli import progbtf
+
+    source: dict = {"type": "program"}
+    if pinned:
+        pi = progbtf.pinned_prog_info(pinned)
+        source["path"] = pinned
+    elif prog_id:
+        pi = progbtf.prog_info(prog_id)
+    else:
+        pi = _attached(dev, source)
+    source.update({"prog-id": pi.id, "name": pi.name})
+    spec = progbtf.prog_spec(pi)
+    source["btf-id"] = pi.btf_id
+    return spec, source
+
+
+def _attached(dev: Optional[str], source: dict):
+    """ProgInfo of the program attached to DEV (the first one if several modes are used)."""
+    from xdphints_cli import device, progbtf
+    from xdphints_cli.errors import NotFoundError
+    from xdphints_cli.netlink import rtnl
+    from xdphints_cli.netlink.session import Netlink
+
+    with Netlink() as nl:
+        name = dev or device.default_device(nl)
+        link = rtnl.get_link(nl, name)
+    if not link.xdp.programs:
+        raise NotFoundError(f"no XDP program attached to {name}")
+    mode, prog_id = link.xdp.programs[0]
+    source.update({"ifname": name, "mode": mode})
+    return progbtf.prog_info(prog_id)
+
+
+def _describe_source(source: dict) -> str:
+    t = source["type"]
+    if t == "file":
+        return source["path"]
+    if t == "kernel":
+        return "vmlinux"
+    if t == "module":
+        return f"module {source['name']}"
+    where = f" on {source['ifname']} ({source['mode']})" if "ifname" in source else ""
+    return f"program {source['prog-id']} {source.get('name') or '-'}{where}, btf-id {source.get('btf-id')}"
+
+
+# --- hints structs (default mode) --------------------------------------------------
+
+def _hints(app: App, spec, source: dict, fmt: str, offsets: bool) -> None:
+    from xdphints_cli.btf import cformat, hints
+
+    structs = hints.hints_structs(spec)
+    if app.json:
+        app.emit_json({"source": source, "hints-structs": [
+            {"name": t.name, "btf-id": t.id, "size": t.size,
+             "members": [r.to_json() for r in hints.describe(spec, t.id)]} for t in structs]})
+        return
+    c = app.console
+    if not structs:
+        c.print(f"{_describe_source(source)}: no hints structs (none named xdp_hints* or ending in __u32 btf_id)")
+        return
+    if fmt == "c":
+        c.print(cformat.dump_c(spec, [t.id for t in structs], offsets=offsets), end="")
+        return
+    c.print(f"{_describe_source(source)}:")
+    for i, t in enumerate(structs):
+        if i:
+            c.print()
+        _member_table(app, spec, t)
+
+
+def _member_table(app: App, spec, t) -> None:
+    from xdphints_cli.btf import hints
+
+    app.console.print(f"{t.kind_name.lower()} {t.name or '(anon)'}  btf-id {t.id}  size {t.size}")
+    rows: List[Tuple[str, ...]] = [("OFFSET", "SIZE", "TYPE", "NAME")]
+    for r in hints.describe(spec, t.id):
+        off = str(r.offset) + (f":{r.bit_offset % 8}" if r.is_bitfield else "")
+        size = f"{r.bit_size} bits" if r.is_bitfield else str(r.size)
+        rows.append((off, size, r.type, r.name))
+    _print_rows(app, rows)
+
+
+def _print_rows(app: App, rows: List[Tuple[str, ...]]) -> None:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    for r in rows:
+        cells = [r[i].rjust(widths[i]) if i < 2 and r is not rows[0] else r[i].ljust(widths[i])
+                 for i in range(len(widths))]
+        app.console.print("  " + "  ".join(cells + [r[-1]]).rstrip())
+
+
+# --- one named type ----------------------------------------------------------------
+
+def _lookup(spec, name: str) -> int:
+    from xdphints_cli.btf import wire
+
+    kind = None
+    words = name.split()
+    if len(words) == 2 and words[0] in _TAG_KINDS:
+        kind, name = words[0], words[1]
+    ids = spec.ids_by_name(name, kind)
+    if kind == "enum" and not ids:
+        ids = spec.ids_by_name(name, wire.KIND_ENUM64)
+    if not ids:
+        raise _not_found(spec, name)
+    # A struct wins over a same-named typedef or forward declaration; a full
+    # definition over a FWD.
+    order = {wire.KIND_STRUCT: 0, wire.KIND_UNION: 0, wire.KIND_ENUM: 1, wire.KIND_ENUM64: 1,
+             wire.KIND_TYPEDEF: 2, wire.KIND_FWD: 4}
+    return min(ids, key=lambda i: (order.get(spec.kind_of(i), 3), i))
+
+
+def _not_found(spec, name: str):
+    import difflib
+
+    from xdphints_cli.btf import wire
+    from xdphints_cli.errors import NotFoundError
+
+    kinds = {wire.KIND_STRUCT, wire.KIND_UNION, wire.KIND_ENUM, wire.KIND_ENUM64, wire.KIND_TYPEDEF}
+    names = set()
+    s = spec
+    while s is not None:
+        for tid in s.own_ids():
+            if s.kind_of(tid) in kinds:
+                names.add(s.name_of(tid))
+        s = s.base
+    names.discard("")
+    close = difflib.get_close_matches(name, sorted(names), n=5, cutoff=0.6)
+    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    return NotFoundError(f"no type named {name!r}{hint}")
+
+
+def _type_json(spec, tid: int, offsets: bool) -> dict:
+    from xdphints_cli.btf import cformat, hints, wire
+    from xdphints_cli.btf.types import Composite as T_composite
+
+    out: dict = {"name": spec.name_of(tid), "btf-id": tid, "kind": wire.KIND_NAMES[spec.kind_of(tid)].lower()}
+    try:
+        out["size"] = spec.size_of(tid)
+    except Exception:
+        pass
+    if isinstance(spec.resolve_type(tid), T_composite):
+        out["members"] = [r.to_json() for r in hints.describe(spec, tid)]
+    out["c"] = cformat.dump_c(spec, [tid], offsets=offsets)
+    return out
+
+
+def _one_type(app: App, spec, source: dict, name: str, fmt: str, offsets: bool) -> None:
+    from xdphints_cli.btf import cformat
+    from xdphints_cli.btf.types import Composite as T_composite
+
+    tid = _lookup(spec, name)
+    if app.json:
+        app.emit_json({"source": source, "type": _type_json(spec, tid, offsets)})
+        return
+    t = spec[tid]
+    if fmt == "c" or not isinstance(spec.resolve_type(tid), T_composite):
+        app.console.print(cformat.dump_c(spec, [tid], offsets=offsets), end="")
+        return
+    _member_table(app, spec, t)
+
+
+# --- every named type --------------------------------------------------------------
+
+def _all_types(app: App, spec, source: dict) -> None:
+    from xdphints_cli.btf import wire
+
+    sized = {wire.KIND_INT, wire.KIND_STRUCT, wire.KIND_UNION, wire.KIND_ENUM, wire.KIND_ENUM64,
+             wire.KIND_FLOAT, wire.KIND_DATASEC}
+    rows = []
+    for tid in spec.own_ids():
+        name = spec.name_of(tid)
+        if not name:
+            continue
+        k = spec.kind_of(tid)
+        row: dict = {"btf-id": tid, "kind": wire.KIND_NAMES.get(k, str(k)).lower(), "name": name}
+        if k in sized:
+            row["size"] = spec[tid].size
+        rows.append(row)
+    if app.json:
+        app.emit_json({"source": source, "types": rows})
+        return
+    table = [("ID", "KIND", "NAME", "SIZE")] + [
+        (str(r["btf-id"]), r["kind"], r["name"], str(r.get("size", "-"))) for r in rows]
+    w0 = max(len(r[0]) for r in table)
+    w1 = max(len(r[1]) for r in table)
+    w2 = max(len(r[2]) for r in table)
+    out = "\n".join(f"{r[0]:>{w0}}  {r[1]:<{w1}}  {r[2]:<{w2}}  {r[3]}" for r in table)
+    app.console.print(out)
+
+
+# --- kfuncs ------------------------------------------------------------------------
+
+def _kfuncs(app: App) -> None:
+    from xdphints_cli.btf import kfuncs, sources
+
+    found = kfuncs.list_kfuncs(sources.kernel(), KFUNC_PREFIX)
+    if app.json:
+        app.emit_json({"source": {"type": "kernel", "path": sources.VMLINUX},
+                       "kfuncs": [{"name": k.name, "btf-id": k.id, "prototype": k.prototype} for k in found]})
+        return
+    if not found:
+        app.console.print("no XDP metadata kfuncs in this kernel's BTF")
+        return
+    w = max(len(str(k.id)) for k in found)
+    app.console.print(f"{'ID':>{w}}  PROTOTYPE")
+    for k in found:
+        app.console.print(f"{k.id:>{w}}  {k.prototype};")
