@@ -6,7 +6,9 @@ Prints medians over repeated runs:
   - parse(vmlinux) into the type model                        (in-process)
   - the same plus building every type object                  (in-process, for scale)
   - kfunc id fast path for the three XDP metadata kfuncs      (target < 30 ms)
-Targets: full parse within 5x of bpftool's C dump; kfunc lookup under 30 ms.
+  - `xdphints btf --kernel --struct sk_buff`, end to end       (subprocess, wall)
+Targets: full parse within 5x of bpftool's C dump; kfunc lookup under 30 ms;
+the CLI's --struct sk_buff within 3x of bpftool's C dump.
 """
 
 from __future__ import annotations
@@ -73,13 +75,16 @@ def main() -> int:
     t_kf_read = median_time(read_and_kfuncs, runs)
     rows.append(("kfunc ids incl. reading vmlinux", t_kf_read, None))
 
-    # TODO(cli): third figure, end to end `xdphints btf --kernel --struct sk_buff`, once
-    # the CLI command exists (another developer adds it). Sketch:
-    #   xdphints = shutil.which("xdphints")
-    #   t_cli = median_time(lambda: subprocess.run(
-    #       [xdphints, "btf", "--kernel", "--struct", "sk_buff"],
-    #       stdout=subprocess.DEVNULL, check=True), runs)
-    #   rows.append(("xdphints btf --kernel --struct sk_buff", t_cli, t_bpftool))
+    # End to end: a fresh `python3 -m xdphints_cli btf --kernel --struct sk_buff`
+    # (interpreter start, imports, vmlinux parse, lookup, table) next to bpftool's C dump.
+    repo = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+    cli_env = dict(os.environ, PYTHONPATH=repo, NO_COLOR="1")
+
+    def cli_struct():
+        subprocess.run([sys.executable, "-m", "xdphints_cli", "btf", "--kernel", "--struct", "sk_buff"],
+                       stdout=subprocess.DEVNULL, check=True, env=cli_env)
+    t_cli = median_time(cli_struct, runs)
+    rows.append(("xdphints btf --kernel --struct sk_buff", t_cli, t_bpftool))
 
     print(f"median of {runs} runs, {len(blob)} bytes of vmlinux BTF")
     for label, t, ref in rows:
@@ -89,6 +94,8 @@ def main() -> int:
     if t_bpftool is not None:
         ok &= t_parse <= 5 * t_bpftool
         print(f"target parse <= 5x bpftool: {'met' if t_parse <= 5 * t_bpftool else 'MISSED'}")
+        ok &= t_cli <= 3 * t_bpftool
+        print(f"target CLI --struct sk_buff <= 3x bpftool: {'met' if t_cli <= 3 * t_bpftool else 'MISSED'}")
     print(f"target kfunc lookup < 30 ms: {'met' if t_kf < 0.030 else 'MISSED'}")
     ok &= t_kf < 0.030
     return 0 if ok else 1
