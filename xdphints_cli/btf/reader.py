@@ -20,14 +20,17 @@ from ..errors import BTFError
 from . import wire
 from .spec import Spec
 
-def parse(blob: bytes, base: Optional[Spec] = None) -> Spec:
+def parse(blob: bytes, base: Optional[Spec] = None, kernel_verified: bool = False) -> Spec:
     """Parse raw BTF (as in /sys/kernel/btf/* or an ELF .BTF section).
 
     With `base`, the blob is split BTF: its type ids and string offsets continue the
-    base's (a kernel module's BTF over vmlinux).
+    base's (a kernel module's BTF over vmlinux). `kernel_verified` is for the BTF in
+    /sys/kernel/btf only: the kernel ran its own verifier over it when it loaded it,
+    so the whole-blob validation pass (stage 4, most of vmlinux's parse time) is
+    skipped; every lookup still range-checks the ids and string offsets it follows.
     """
     try:
-        return _parse(memoryview(blob).cast("B"), base)
+        return _parse(memoryview(blob).cast("B"), base, kernel_verified)
     except BTFError:
         raise
     except (ValueError, IndexError, OverflowError, TypeError, MemoryError) as e:
@@ -36,7 +39,7 @@ def parse(blob: bytes, base: Optional[Spec] = None) -> Spec:
         raise BTFError(f"malformed BTF: {e}") from None
 
 
-def _parse(mv: memoryview, base: Optional[Spec]) -> Spec:
+def _parse(mv: memoryview, base: Optional[Spec], kernel_verified: bool) -> Spec:
     if len(mv) < wire.HEADER_LEN:
         raise BTFError(f"BTF too short for a header: {len(mv)} bytes")
     magic_le = mv[0] | (mv[1] << 8)
@@ -81,7 +84,8 @@ def _parse(mv: memoryview, base: Optional[Spec]) -> Spec:
     n_types = start_id + len(offs)
     if n_types > wire.MAX_TYPES:
         raise BTFError(f"too many BTF types: {n_types}")
-    _validate(words, offs, start_id, n_types, str_start, str_start + len(strs), base)
+    if not kernel_verified:
+        _validate(words, offs, start_id, n_types, str_start, str_start + len(strs), base)
     return Spec(words, offs, strs, start_id=start_id, str_start=str_start, base=base,
                 byteorder=order)
 

@@ -83,9 +83,9 @@ def load_elf(path: str, base: Optional[Spec] = None) -> Spec:
     return _from_elf(data, path, base)
 
 
-def _parse(data: bytes, path: str, base: Optional[Spec]) -> Spec:
+def _parse(data: bytes, path: str, base: Optional[Spec], kernel_verified: bool = False) -> Spec:
     try:
-        return parse(data, base)
+        return parse(data, base, kernel_verified)
     except BTFError as e:
         raise BTFError(f"{path}: {e}") from None
 
@@ -139,7 +139,7 @@ def kernel() -> Spec:
     """The running kernel's BTF (parsed once per process)."""
     global _kernel
     if _kernel is None:
-        _kernel = _parse(kernel_blob(), VMLINUX, None)
+        _kernel = _parse(kernel_blob(), VMLINUX, None, kernel_verified=True)
     return _kernel
 
 
@@ -152,7 +152,7 @@ def module(name: str) -> Spec:
         path = os.path.join(KERNEL_BTF_DIR, name)
         if not os.path.exists(path):
             raise NotFoundError(f"no BTF for module {name!r} (is it loaded?)")
-        spec = _parse(read_file(path), path, kernel())
+        spec = _parse(read_file(path), path, kernel(), kernel_verified=True)
         _modules[name] = spec
     return spec
 

@@ -7,6 +7,7 @@ therefore costs one walk over the words, not 100k+ dataclass constructions.
 
 from __future__ import annotations
 
+import sys
 from array import array
 from typing import Dict, Iterator, List, Optional, Sequence, Union as _U
 
@@ -76,7 +77,7 @@ class Spec:
         self.byteorder = byteorder
         self.n_types = start_id + len(offs)
         self._cache: Dict[int, T.Type] = {}
-        self._by_name_off: Optional[Dict[int, List[int]]] = None
+        self._name_words: Optional[bytes] = None
         self.types = _Types(self)
 
     # -- raw access (no object construction) ---------------------------------------
@@ -219,24 +220,6 @@ class Spec:
 
     # -- lookup by name --------------------------------------------------------------
 
-    def _name_index(self) -> Dict[int, List[int]]:
-        idx = self._by_name_off
-        if idx is None:
-            idx = {}
-            w = self._w
-            tid = self.start_id
-            for i in self._offs:
-                off = w[i]
-                if off:
-                    lst = idx.get(off)
-                    if lst is None:
-                        idx[off] = [tid]
-                    else:
-                        lst.append(tid)
-                tid += 1
-            self._by_name_off = idx
-        return idx
-
     def _string_offsets(self, name: str) -> List[int]:
         """Every offset in our own string section where exactly `name` starts."""
         needle = name.encode("utf-8")
@@ -249,6 +232,25 @@ class Spec:
             pos = s.find(needle + b"\0", pos + 1)
         return out
 
+    def _ids_named_at(self, name_offs: List[int]) -> List[int]:
+        """Own type ids whose name starts at one of `name_offs`.
+
+        The packed name words are searched with bytes.find (C speed): a dict over
+        every type would cost vmlinux more than the few lookups a command makes.
+        """
+        if self._name_words is None:
+            self._name_words = array("I", map(self._w.__getitem__, self._offs)).tobytes()
+        words = self._name_words
+        out: List[int] = []
+        for off in name_offs:
+            needle = off.to_bytes(4, sys.byteorder)
+            pos = words.find(needle)
+            while pos >= 0:
+                if pos % 4 == 0:
+                    out.append(self.start_id + pos // 4)
+                pos = words.find(needle, pos + 1)
+        return out
+
     def ids_by_name(self, name: str, kind: KindArg = None) -> List[int]:
         if not name:
             return []
@@ -256,14 +258,10 @@ class Spec:
         found: List[int] = []
         if self.base is not None:
             found.extend(self.base.ids_by_name(name, k))
-        idx = self._name_index()
         offs = self._string_offsets(name)
         if self.base is not None:
             offs.extend(o for o in self.base._string_offsets(name))
-        own: List[int] = []
-        for off in offs:
-            own.extend(idx.get(off, ()))
-        own.sort()
+        own = sorted(self._ids_named_at(offs))
         found.extend(t for t in own if k is None or self.kind_of(t) == k)
         return found
 
