@@ -24,7 +24,7 @@ _xdphints() {
                 -n|--netns) COMPREPLY=($(compgen -W "$(ip netns list 2>/dev/null | cut -d" " -f1)" -- "$cur")); return;;
             esac
             if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "-j --json -p --pretty -n --netns --no-color --debug -h --help --version" -- "$cur"));
-            else COMPREPLY=($(compgen -W "show enable disable check" -- "$cur")); fi;;
+            else COMPREPLY=($(compgen -W "show enable disable check btf" -- "$cur")); fi;;
         show)
             case "$prev" in
                 -d|--dev) COMPREPLY=($(compgen -W "$(ls /sys/class/net 2>/dev/null)" -- "$cur")); return;;
@@ -51,6 +51,18 @@ _xdphints() {
             esac
             if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "-d --dev -j --json -h --help" -- "$cur"));
             else COMPREPLY=($(compgen -W "rx-timestamp rx-hash rx-vlan" -- "$cur")); fi;;
+        btf)
+            case "$prev" in
+                -d|--dev) COMPREPLY=($(compgen -W "$(ls /sys/class/net 2>/dev/null)" -- "$cur")); return;;
+                --prog-id) COMPREPLY=(); return;;
+                --pinned) COMPREPLY=(); return;;
+                --file) COMPREPLY=($(compgen -f -- "$cur")); return;;
+                --module) COMPREPLY=(); return;;
+                --struct) COMPREPLY=(); return;;
+                --format) COMPREPLY=($(compgen -W "table c" -- "$cur")); return;;
+            esac
+            if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "-d --dev --prog-id --pinned --file --kernel --module --struct --all --kfuncs --format --offsets -j --json -h --help" -- "$cur"));
+            else COMPREPLY=(); fi;;
     esac
 }
 

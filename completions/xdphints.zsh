@@ -29,6 +29,7 @@ _xdphints() {
                 'enable:Turn on the hardware side of hints (timestamping, offloads)'
                 'disable:Turn the hardware side of hints off again'
                 'check:Exit 0 if hints are usable now, 6 if they need enable, 3 if not supported'
+                'btf:Show the hints structs (metadata layouts) in a program'\''s or file'\''s BTF'
             )
             _describe command commands;;
         args)
@@ -57,6 +58,20 @@ _xdphints() {
                     '(-j --json)'{-j,--json}'[JSON output on stdout]' \
                     '(-h --help)'{-h,--help}'[Show help]' \
                     '*:words:(rx-timestamp rx-hash rx-vlan)';;
+                btf) _arguments \
+                    '(-d --dev)'{-d,--dev}'[Device (default\: $XDPHINTS_DEV, else the only non-loopback interface that is up)]:device:_xdphints_devices' \
+                    ''--prog-id'[A loaded program, by id]:value: ' \
+                    ''--pinned'[A program pinned in bpffs]:value: ' \
+                    ''--file'[An ELF object (]:file:_files' \
+                    ''--kernel'[The running kernel'\''s BTF (/sys/kernel/btf/vmlinux)]' \
+                    ''--module'[A loaded kernel module'\''s BTF (split over vmlinux)]:value: ' \
+                    ''--struct'[Show this named type instead of the hints structs]:value: ' \
+                    ''--all'[List every named type\: id, kind, name, size]' \
+                    ''--kfuncs'[The XDP metadata kfuncs the running kernel offers]' \
+                    ''--format'[Text output as a member table or as C]:words:(table c)' \
+                    ''--offsets'[With --format c\: pahole-style /* offset size */ comments]' \
+                    '(-j --json)'{-j,--json}'[JSON output on stdout]' \
+                    '(-h --help)'{-h,--help}'[Show help]';;
             esac;;
     esac
 }
