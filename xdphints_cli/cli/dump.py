@@ -1,0 +1,199 @@
+"""`xdphints dump`: receive packets on one queue through AF_XDP with the built-in
+hints program and print each packet with its RX metadata (decoded through BTF)."""
+
+from __future__ import annotations
+
+import sys
+from typing import Optional
+
+import click
+
+from xdphints_cli.cli.app import App, dev_option, json_option, usage_error
+
+DEFAULT_SNAPLEN = 128
+
+
+@click.command("dump")
+@dev_option
+@click.option("-q", "--queue", type=int, required=True, metavar="N", help="RX queue to capture (0-based).")
+@click.option("-c", "--count", type=int, metavar="N", help="Stop after N packets.")
+@click.option("--duration", type=float, metavar="S", help="Stop after S seconds.")
+@click.option("--hex", "hex_", is_flag=True, help="Hex dump of each packet (up to --snaplen bytes).")
+@click.option("--snaplen", type=int, metavar="N",
+              help=f"Bytes of each packet kept for --hex and JSON \"data\" (default {DEFAULT_SNAPLEN}).")
+@click.option("--quiet", is_flag=True, help="No per-packet output: only the summary at the end.")
+@json_option
+@click.pass_obj
+def dump(app: App, dev: Optional[str], queue: int, count: Optional[int], duration: Optional[float],
+         hex_: bool, snaplen: Optional[int], quiet: bool) -> None:
+    """Dump packets received on one RX queue with their XDP hints.
+
+    Loads a device-bound XDP program that calls the RX metadata kfuncs the device
+    advertises, writes their results in front of each packet (a BTF-described
+    struct ending in its own btf_id) and redirects the queue's packets to an AF_XDP
+    socket. The program is attached with a BPF link: it comes off when dump ends,
+    however it ends. A device that already has an XDP program is left alone (exit 1).
+    ARP and IPv6 neighbour discovery are passed to the kernel, not captured.
+
+    Per packet: receive time, queue, length, a summary (MACs, VLAN in frame,
+    addresses, protocol, ports), rx-timestamp (ns), rx-hash and its type, rx-vlan;
+    a failed kfunc shows its errno (ENODATA, EOPNOTSUPP). Ctrl-C or SIGTERM stops
+    with exit 0; a summary (packets, rate, AF_XDP drops, per-hint counts) goes to stderr.
+    """
+    if queue < 0:
+        raise usage_error("--queue must be 0 or more")
+    if count is not None and count < 1:
+        raise usage_error("--count must be 1 or more")
+    if duration is not None and duration <= 0:
+        raise usage_error("--duration must be more than 0")
+    if snaplen is not None and snaplen < 1:
+        raise usage_error("--snaplen must be 1 or more")
+    from xdphints_cli.hints import capture
+
+    target = capture.resolve_target(dev, queue, app.warn)
+    with capture.stop_on_signals() as stop, capture.Capture(target, queue) as cap:
+        _announce(app, cap)
+        keep = snaplen or DEFAULT_SNAPLEN
+        for pkt in cap.packets(count, duration, stop, details=not quiet, snaplen=keep):
+            if app.json:
+                sys.stdout.write(_json_line(packet_json(pkt, cap.rss_table, hex_)) + "\n")
+            else:
+                sys.stdout.write(packet_text(pkt, cap.rss_table) + "\n")
+                if hex_ and pkt.data is not None:
+                    sys.stdout.write(hexdump(pkt.data))
+            sys.stdout.flush()
+    if quiet and app.json:
+        app.emit_json(summary_json(cap))
+    sys.stderr.write(summary_text(cap))
+    sys.stderr.flush()
+
+
+def _json_line(obj) -> str:
+    import json
+
+    return json.dumps(obj, separators=(", ", ": "))
+
+
+def _announce(app: App, cap) -> None:
+    t = cap.target
+    from xdphints_cli.hints.layout import KFUNC_BITS
+
+    called = {n for n in t.kfuncs}
+    names = {"bpf_xdp_metadata_rx_timestamp": "rx-timestamp",
+             "bpf_xdp_metadata_rx_hash": "rx-hash", "bpf_xdp_metadata_rx_vlan_tag": "rx-vlan"}
+    missing = [names[n] for n in KFUNC_BITS if n not in called]
+    if missing:
+        app.warn(f"{t.ifname} does not provide {', '.join(missing)} (not in its "
+                 "xdp-rx-metadata-features, or not in this kernel): shown as unsupported")
+    sys.stderr.write(f"xdphints: dumping {t.ifname} queue {cap.queue} (XDP program id "
+                     f"{cap.prog_id}, btf-id {cap.btf_id}); Ctrl-C to stop\n")
+    sys.stderr.flush()
+
+
+# --- per packet -------------------------------------------------------------------
+
+def _hint_json(name: str, v, rss_table) -> dict:
+    out: dict = {"status": v.status}
+    if v.errno_name:
+        out["errno"] = v.errno_name
+    if v.status != "ok":
+        return out
+    if name == "rx-timestamp":
+        out["ns"] = v.get("rx_timestamp")
+    elif name == "rx-hash":
+        from xdphints_cli.btf.kfuncs import rss_hash_type_name
+        from xdphints_cli.hints.decoding import rss_type_names
+
+        htype = v.get("rx_hash_type") or 0
+        out.update({"hash": f"0x{v.get('rx_hash'):08x}", "type": htype})
+        if rss_table:
+            out["type-name"] = rss_hash_type_name(htype, rss_table)
+            out["type-bits"] = list(rss_type_names(htype, rss_table))
+    elif name == "rx-vlan":
+        tci = v.get("rx_vlan_tci") or 0
+        out.update({"proto": f"0x{v.get('rx_vlan_proto'):04x}", "tci": tci, "vid": tci & 0xFFF,
+                    "pcp": tci >> 13, "dei": (tci >> 12) & 1})
+    return out
+
+
+def packet_json(pkt, rss_table, with_data: bool = False) -> dict:
+    from xdphints_cli.hints.decoding import HINTS
+
+    out: dict = {"time": f"{pkt.time_ns // 10**9}.{pkt.time_ns % 10**9:09d}",
+                 "queue": pkt.queue, "len": pkt.length}
+    if pkt.summary is not None:
+        out["summary"] = pkt.summary.text()
+        out.update(pkt.summary.to_json())
+    if pkt.btf_id is None:
+        out["metadata"] = None
+    else:
+        out["btf-id"] = pkt.btf_id
+        for h in HINTS:
+            out[h] = _hint_json(h, pkt.hints[h], rss_table)
+    if with_data and pkt.data is not None:
+        out["data"] = pkt.data.hex()
+    return out
+
+
+def _hint_text(name: str, v, rss_table) -> str:
+    if v.status == "absent":
+        return f"{name} n/a"
+    if v.status != "ok":
+        return f"{name} {v.errno_name or 'none'}"
+    j = _hint_json(name, v, rss_table)
+    if name == "rx-timestamp":
+        return f"{name} {j['ns']}"
+    if name == "rx-hash":
+        return f"{name} {j['hash']} {j.get('type-name', j['type'])}"
+    return f"{name} {j['proto']} vid {j['vid']} pcp {j['pcp']} dei {j['dei']}"
+
+
+def packet_text(pkt, rss_table) -> str:
+    import time as _time
+
+    from xdphints_cli.hints.decoding import HINTS
+
+    secs, ns = divmod(pkt.time_ns, 10**9)
+    stamp = _time.strftime("%H:%M:%S", _time.localtime(secs)) + f".{ns // 1000:06d}"
+    summary = pkt.summary.text() if pkt.summary is not None else ""
+    head = f"{stamp} q{pkt.queue} len {pkt.length} {summary}"
+    if pkt.btf_id is None:
+        return head + " | no hints metadata"
+    return head + " | " + " | ".join(_hint_text(h, pkt.hints[h], rss_table) for h in HINTS)
+
+
+def hexdump(data: bytes) -> str:
+    lines = []
+    for off in range(0, len(data), 16):
+        chunk = data[off:off + 16]
+        hx = " ".join(f"{b:02x}" for b in chunk)
+        asc = "".join(chr(b) if 32 <= b < 127 else "." for b in chunk)
+        lines.append(f"  {off:04x}  {hx:<47}  {asc}\n")
+    return "".join(lines)
+
+
+# --- summary ----------------------------------------------------------------------
+
+def summary_json(cap) -> dict:
+    out = {"ifname": cap.target.ifname, "queue": cap.queue}
+    out.update(cap.stats.to_json())
+    return out
+
+
+def summary_text(cap) -> str:
+    s = cap.stats
+    lines = [f"{s.packets} packets, {s.bytes} bytes in {s.seconds:.2f} s ({s.rate:.1f} pps) "
+             f"on {cap.target.ifname} queue {cap.queue}"]
+    x = s.xsk
+    if x:
+        lines.append(f"AF_XDP drops: rx_dropped {x.get('rx_dropped', 0)}, rx_ring_full "
+                     f"{x.get('rx_ring_full', 0)}, fill ring empty "
+                     f"{x.get('rx_fill_ring_empty_descs', 0)}, invalid descs "
+                     f"{x.get('rx_invalid_descs', 0)}")
+    parts = []
+    for h, c in s.hints.items():
+        parts.append(f"{h}: " + (", ".join(f"{k} {n}" for k, n in sorted(c.items())) or "-"))
+    lines.append("; ".join(parts))
+    if s.no_metadata:
+        lines.append(f"{s.no_metadata} packets without hints metadata")
+    return "".join(f"xdphints: {line}\n" for line in lines)
