@@ -1,0 +1,192 @@
+"""`xdphints dump` end to end: veth in throwaway namespaces, UDP from the peer."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import REPO_ROOT
+
+pytestmark = pytest.mark.privileged
+
+# Runs the CLI with the "dump" row registered even before main.COMMANDS has it.
+RUNNER = ("import sys; from xdphints_cli.cli import main as m; "
+          "m.COMMANDS.setdefault('dump', ('xdphints_cli.cli.dump', 'dump', 'dump')); "
+          "m.main(sys.argv[1:])")
+SENDER = """
+import socket, sys
+dst, port, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+for sp in [int(p) for p in sys.argv[4].split(',')]:
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(('', sp))
+    for i in range(count):
+        s.sendto(b'x' * 32, (dst, port))
+    s.close()
+"""
+PACKET_KEYS = {"time", "queue", "len", "summary", "eth-src", "eth-dst", "ethertype", "ip-src",
+               "ip-dst", "ip-proto", "src-port", "dst-port", "btf-id", "rx-timestamp",
+               "rx-hash", "rx-vlan"}
+
+
+def _cmd(ns, *args):
+    return ["ip", "netns", "exec", ns, sys.executable, "-c", RUNNER, "dump", *args]
+
+
+def _env():
+    env = dict(os.environ, NO_COLOR="1", PYTHONPATH=REPO_ROOT)
+    env.pop("XDPHINTS_DEV", None)
+    return env
+
+
+def run_dump(pair, *args):
+    return subprocess.run(_cmd(pair.ns, *args), capture_output=True, text=True, env=_env(),
+                          timeout=120)
+
+
+def start_dump(pair, *args) -> subprocess.Popen:
+    """Start dump and wait until its XDP program is attached (or it exited)."""
+    p = subprocess.Popen(_cmd(pair.ns, *args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True, env=_env())
+    while not xdp_attached(pair):
+        if p.poll() is not None:
+            raise AssertionError(f"dump exited early: {p.communicate()}")
+        time.sleep(0.05)
+    return p
+
+
+def xdp_attached(pair) -> bool:
+    return "prog/xdp" in pair.run("ip", "link", "show", pair.dev).stdout
+
+
+def send_udp(pair, count, src_ports=(40000,), port=9999):
+    pair.run_peer(sys.executable, "-c", SENDER, pair.addr, str(port), str(count),
+                  ",".join(map(str, src_ports)))
+
+
+def finish(p, timeout=60):
+    out, err = p.communicate(timeout=timeout)
+    return p.returncode, out, err
+
+
+def test_udp_packets_arrive_with_hints(veth):
+    p = start_dump(veth, "-d", veth.dev, "--queue", "0", "--count", "20", "-j")
+    send_udp(veth, 10, src_ports=(40000, 40001))
+    rc, out, err = finish(p)
+    assert rc == 0, err
+    pkts = [json.loads(line) for line in out.splitlines()]
+    assert len(pkts) == 20
+    hashes = {40000: set(), 40001: set()}
+    for pk in pkts:
+        assert PACKET_KEYS <= set(pk), set(pk) ^ PACKET_KEYS
+        assert pk["queue"] == 0 and pk["len"] == 74 and pk["ip-proto"] == "UDP"
+        assert pk["dst-port"] == 9999 and pk["ip-src"] == veth.peer_addr
+        assert pk["rx-timestamp"] == {"status": "none"}          # veth: value 0
+        assert pk["rx-vlan"] == {"status": "none", "errno": "ENODATA"}
+        h = pk["rx-hash"]
+        assert h["status"] == "ok" and int(h["hash"], 16) != 0
+        assert h["type"] & 8 and "XDP_RSS_L4" in h["type-bits"]
+        assert h["type-name"].startswith("XDP_RSS_TYPE_")
+        hashes[pk["src-port"]].add(h["hash"])
+    assert all(len(s) == 1 for s in hashes.values())             # identical within a flow
+    assert hashes[40000] != hashes[40001]                        # different across flows
+    assert "20 packets" in err and "rx-hash: ok 20" in err and "rx-vlan: ENODATA 20" in err
+    assert not xdp_attached(veth)
+
+
+def test_text_output_and_exact_count(veth):
+    p = start_dump(veth, "-d", veth.dev, "--queue", "0", "--count", "5", "--hex")
+    send_udp(veth, 5)
+    rc, out, err = finish(p)
+    assert rc == 0, err
+    lines = [line for line in out.splitlines() if not line.startswith("  ")]
+    assert len(lines) == 5
+    for line in lines:
+        assert f"{veth.peer_addr}:40000 > {veth.addr}:9999, UDP" in line
+        assert "rx-timestamp none" in line and "rx-vlan ENODATA" in line
+        assert "rx-hash 0x" in line
+    assert "5 packets" in err and "rx_dropped 0" in err
+
+
+def test_quiet_json_gives_only_the_summary(veth):
+    p = start_dump(veth, "-d", veth.dev, "--queue", "0", "--count", "3", "--quiet", "-j")
+    send_udp(veth, 3)
+    rc, out, err = finish(p)
+    assert rc == 0, err
+    (summary,) = [json.loads(line) for line in out.splitlines()]
+    assert summary["packets"] == 3 and summary["ifname"] == veth.dev
+    assert summary["hints"]["rx-hash"] == {"ok": 3}
+    assert summary["hints"]["rx-timestamp"] == {"none": 3}
+    assert set(summary["xsk"]) == {"rx-dropped", "rx-ring-full", "rx-fill-ring-empty-descs",
+                                   "rx-invalid-descs"}
+
+
+def test_sigterm_exits_cleanly_with_summary(veth):
+    p = start_dump(veth, "-d", veth.dev, "--queue", "0")
+    send_udp(veth, 2)
+    p.send_signal(signal.SIGTERM)
+    rc, out, err = finish(p)
+    assert rc == 0, err
+    assert "packets" in err
+    assert not xdp_attached(veth)
+
+
+def test_kill_9_leaves_nothing_and_dump_restarts(veth):
+    p = start_dump(veth, "-d", veth.dev, "--queue", "0")
+    # kill the python process itself (ip netns exec execs it, so the pid is the same)
+    p.kill()
+    p.communicate(timeout=30)
+    while xdp_attached(veth):  # the link goes with the last fd; give the kernel a moment
+        time.sleep(0.05)
+    p2 = start_dump(veth, "-d", veth.dev, "--queue", "0", "--count", "1", "-j")
+    send_udp(veth, 1)
+    rc, out, err = finish(p2)
+    assert rc == 0, err
+    assert len(out.splitlines()) == 1
+
+
+def test_device_with_program_is_refused_and_untouched(veth):
+    first = start_dump(veth, "-d", veth.dev, "--queue", "0")
+    before = veth.run("ip", "-d", "link", "show", veth.dev).stdout
+    res = run_dump(veth, "-d", veth.dev, "--queue", "0")
+    assert res.returncode == 1
+    msg = res.stderr.strip().splitlines()[-1]
+    assert msg.startswith("xdphints: error: xh0 already has an XDP program attached: id ")
+    assert "name xdphints_dump" in msg and "mode" in msg and "ip link set dev xh0 xdp off" in msg
+    assert veth.run("ip", "-d", "link", "show", veth.dev).stdout == before
+    first.send_signal(signal.SIGINT)
+    assert finish(first)[0] == 0
+
+
+def test_missing_queue(veth):
+    res = run_dump(veth, "-d", veth.dev, "--queue", "4")
+    assert res.returncode == 5
+    assert res.stderr.strip() == "xdphints: error: device xh0 has 1 RX queue; queue 4 does not exist"
+    assert not xdp_attached(veth)
+
+
+def test_device_without_native_xdp(veth):
+    res = run_dump(veth, "-d", "lo", "--queue", "0")
+    assert res.returncode == 3
+    assert "no native (driver) XDP support" in res.stderr
+
+
+def test_unprivileged_is_a_permission_error(veth):
+    cmd = ["ip", "netns", "exec", veth.ns, "setpriv", "--inh-caps=-all", "--bounding-set=-all",
+           sys.executable, "-c", RUNNER, "dump", "-d", veth.dev, "--queue", "0"]
+    res = subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=60)
+    assert res.returncode == 4, res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
+    assert not xdp_attached(veth)
+
+
+def test_usage_errors():
+    for args in (["--queue", "-1"], ["--queue", "0", "--count", "0"], []):
+        res = subprocess.run([sys.executable, "-c", RUNNER, "dump", *args], capture_output=True,
+                             text=True, env=_env(), timeout=60)
+        assert res.returncode == 2, (args, res.stderr)
