@@ -50,7 +50,10 @@ def run_dump(pair, *args):
 
 
 def start_dump(pair, *args) -> subprocess.Popen:
-    """Start dump and wait until its XDP program is attached (or it exited)."""
+    """Start dump and wait until its XDP program is attached (or it exited).
+    The peer's IPv6 is turned off first: its MLD reports would be captured too and
+    make the packet counts inexact."""
+    pair.run_peer("sysctl", "-qw", f"net.ipv6.conf.{pair.peer}.disable_ipv6=1")
     p = subprocess.Popen(_cmd(pair.ns, *args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          text=True, env=_env())
     while not xdp_attached(pair):
