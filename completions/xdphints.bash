@@ -24,7 +24,7 @@ _xdphints() {
                 -n|--netns) COMPREPLY=($(compgen -W "$(ip netns list 2>/dev/null | cut -d" " -f1)" -- "$cur")); return;;
             esac
             if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "-j --json -p --pretty -n --netns --no-color --debug -h --help --version" -- "$cur"));
-            else COMPREPLY=($(compgen -W "show enable disable check btf" -- "$cur")); fi;;
+            else COMPREPLY=($(compgen -W "show enable disable check btf dump" -- "$cur")); fi;;
         show)
             case "$prev" in
                 -d|--dev) COMPREPLY=($(compgen -W "$(ls /sys/class/net 2>/dev/null)" -- "$cur")); return;;
@@ -62,6 +62,16 @@ _xdphints() {
                 --format) COMPREPLY=($(compgen -W "table c" -- "$cur")); return;;
             esac
             if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "-d --dev --prog-id --pinned --file --kernel --module --struct --all --kfuncs --format --offsets -j --json -h --help" -- "$cur"));
+            else COMPREPLY=(); fi;;
+        dump)
+            case "$prev" in
+                -d|--dev) COMPREPLY=($(compgen -W "$(ls /sys/class/net 2>/dev/null)" -- "$cur")); return;;
+                -q|--queue) COMPREPLY=($(compgen -W "$(_xdphints_queues)" -- "$cur")); return;;
+                -c|--count) COMPREPLY=(); return;;
+                --duration) COMPREPLY=(); return;;
+                --snaplen) COMPREPLY=(); return;;
+            esac
+            if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "-d --dev -q --queue -c --count --duration --hex --snaplen --quiet -j --json -h --help" -- "$cur"));
             else COMPREPLY=(); fi;;
     esac
 }

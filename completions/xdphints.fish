@@ -4,7 +4,6 @@ function __xdphints_queues
     set -l dev (commandline -opc | string match -r -A1 -- '^(-d|--dev)$' | tail -n 1)
     test -n "$dev"; or set dev $XDPHINTS_DEV
     test -n "$dev"; and ls /sys/class/net/$dev/queues 2>/dev/null | string replace -f -r '^rx-' ''
-    echo all
 end
 
 complete -c xdphints -f
@@ -20,6 +19,7 @@ complete -c xdphints -n '__fish_use_subcommand' -a enable -d 'Turn on the hardwa
 complete -c xdphints -n '__fish_use_subcommand' -a disable -d 'Turn the hardware side of hints off again'
 complete -c xdphints -n '__fish_use_subcommand' -a check -d 'Exit 0 if hints are usable now, 6 if they need enable, 3 if not supported'
 complete -c xdphints -n '__fish_use_subcommand' -a btf -d 'Show the hints structs (metadata layouts) in a programs or files BTF'
+complete -c xdphints -n '__fish_use_subcommand' -a dump -d 'Dump packets of one RX queue with their XDP hints (AF_XDP)'
 complete -c xdphints -n '__fish_seen_subcommand_from show' -s d -l dev -x -a '(ls /sys/class/net 2>/dev/null)' -d 'Device (default: $XDPHINTS_DEV, else the only non-loopback interface that is up)'
 complete -c xdphints -n '__fish_seen_subcommand_from show' -s j -l json -d 'JSON output on stdout'
 complete -c xdphints -n '__fish_seen_subcommand_from show' -s h -l help -d 'Show help'
@@ -53,4 +53,13 @@ complete -c xdphints -n '__fish_seen_subcommand_from btf' -l format -x -a 'table
 complete -c xdphints -n '__fish_seen_subcommand_from btf' -l offsets -d 'With --format c: pahole-style /* offset size */ comments'
 complete -c xdphints -n '__fish_seen_subcommand_from btf' -s j -l json -d 'JSON output on stdout'
 complete -c xdphints -n '__fish_seen_subcommand_from btf' -s h -l help -d 'Show help'
-# commands: show enable disable check btf
+complete -c xdphints -n '__fish_seen_subcommand_from dump' -s d -l dev -x -a '(ls /sys/class/net 2>/dev/null)' -d 'Device (default: $XDPHINTS_DEV, else the only non-loopback interface that is up)'
+complete -c xdphints -n '__fish_seen_subcommand_from dump' -s q -l queue -x -a '(__xdphints_queues)' -d 'RX queue to capture (0-based)'
+complete -c xdphints -n '__fish_seen_subcommand_from dump' -s c -l count -x -d 'Stop after N packets'
+complete -c xdphints -n '__fish_seen_subcommand_from dump' -l duration -x -d 'Stop after S seconds'
+complete -c xdphints -n '__fish_seen_subcommand_from dump' -l hex -d 'Hex dump of each packet (up to --snaplen bytes)'
+complete -c xdphints -n '__fish_seen_subcommand_from dump' -l snaplen -x -d 'Bytes of each packet kept for --hex and JSON "data" (default 128)'
+complete -c xdphints -n '__fish_seen_subcommand_from dump' -l quiet -d 'No per-packet output: only the summary at the end'
+complete -c xdphints -n '__fish_seen_subcommand_from dump' -s j -l json -d 'JSON output on stdout'
+complete -c xdphints -n '__fish_seen_subcommand_from dump' -s h -l help -d 'Show help'
+# commands: show enable disable check btf dump

@@ -5,7 +5,7 @@ _xdphints_devices() { compadd -- ${(f)"$(ls /sys/class/net 2>/dev/null)"} }
 _xdphints_netns() { compadd -- ${(f)"$(ip netns list 2>/dev/null | cut -d' ' -f1)"} }
 _xdphints_queues() {
     local dev=${opt_args[-d]:-${opt_args[--dev]:-$XDPHINTS_DEV}}
-    [[ -n $dev ]] && compadd -- all ${(f)"$(ls /sys/class/net/$dev/queues 2>/dev/null | sed -n 's/^rx-//p')"}
+    [[ -n $dev ]] && compadd -- ${(f)"$(ls /sys/class/net/$dev/queues 2>/dev/null | sed -n 's/^rx-//p')"}
 }
 
 _xdphints() {
@@ -30,6 +30,7 @@ _xdphints() {
                 'disable:Turn the hardware side of hints off again'
                 'check:Exit 0 if hints are usable now, 6 if they need enable, 3 if not supported'
                 'btf:Show the hints structs (metadata layouts) in a program'\''s or file'\''s BTF'
+                'dump:Dump packets of one RX queue with their XDP hints (AF_XDP)'
             )
             _describe command commands;;
         args)
@@ -70,6 +71,16 @@ _xdphints() {
                     ''--kfuncs'[The XDP metadata kfuncs the running kernel offers]' \
                     ''--format'[Text output as a member table or as C]:words:(table c)' \
                     ''--offsets'[With --format c\: pahole-style /* offset size */ comments]' \
+                    '(-j --json)'{-j,--json}'[JSON output on stdout]' \
+                    '(-h --help)'{-h,--help}'[Show help]';;
+                dump) _arguments \
+                    '(-d --dev)'{-d,--dev}'[Device (default\: $XDPHINTS_DEV, else the only non-loopback interface that is up)]:device:_xdphints_devices' \
+                    '(-q --queue)'{-q,--queue}'[RX queue to capture (0-based)]:queue:_xdphints_queues' \
+                    '(-c --count)'{-c,--count}'[Stop after N packets]:value: ' \
+                    ''--duration'[Stop after S seconds]:value: ' \
+                    ''--hex'[Hex dump of each packet (up to --snaplen bytes)]' \
+                    ''--snaplen'[Bytes of each packet kept for --hex and JSON "data" (default 128)]:value: ' \
+                    ''--quiet'[No per-packet output\: only the summary at the end]' \
                     '(-j --json)'{-j,--json}'[JSON output on stdout]' \
                     '(-h --help)'{-h,--help}'[Show help]';;
             esac;;

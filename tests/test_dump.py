@@ -15,10 +15,6 @@ from conftest import REPO_ROOT
 
 pytestmark = pytest.mark.privileged
 
-# Runs the CLI with the "dump" row registered even before main.COMMANDS has it.
-RUNNER = ("import sys; from xdphints_cli.cli import main as m; "
-          "m.COMMANDS.setdefault('dump', ('xdphints_cli.cli.dump', 'dump', 'dump')); "
-          "m.main(sys.argv[1:])")
 SENDER = """
 import socket, sys
 dst, port, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
@@ -35,7 +31,7 @@ PACKET_KEYS = {"time", "queue", "len", "summary", "eth-src", "eth-dst", "etherty
 
 
 def _cmd(ns, *args):
-    return ["ip", "netns", "exec", ns, sys.executable, "-c", RUNNER, "dump", *args]
+    return ["ip", "netns", "exec", ns, sys.executable, "-m", "xdphints_cli", "dump", *args]
 
 
 def _env():
@@ -181,7 +177,7 @@ def test_device_without_native_xdp(veth):
 
 def test_unprivileged_is_a_permission_error(veth):
     cmd = ["ip", "netns", "exec", veth.ns, "setpriv", "--inh-caps=-all", "--bounding-set=-all",
-           sys.executable, "-c", RUNNER, "dump", "-d", veth.dev, "--queue", "0"]
+           sys.executable, "-m", "xdphints_cli", "dump", "-d", veth.dev, "--queue", "0"]
     res = subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=60)
     assert res.returncode == 4, res.stderr
     assert len(res.stderr.strip().splitlines()) == 1
@@ -190,6 +186,6 @@ def test_unprivileged_is_a_permission_error(veth):
 
 def test_usage_errors():
     for args in (["--queue", "-1"], ["--queue", "0", "--count", "0"], []):
-        res = subprocess.run([sys.executable, "-c", RUNNER, "dump", *args], capture_output=True,
+        res = subprocess.run([sys.executable, "-m", "xdphints_cli", "dump", *args], capture_output=True,
                              text=True, env=_env(), timeout=60)
         assert res.returncode == 2, (args, res.stderr)

@@ -25,6 +25,7 @@ COMMANDS = {
     "disable": ("xdphints_cli.cli.enable", "disable", "Turn the hardware side of hints off again."),
     "check": ("xdphints_cli.cli.check", "check", "Exit 0 if hints are usable now, 6 if they need enable, 3 if not supported."),
     "btf": ("xdphints_cli.cli.btf", "btf", "Show the hints structs (metadata layouts) in a program's or file's BTF."),
+    "dump": ("xdphints_cli.cli.dump", "dump", "Dump packets of one RX queue with their XDP hints (AF_XDP)."),
 }
 
 
