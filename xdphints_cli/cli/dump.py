@@ -51,17 +51,28 @@ def dump(app: App, dev: Optional[str], queue: int, count: Optional[int], duratio
     from xdphints_cli.hints import capture
 
     target = capture.resolve_target(dev, queue, app.warn)
+    out = sys.stdout
     with capture.stop_on_signals() as stop, capture.Capture(target, queue) as cap:
         _announce(app, cap)
         keep = snaplen or DEFAULT_SNAPLEN
-        for pkt in cap.packets(count, duration, stop, details=not quiet, snaplen=keep):
-            if app.json:
-                sys.stdout.write(_json_line(packet_json(pkt, cap.rss_table, hex_)) + "\n")
-            else:
-                sys.stdout.write(packet_text(pkt, cap.rss_table) + "\n")
-                if hex_ and pkt.data is not None:
-                    sys.stdout.write(hexdump(pkt.data))
-            sys.stdout.flush()
+        batches = cap.batches(count, duration, stop)
+        if quiet:
+            for _ in batches:
+                pass
+        elif app.json:
+            lines = JsonLines(cap.layout, cap.xsk.umem, cap.rss_table, keep if hex_ else None)
+            for b in batches:
+                out.write(lines.batch(b))
+                out.flush()
+        else:
+            for b in batches:
+                chunks = []
+                for pkt in cap.decode(b, keep):
+                    chunks.append(packet_text(pkt, cap.rss_table) + "\n")
+                    if hex_ and pkt.data is not None:
+                        chunks.append(hexdump(pkt.data))
+                out.write("".join(chunks))
+                out.flush()
     if quiet and app.json:
         app.emit_json(summary_json(cap))
     sys.stderr.write(summary_text(cap))
@@ -122,8 +133,7 @@ def packet_json(pkt, rss_table, with_data: bool = False) -> dict:
     out: dict = {"time": f"{pkt.time_ns // 10**9}.{pkt.time_ns % 10**9:09d}",
                  "queue": pkt.queue, "len": pkt.length}
     if pkt.summary is not None:
-        out["summary"] = pkt.summary.text()
-        out.update(pkt.summary.to_json())
+        out.update(_summary_json(pkt.summary))
     if pkt.btf_id is None:
         out["metadata"] = None
     else:
@@ -172,6 +182,113 @@ def hexdump(data: bytes) -> str:
     return "".join(lines)
 
 
+# --- JSON lines in bulk --------------------------------------------------------------
+
+class JsonLines:
+    """The JSON line of every packet of a batch, as one string.
+
+    Each line is exactly `_json_line(packet_json(...))` (a test compares them), built
+    from pieces: the batch's time, each packet's queue and length, a summary piece and
+    a hints piece. Both pieces come from packet_json itself the first time and are then
+    cached, the summary by the header bytes it is made of (IPv4 and IPv6 without
+    extension headers; other frames are summarized each time), the hints by the
+    packet's hints row (the timestamp value is spliced in, so a hardware timestamp per
+    packet does not defeat the cache)."""
+
+    MAX_CACHED = 65536
+
+    def __init__(self, layout, umem, rss_table, snaplen: Optional[int] = None):
+        self.layout = layout
+        self.umem = umem
+        self.rss_table = rss_table
+        self.snaplen = snaplen          # None: no "data"
+        self._flows: dict = {}
+        self._hints: dict = {}
+        self._ts = layout.index.get("rx_timestamp")
+        self._ts_ret = layout.index.get("rx_timestamp_ret")
+
+    def batch(self, b) -> str:
+        from xdphints_cli.hints.packet import summarize
+
+        t = b.time_ns
+        prefix = f'{{"time": "{t // 10**9}.{t % 10**9:09d}", "queue": {b.queue}, "len": '
+        umem, flows, hints, snaplen = self.umem, self._flows, self._hints, self.snaplen
+        hints_piece, ts_i, ts_ret_i = self._hints_piece, self._ts, self._ts_ret
+        out = []
+        for addr, length, row in zip(b.addrs, b.lengths, b.rows):
+            head = bytes(umem[addr:addr + (length if length < 64 else 64)])
+            key = _flow_key(head)
+            flow = flows.get(key) if key is not None else None
+            if flow is None:
+                if key is None or len(head) < length:
+                    head = bytes(umem[addr:addr + min(length, max(snaplen or 0, 256))])
+                flow = _piece(_summary_json(summarize(head)))
+                if key is not None:
+                    if len(flows) >= self.MAX_CACHED:
+                        flows.clear()
+                    flows[key] = flow
+            if row is None:
+                h = '"metadata": null'
+            else:
+                ts = row[ts_i] if ts_i is not None else 0
+                hkey = row if not ts else row[:ts_i] + (-1,) + row[ts_i + 1:]
+                piece = hints.get(hkey)
+                if piece is None:
+                    if len(hints) >= self.MAX_CACHED:
+                        hints.clear()
+                    piece = hints[hkey] = hints_piece(row, ts_i, ts_ret_i)
+                h = piece[0] if piece[1] is None else f"{piece[0]}{ts}{piece[1]}"
+            line = f"{prefix}{length}, {flow}, {h}"
+            if snaplen is not None:
+                line += f', "data": "{bytes(umem[addr:addr + min(length, snaplen)]).hex()}"'
+            out.append(line + "}\n")
+        return "".join(out)
+
+    def _hints_piece(self, row, ts_i, ts_ret_i):
+        """(piece, None), or (before, after) around the timestamp value when the
+        rx-timestamp status is "ok" (its value goes in between)."""
+        from xdphints_cli.hints.decoding import HINTS, hint_values
+
+        lay = self.layout
+        meta = lay.meta(row)
+        marker = None
+        if ts_i is not None and row[ts_i] and ts_ret_i is not None and row[ts_ret_i] == 0:
+            marker = 1 << 64          # no u64 timestamp looks like this
+            meta["rx_timestamp"] = marker
+        hv = hint_values(meta)
+        obj = {"btf-id": lay.type_id}
+        for hname in HINTS:
+            obj[hname] = _hint_json(hname, hv[hname], self.rss_table)
+        text = _piece(obj)
+        if marker is None:
+            return text, None
+        before, after = text.split(str(marker), 1)
+        return before, after
+
+
+def _flow_key(h: bytes) -> Optional[bytes]:
+    """The bytes the summary of `h` is made of, for IPv4 (IHL 5) and IPv6 frames with
+    no VLAN tag and no IPv6 extension header; None for other frames. Leaves out what
+    the summary never reads (TTL, IP id, lengths, checksums, flow label)."""
+    n = len(h)
+    if n >= 38 and h[12] == 8 and h[13] == 0 and h[14] == 0x45:
+        return b"4" + h[:14] + h[20:22] + h[23:24] + h[26:38]
+    if n >= 58 and h[12] == 0x86 and h[13] == 0xDD and h[20] not in (0, 43, 60):
+        return b"6" + h[:14] + h[20:21] + h[22:58]
+    return None
+
+
+def _summary_json(summary) -> dict:
+    out = {"summary": summary.text()}
+    out.update(summary.to_json())
+    return out
+
+
+def _piece(obj: dict) -> str:
+    """The members of a JSON object as _json_line writes them, without the braces."""
+    return _json_line(obj)[1:-1]
+
+
 # --- summary ----------------------------------------------------------------------
 
 def summary_json(cap) -> dict:
@@ -182,8 +299,8 @@ def summary_json(cap) -> dict:
 
 def summary_text(cap) -> str:
     s = cap.stats
-    lines = [f"{s.packets} packets, {s.bytes} bytes in {s.seconds:.2f} s ({s.rate:.1f} pps) "
-             f"on {cap.target.ifname} queue {cap.queue}"]
+    lines = [f"{s.packets} packets, {s.bytes} bytes in {s.seconds:.2f} s ({s.rate:.1f} pps; "
+             f"{s.active_rate:.1f} pps while receiving) on {cap.target.ifname} queue {cap.queue}"]
     x = s.xsk
     if x:
         lines.append(f"AF_XDP drops: rx_dropped {x.get('rx_dropped', 0)}, rx_ring_full "

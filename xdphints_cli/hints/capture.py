@@ -12,15 +12,15 @@ import signal
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Callable, Dict, Iterator, Optional, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
 from xdphints_cli.errors import NotFoundError, NotSupportedError, XdpHintsError
-from xdphints_cli.hints.decoding import HINTS, HintValue, MetadataDecoder, hint_values
+from xdphints_cli.hints.decoding import HINTS, HintValue, RowLayout, hint_values
 from xdphints_cli.hints.packet import PacketSummary, summarize
 
 XDP_FEATURE_BASIC = 1
-BATCH = 64
 POLL_MS = 100
+XDP_PACKET_HEADROOM = 256    # every AF_XDP frame has at least this in front of the packet
 XSK_STAT_KEYS = ("rx_dropped", "rx_ring_full", "rx_fill_ring_empty_descs", "rx_invalid_descs")
 
 
@@ -39,6 +39,16 @@ class Packet:
     data: Optional[bytes] = None
 
 
+@dataclass(frozen=True)
+class Batch:
+    """Packets received together: ring order, one receive time for all."""
+    time_ns: int                 # CLOCK_REALTIME when the batch was taken
+    queue: int
+    addrs: List[int]             # UMEM offset of each packet
+    lengths: List[int]
+    rows: List[Optional[tuple]]  # hints members (Capture.layout order), None: no metadata
+
+
 @dataclass
 class Stats:
     packets: int = 0
@@ -46,6 +56,8 @@ class Stats:
     no_metadata: int = 0
     started: float = 0.0
     ended: float = 0.0
+    first_batch: float = 0.0     # monotonic: first packets taken
+    last_batch: float = 0.0      # monotonic: last batch handed back
     hints: Dict[str, Counter] = field(default_factory=lambda: {h: Counter() for h in HINTS})
     xsk: Dict[str, int] = field(default_factory=dict)
 
@@ -57,9 +69,21 @@ class Stats:
     def rate(self) -> float:
         return self.packets / self.seconds if self.seconds > 0 else 0.0
 
+    @property
+    def active_seconds(self) -> float:
+        """From the first batch to the end of the last: the time spent receiving."""
+        return max(self.last_batch - self.first_batch, 0.0)
+
+    @property
+    def active_rate(self) -> float:
+        s = self.active_seconds
+        return self.packets / s if s > 0 else 0.0
+
     def to_json(self) -> dict:
         return {"packets": self.packets, "bytes": self.bytes,
                 "seconds": round(self.seconds, 6), "pps": round(self.rate, 1),
+                "active-seconds": round(self.active_seconds, 6),
+                "active-pps": round(self.active_rate, 1),
                 "no-metadata": self.no_metadata,
                 "xsk": {k.replace("_", "-"): self.xsk[k] for k in XSK_STAT_KEYS if k in self.xsk},
                 "hints": {h: dict(c) for h, c in self.hints.items()}}
@@ -126,14 +150,28 @@ def resolve_target(dev: Optional[str], queue: int, warn: Callable[[str], None]) 
                   usable_kfuncs(advertised, ids))
 
 
+def _hints_struct_id(spec) -> int:
+    """The hints struct the program writes: the one hints struct of its BTF."""
+    from xdphints_cli.btf.hints import hints_structs
+
+    found = hints_structs(spec)
+    if len(found) != 1:
+        raise XdpHintsError(f"the program's BTF has {len(found)} hints structs, expected 1")
+    return found[0].id
+
+
 class Capture:
     """Use as a context manager: __enter__ loads and attaches, __exit__ removes all."""
 
-    def __init__(self, target: Target, queue: int, frames: int = 4096, frame_size: int = 4096):
+    def __init__(self, target: Target, queue: int, frames: int = 8192, frame_size: int = 4096,
+                 rx_size: int = 4096):
         self.target = target
         self.queue = queue
+        # twice as many frames as RX ring entries: while a whole ring's batch is
+        # being processed, the kernel still has as many frames to receive into
         self.frames = frames
         self.frame_size = frame_size
+        self.rx_size = rx_size
         self.stats = Stats()
         self._stack = contextlib.ExitStack()
         self.prog_id = 0
@@ -170,14 +208,21 @@ class Capture:
         st.enter_context(prog)
         info = prog.info()
         self.prog_id, self.btf_id = info.id, info.btf_id
-        # the reading side uses the kernel's copy of the program's BTF, like any tool would
-        self.decoder = MetadataDecoder(spec_of_btf(info.btf_id))
+        # the reading side uses the kernel's copy of the program's BTF, like any tool
+        # would: the struct named by the program's own btf_id is found there, and its
+        # member offsets become one struct.Struct for the bulk path
+        self.spec = spec_of_btf(info.btf_id)
+        self.layout = RowLayout(self.spec, _hints_struct_id(self.spec))
         try:
             self.rss_table = xdp_rss_hash_types()
         except XdpHintsError:
             self.rss_table = {}
         self.xsk = st.enter_context(XskSocket(t.ifindex, self.queue, frames=self.frames,
-                                              frame_size=self.frame_size))
+                                              frame_size=self.frame_size, rx_size=self.rx_size))
+        if self.layout.size > XDP_PACKET_HEADROOM:
+            raise NotSupportedError(f"hints struct of {self.layout.size} bytes does not fit "
+                                    f"in the {XDP_PACKET_HEADROOM}-byte headroom")
+        self._umem = self.xsk.umem
         xmap.update_u32(self.queue, self.xsk.fd)
         try:
             st.enter_context(XdpLink.attach(prog.fd, t.ifindex))
@@ -190,13 +235,15 @@ class Capture:
             raise attached_program_error(t.ifname, link.xdp.programs) from None
         self.stats.started = time.monotonic()
 
-    def packets(self, count: Optional[int] = None, duration: Optional[float] = None,
-                stop: Callable[[], bool] = lambda: False, details: bool = True,
-                snaplen: Optional[int] = None) -> Iterator[Packet]:
-        """Receive until `count` packets, `duration` seconds or stop() is true. With
-        details=False only the counters are kept (nothing is yielded)."""
-        xsk, stats, dec = self.xsk, self.stats, self.decoder
-        fsize = self.frame_size
+    def batches(self, count: Optional[int] = None, duration: Optional[float] = None,
+                stop: Callable[[], bool] = lambda: False) -> Iterator[Batch]:
+        """Receive until `count` packets, `duration` seconds or stop() is true, a whole
+        RX ring's worth at a time. Counters (packets, bytes, per-hint outcomes) are
+        kept in bulk, with no per-packet Python objects beyond one tuple of hint
+        members per packet. The frames of a batch go back to the kernel when the
+        consumer asks for the next one (or the loop ends): use them before that."""
+        xsk, stats, rows_of = self.xsk, self.stats, self.rows
+        max_n = xsk.rx_mask + 1
         deadline = None if duration is None else stats.started + duration
         try:
             while not stop() and (count is None or stats.packets < count):
@@ -208,34 +255,77 @@ class Capture:
                     wait = max(1, min(wait, int(left * 1000)))
                 if not xsk.poll(wait):
                     continue
-                n, first = xsk.rx_batch(BATCH)
+                n, first = xsk.rx_batch(max_n)
                 if count is not None:
                     n = min(n, count - stats.packets)
                 now = time.time_ns()
-                umem = xsk.umem
-                for k in range(n):
-                    addr, length = xsk.desc(first + k)
-                    got = dec.decode(umem, addr, addr % fsize)
-                    if got is None:
-                        stats.no_metadata += 1
-                        btf_id, hv = None, {}
-                    else:
-                        btf_id, hv = got[0], hint_values(got[1])
-                        for h, v in hv.items():
-                            stats.hints[h][v.counter_key] += 1
-                    stats.packets += 1
-                    stats.bytes += length
-                    if details:
-                        head = bytes(umem[addr:addr + min(length, max(snaplen or 0, 256))])
-                        yield Packet(now, self.queue, length, summarize(head), btf_id, hv,
-                                     head[:snaplen] if snaplen else head)
-                xsk.rx_release(n)
+                if not stats.first_batch:
+                    stats.first_batch = time.monotonic()
+                addrs, lengths = _ring_slices(xsk, first, n)
+                rows = rows_of(addrs)
+                stats.packets += n
+                stats.bytes += sum(lengths)
+                try:
+                    yield Batch(now, self.queue, addrs, lengths, rows)
+                finally:
+                    xsk.rx_release(n)
+                    stats.last_batch = time.monotonic()
         finally:
             stats.ended = time.monotonic()
             try:
                 stats.xsk = xsk.statistics()
             except XdpHintsError:
                 pass
+
+    def rows(self, addrs: List[int]) -> List[Optional[tuple]]:
+        """The hints row of each packet (RowLayout order), None where the metadata is
+        not the program's hints struct; counts the outcomes into self.stats."""
+        lay, stats = self.layout, self.stats
+        unpack, size = lay.struct.unpack_from, lay.size
+        rows = [unpack(self._umem, a - size) for a in addrs]
+        good = list(map(lay.btf_id, rows)).count(lay.type_id)
+        if good != len(rows):
+            rows = [r if lay.btf_id(r) == lay.type_id else None for r in rows]
+            stats.no_metadata += len(rows) - good
+            lay.count([r for r in rows if r is not None], stats.hints)
+        else:
+            lay.count(rows, stats.hints)
+        return rows
+
+    def decode(self, batch: Batch, snaplen: Optional[int] = None) -> Iterator[Packet]:
+        """The batch's packets as decoded Packets (summary, hint values, data); to be
+        used before the next batch is asked for."""
+        umem, lay = self.xsk.umem, self.layout
+        for addr, length, row in zip(batch.addrs, batch.lengths, batch.rows):
+            head = bytes(umem[addr:addr + min(length, max(snaplen or 0, 256))])
+            if row is None:
+                btf_id, hv = None, {}
+            else:
+                btf_id, hv = lay.type_id, hint_values(lay.meta(row))
+            yield Packet(batch.time_ns, batch.queue, length, summarize(head), btf_id, hv,
+                         head[:snaplen] if snaplen else head)
+
+    def packets(self, count: Optional[int] = None, duration: Optional[float] = None,
+                stop: Callable[[], bool] = lambda: False,
+                snaplen: Optional[int] = None) -> Iterator[Packet]:
+        """Like batches(), one decoded Packet at a time."""
+        for b in self.batches(count, duration, stop):
+            yield from self.decode(b, snaplen)
+
+
+def _ring_slices(xsk, first: int, n: int) -> Tuple[List[int], List[int]]:
+    """(addrs, lengths) of RX descriptors first..first+n-1, read from the ring with
+    strided memoryview slices (at most two: the ring may wrap)."""
+    size = xsk.rx_mask + 1
+    s = first & xsk.rx_mask
+    a = min(n, size - s)
+    ea, ew = xsk.rx_addrs, xsk.rx_words
+    addrs = ea[2 * s:2 * (s + a):2].tolist()
+    lengths = ew[4 * s + 2:4 * (s + a):4].tolist()
+    if a < n:
+        addrs += ea[0:2 * (n - a):2].tolist()
+        lengths += ew[2:4 * (n - a):4].tolist()
+    return addrs, lengths
 
 
 @contextlib.contextmanager

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import errno
 import struct
+from collections import Counter
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Optional, Tuple
+from operator import itemgetter
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from xdphints_cli.errors import errno_name
 
@@ -122,6 +124,89 @@ class MetadataDecoder:
             return None
         size, fn = d
         return type_id, fn(buf, addr - size)
+
+
+class RowLayout:
+    """The hints members of one hints struct as a single struct.Struct, for the bulk
+    path: offsets, sizes and signedness all come from the BTF (padding bytes where the
+    struct has members we do not read). `unpack_from(buf, addr - size)` gives a row:
+    a tuple in `names` order, the same values `compile_decoder` would give."""
+
+    def __init__(self, spec, type_id: int):
+        from xdphints_cli.btf import types as T
+        from xdphints_cli.errors import BTFError
+
+        t = spec[type_id]
+        wanted = {"btf_id"}
+        for ret, members in HINT_MEMBERS.values():
+            wanted.add(ret)
+            wanted.update(members)
+        fields = []
+        for m in t.members:
+            if m.name not in wanted or m.bitfield_size or m.bit_offset % 8:
+                continue
+            it = spec.resolve_type(m.type)
+            if not isinstance(it, T.Int) or it.size not in _INT_FMT or it.bits != it.size * 8:
+                continue
+            fmt = _INT_FMT[it.size]
+            fields.append((m.offset, it.size, fmt.lower() if it.is_signed else fmt, m.name))
+        fields.sort()
+        fmt, pos = spec.byteorder, 0
+        for off, size, code, _name in fields:
+            if off < pos:
+                raise BTFError(f"{t.name}: overlapping members at byte {off}")
+            fmt += ("x" * (off - pos)) + code
+            pos = off + size
+        if "btf_id" not in {f[3] for f in fields}:
+            raise BTFError(f"{t.name}: no btf_id member")
+        fmt += "x" * (t.size - pos)
+        self.type_id = type_id
+        self.size = t.size
+        self.struct = struct.Struct(fmt)
+        self.names: Tuple[str, ...] = tuple(f[3] for f in fields)
+        self.index = {n: i for i, n in enumerate(self.names)}
+        self.btf_id = itemgetter(self.index["btf_id"])
+
+    def meta(self, row: Sequence[int]) -> Dict[str, int]:
+        """member name -> value, like MetadataDecoder.decode's dict (for hint_values)."""
+        return dict(zip(self.names, row))
+
+    def count(self, rows: List[Sequence[int]], counters: Dict[str, Counter]) -> None:
+        """Add the outcome of every row (HintValue.counter_key) to counters[hint]
+        without per-row Python code: a Counter per return-code member, built in C."""
+        if not rows:
+            return
+        for hint, (ret_member, members) in HINT_MEMBERS.items():
+            c = counters[hint]
+            if ret_member not in self.index or any(m not in self.index for m in members):
+                c["absent"] += len(rows)
+                continue
+            ri = self.index[ret_member]
+            rets = Counter(map(itemgetter(ri), rows))
+            zeros = 0
+            if hint == "rx-timestamp" and rets.get(0):
+                vi = self.index[members[0]]
+                if len(rets) == 1:
+                    zeros = list(map(itemgetter(vi), rows)).count(0)
+                else:
+                    zeros = sum(1 for r in rows if r[ri] == 0 and r[vi] == 0)
+            for ret, n in rets.items():
+                if ret == 0:
+                    if n - zeros:
+                        c["ok"] += n - zeros
+                    if zeros:
+                        c["none"] += zeros
+                else:
+                    c[_ret_key(ret)] += n
+
+
+_INT_FMT = {1: "B", 2: "H", 4: "I", 8: "Q"}
+
+
+def _ret_key(ret: int) -> str:
+    if ret < 0:
+        return errno_name(-ret) or "none"
+    return "none"
 
 
 def rss_type_names(value: int, table: Dict[str, int]) -> Tuple[str, ...]:
