@@ -61,18 +61,18 @@ def dump(app: App, dev: Optional[str], queue: int, count: Optional[int], duratio
                 pass
         elif app.json:
             lines = JsonLines(cap.layout, cap.xsk.umem, cap.rss_table, keep if hex_ else None)
-            for b in batches:
-                out.write(lines.batch(b))
-                out.flush()
+            with BatchWriter(out) as w:
+                for b in batches:
+                    w.write(lines.batch(b))
         else:
-            for b in batches:
-                chunks = []
-                for pkt in cap.decode(b, keep):
-                    chunks.append(packet_text(pkt, cap.rss_table) + "\n")
-                    if hex_ and pkt.data is not None:
-                        chunks.append(hexdump(pkt.data))
-                out.write("".join(chunks))
-                out.flush()
+            with BatchWriter(out) as w:
+                for b in batches:
+                    chunks = []
+                    for pkt in cap.decode(b, keep):
+                        chunks.append(packet_text(pkt, cap.rss_table) + "\n")
+                        if hex_ and pkt.data is not None:
+                            chunks.append(hexdump(pkt.data))
+                    w.write("".join(chunks))
     if quiet and app.json:
         app.emit_json(summary_json(cap))
     sys.stderr.write(summary_text(cap))
@@ -180,6 +180,53 @@ def hexdump(data: bytes) -> str:
         asc = "".join(chr(b) if 32 <= b < 127 else "." for b in chunk)
         lines.append(f"  {off:04x}  {hx:<47}  {asc}\n")
     return "".join(lines)
+
+
+# --- output -----------------------------------------------------------------------------
+
+class BatchWriter:
+    """Writes (and flushes) each batch's text from a thread of its own, so a slow
+    file or pipe (page-cache writeback, a slow reader) does not stop the receive loop
+    from emptying the RX ring: write(2) runs without the GIL. Everything queued is
+    written before the context exits; a write error is raised there."""
+
+    def __init__(self, out):
+        import queue
+        import threading
+
+        self.out = out
+        self._q: "queue.Queue" = queue.Queue()
+        self._error: Optional[BaseException] = None
+        self._thread = threading.Thread(target=self._run, name="dump-writer", daemon=True)
+
+    def __enter__(self) -> "BatchWriter":
+        self._thread.start()
+        return self
+
+    def write(self, text: str) -> None:
+        if self._error is not None:
+            raise self._error
+        self._q.put(text)
+
+    def _run(self) -> None:
+        out, q = self.out, self._q
+        while True:
+            text = q.get()
+            if text is None:
+                return
+            if self._error is not None:
+                continue
+            try:
+                out.write(text)
+                out.flush()
+            except BaseException as e:  # noqa: BLE001 (handed to the main thread)
+                self._error = e
+
+    def __exit__(self, *exc) -> None:
+        self._q.put(None)
+        self._thread.join()
+        if self._error is not None and exc[0] is None:
+            raise self._error
 
 
 # --- JSON lines in bulk --------------------------------------------------------------
