@@ -189,3 +189,139 @@ def test_usage_errors():
         res = subprocess.run([sys.executable, "-m", "xdphints_cli", "dump", *args], capture_output=True,
                              text=True, env=_env(), timeout=60)
         assert res.returncode == 2, (args, res.stderr)
+
+
+# --- hints as the sender or the driver makes them; schema; legacy attachments ----------
+
+SCHEMA_PATH = os.path.join(REPO_ROOT, "xdphints_cli", "hints", "dump.schema.json")
+
+
+def test_json_lines_validate_against_the_schema(veth):
+    import jsonschema
+
+    with open(SCHEMA_PATH) as f:
+        validator = jsonschema.Draft202012Validator(json.load(f))
+    p = start_dump(veth, "-d", veth.dev, "--queue", "0", "--count", "6", "-j", "--hex")
+    send_udp(veth, 3, src_ports=(40000, 40001))
+    rc, out, err = finish(p)
+    assert rc == 0, err
+    lines = out.splitlines()
+    assert len(lines) == 6
+    for line in lines:
+        pk = json.loads(line)
+        validator.validate(pk)
+        assert len(pk["data"]) == 2 * 74
+
+
+def _vlan_push(proto: int, tci: int):
+    import socket
+
+    from xdphints_cli.bpf.insn import R0, R2, R3, call_helper, exit_, mov64_imm
+
+    return [mov64_imm(R2, socket.htons(proto)), mov64_imm(R3, tci), call_helper(18),  # bpf_skb_vlan_push
+            mov64_imm(R0, -1), exit_()]                                                # TCX_NEXT
+
+
+def test_tx_vlan_accel_tag_shows_in_rx_vlan(veth):
+    """A tcx egress program on the sender pushes an accel (out-of-frame) VLAN tag:
+    veth's vlan kfunc reports exactly the tag sent, and the frame itself is untagged."""
+    import socket
+
+    from xdphints_cli import netns
+    from xdphints_cli.bpf import syscall as sc
+    from xdphints_cli.bpf.link import TcxLink
+    from xdphints_cli.bpf.prog import Program
+
+    tci = (5 << 13) | 100
+    mac = veth.run("cat", f"/sys/class/net/{veth.dev}/address").stdout.strip()
+    # ARP would be tagged too, and nobody answers tagged ARP
+    veth.run_peer("ip", "neigh", "replace", veth.addr, "lladdr", mac, "dev", veth.peer,
+                  "nud", "permanent")
+    with netns.inside(veth.peer_ns):
+        peer_ifindex = socket.if_nametoindex(veth.peer)
+        tc = Program.load(_vlan_push(0x8100, tci), prog_type=sc.BPF_PROG_TYPE_SCHED_CLS,
+                          expected_attach_type=sc.BPF_TCX_EGRESS, name="xh_vlan")
+        link = TcxLink.attach(tc.fd, peer_ifindex, sc.BPF_TCX_EGRESS)
+    with tc, link:
+        p = start_dump(veth, "-d", veth.dev, "--queue", "0", "--count", "4", "-j")
+        send_udp(veth, 4)
+        rc, out, err = finish(p)
+    assert rc == 0, err
+    pkts = [json.loads(line) for line in out.splitlines()]
+    assert len(pkts) == 4
+    for pk in pkts:
+        assert pk["rx-vlan"] == {"status": "ok", "proto": "0x8100", "tci": tci, "vid": 100,
+                                 "pcp": 5, "dei": 0}
+        assert "vlan-in-frame" not in pk and pk["ethertype"] == "0x0800"
+    assert "rx-vlan: ok 4" in err
+
+
+TUNSETIFF = 0x400454CA
+IFF_TAP, IFF_NO_PI = 0x0002, 0x1000
+
+
+def test_tap_without_metadata_ops_reports_unsupported(veth):
+    """tap has native XDP but no xdp_metadata_ops: every kfunc says EOPNOTSUPP.
+    Frames are written into the tap from the test through /dev/net/tun."""
+    import fcntl
+    import struct
+
+    from xdphints_cli import netns
+
+    tap = "xhtap0"
+    with netns.inside(veth.ns):
+        fd = os.open("/dev/net/tun", os.O_RDWR)
+    try:
+        with netns.inside(veth.ns):
+            fcntl.ioctl(fd, TUNSETIFF, struct.pack("16sH", tap.encode(), IFF_TAP | IFF_NO_PI))
+        veth.run("ip", "link", "set", tap, "up")
+        veth.run("sysctl", "-qw", f"net.ipv6.conf.{tap}.disable_ipv6=1")
+        mac = veth.run("cat", f"/sys/class/net/{tap}/address").stdout.strip()
+        cmd = _cmd(veth.ns, "-d", tap, "--queue", "0", "--count", "3", "-j")
+        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env=_env())
+        while "prog/xdp" not in veth.run("ip", "link", "show", tap).stdout:
+            assert p.poll() is None, p.communicate()
+            time.sleep(0.05)
+        frame = (bytes.fromhex(mac.replace(":", "")) + bytes.fromhex("020000000002")
+                 + b"\x08\x00" + bytes.fromhex("4500002e00004000401100000a0000020a000001")
+                 + struct.pack("!HHHH", 40000, 9999, 26, 0) + b"x" * 18)
+        for _ in range(3):
+            os.write(fd, frame)
+        rc, out, err = finish(p)
+    finally:
+        os.close(fd)
+    assert rc == 0, err
+    pkts = [json.loads(line) for line in out.splitlines()]
+    assert len(pkts) == 3
+    for pk in pkts:
+        for h in ("rx-timestamp", "rx-hash", "rx-vlan"):
+            assert pk[h] == {"status": "unsupported", "errno": "EOPNOTSUPP"}, pk
+        assert pk["src-port"] == 40000 and pk["dst-port"] == 9999
+    assert "rx-hash: EOPNOTSUPP 3" in err
+
+
+def test_program_attached_through_netlink_is_refused_and_kept(veth):
+    """A program attached the legacy way (IFLA_XDP over rtnetlink, as `ip link set
+    xdpdrv` does) stays after its loader exits; dump must refuse and leave it."""
+    from pyroute2 import IPRoute
+
+    from xdphints_cli import netns
+    from xdphints_cli.bpf.insn import R0, exit_, mov64_imm
+    from xdphints_cli.bpf.prog import Program
+
+    XDP_FLAGS_DRV_MODE = 1 << 2
+    with netns.inside(veth.ns), Program.load([mov64_imm(R0, 2), exit_()], name="xh_legacy") as prog, \
+            IPRoute() as ipr:
+        idx = ipr.link_lookup(ifname=veth.dev)[0]
+        ipr.link("set", index=idx, xdp={"attrs": [("IFLA_XDP_FD", prog.fd),
+                                                  ("IFLA_XDP_FLAGS", XDP_FLAGS_DRV_MODE)]})
+    before = veth.run("ip", "-d", "link", "show", veth.dev).stdout
+    assert "xdp" in before
+    res = run_dump(veth, "-d", veth.dev, "--queue", "0")
+    assert res.returncode == 1, res.stderr
+    msg = res.stderr.strip().splitlines()[-1]
+    assert "already has an XDP program attached" in msg and "name xh_legacy" in msg
+    assert f"ip link set dev {veth.dev} xdp off" in msg
+    assert veth.run("ip", "-d", "link", "show", veth.dev).stdout == before
+    veth.run("ip", "link", "set", "dev", veth.dev, "xdp", "off")
