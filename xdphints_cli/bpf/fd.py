@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Optional
+from typing import Optional, Union
 
 
 class Fd:
@@ -62,3 +62,31 @@ class Fd:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._fd if self._fd is not None else 'closed'})"
+
+
+class FdOwner:
+    """Base of the BPF object owners (program, map, link): one Fd, closed once,
+    and a context manager that closes it."""
+
+    def __init__(self, fd: Union[Fd, int]):
+        self._fd = fd if isinstance(fd, Fd) else Fd(fd)
+
+    @property
+    def fd(self) -> int:
+        return self._fd.fd
+
+    def fileno(self) -> int:
+        return self._fd.fd
+
+    @property
+    def closed(self) -> bool:
+        return self._fd.closed
+
+    def close(self) -> None:
+        self._fd.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

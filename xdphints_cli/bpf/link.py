@@ -11,7 +11,7 @@ import socket
 from typing import Union
 
 from xdphints_cli.bpf import syscall as sc
-from xdphints_cli.bpf.fd import Fd
+from xdphints_cli.bpf.fd import Fd, FdOwner
 from xdphints_cli.errors import KernelError, NotFoundError
 
 
@@ -29,31 +29,11 @@ XDP_EINVAL_HINT = ("rejected without a reason; common causes: a device-bound pro
                    "large for a program without frags support")
 
 
-class Link:
+class Link(FdOwner):
     """An owned bpf_link fd. Closing it detaches the program (unless pinned)."""
 
     def __init__(self, fd: Union[Fd, int]):
-        self._fd = fd if isinstance(fd, Fd) else Fd(fd)
-
-    @property
-    def fd(self) -> int:
-        return self._fd.fd
-
-    def fileno(self) -> int:
-        return self._fd.fd
-
-    @property
-    def closed(self) -> bool:
-        return self._fd.closed
-
-    def close(self) -> None:
-        self._fd.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
+        super().__init__(fd)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(fd={self._fd!r})"

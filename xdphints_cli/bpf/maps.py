@@ -7,16 +7,16 @@ import struct
 from typing import Iterator, Optional, Union
 
 from xdphints_cli.bpf import syscall as sc
-from xdphints_cli.bpf.fd import Fd
+from xdphints_cli.bpf.fd import Fd, FdOwner
 
 
-class Map:
+class Map(FdOwner):
     """An owned BPF map fd with element access. Keys and values are raw bytes of
     exactly key_size / value_size (the *_u32 helpers pack native u32s)."""
 
     def __init__(self, fd: Union[Fd, int], map_type: int, key_size: int, value_size: int,
                  max_entries: int, name: str = ""):
-        self._fd = fd if isinstance(fd, Fd) else Fd(fd)
+        super().__init__(fd)
         self.map_type = map_type
         self.key_size = key_size
         self.value_size = value_size
@@ -43,16 +43,6 @@ class Map:
         owner = fd if isinstance(fd, Fd) else Fd(fd)
         mi = map_info(owner.fd)
         return cls(owner, mi.type, mi.key_size, mi.value_size, mi.max_entries, mi.name)
-
-    @property
-    def fd(self) -> int:
-        return self._fd.fd
-
-    def fileno(self) -> int:
-        return self._fd.fd
-
-    def close(self) -> None:
-        self._fd.close()
 
     @property
     def closed(self) -> bool:

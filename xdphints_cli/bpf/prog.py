@@ -7,7 +7,7 @@ import struct
 from typing import Iterable, Optional, Sequence, Tuple, Union
 
 from xdphints_cli.bpf import syscall as sc
-from xdphints_cli.bpf.fd import Fd
+from xdphints_cli.bpf.fd import Fd, FdOwner
 from xdphints_cli.bpf.insn import Item, assemble
 from xdphints_cli.errors import EXIT_FAILED, KernelError
 
@@ -37,36 +37,16 @@ def _log_tail(log: bytes, lines: int = LOG_TAIL_LINES) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
-class Program:
+class Program(FdOwner):
     """An owned BPF program fd. Use as a context manager; closing the last fd (and
     detaching every link) unloads the program."""
 
     def __init__(self, fd: Union[Fd, int], prog_type: int = 0, name: str = "",
                  verifier_log: str = ""):
-        self._fd = fd if isinstance(fd, Fd) else Fd(fd)
+        super().__init__(fd)
         self.prog_type = prog_type
         self.name = name
         self.verifier_log = verifier_log
-
-    @property
-    def fd(self) -> int:
-        return self._fd.fd
-
-    def fileno(self) -> int:
-        return self._fd.fd
-
-    @property
-    def closed(self) -> bool:
-        return self._fd.closed
-
-    def close(self) -> None:
-        self._fd.close()
-
-    def __enter__(self) -> "Program":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"Program({self.name!r}, type={sc.type_name(sc.PROG_TYPE_NAMES, self.prog_type)}, fd={self._fd!r})"
