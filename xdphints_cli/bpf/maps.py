@@ -44,16 +44,6 @@ class Map(FdOwner):
         mi = map_info(owner.fd)
         return cls(owner, mi.type, mi.key_size, mi.value_size, mi.max_entries, mi.name)
 
-    @property
-    def closed(self) -> bool:
-        return self._fd.closed
-
-    def __enter__(self) -> "Map":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
     def __repr__(self) -> str:
         return (f"Map({self.name!r}, type={sc.type_name(sc.MAP_TYPE_NAMES, self.map_type)}, "
                 f"fd={self._fd!r})")
