@@ -318,6 +318,41 @@ def describe_tsinfo(ts: ethtool.TsInfo) -> str:
             f"hardware rx-filters {' '.join(ts.rx_filters) or 'none'}; PTP hardware clock {phc}")
 
 
+@dataclass(frozen=True)
+class _TsKind:
+    """What differs between planning the rx-filter and the tx-type."""
+
+    setting: str
+    dir: str
+    off: str
+    default: str
+    names_fn: str  # the Backend method giving the kernel's names
+    capable: Callable[[ethtool.TsInfo], bool]
+    offered: Callable[[ethtool.TsInfo], Sequence[str]]
+    current: Callable[[HwState], Optional[str]]
+    includes: Callable[[Optional[str], Optional[str]], bool]
+    kept_note: str
+    conflict: str
+    widen_note: str = ""
+
+
+_RX = _TsKind(
+    "rx-filter", "RX", RX_FILTER_OFF, DEFAULT_RX_FILTER, "rx_filter_names",
+    lambda ts: ts.hardware_rx, lambda ts: ts.rx_filters, lambda hw: hw.rx_filter, rx_filter_includes,
+    kept_note="rx-filter {cur} already includes {target}; not narrowed, as another program "
+              "(e.g. ptp4l) may rely on it",
+    conflict="rx-filter {cur} is set and {target} does not include it; another program (e.g. ptp4l) "
+             "may rely on it, so it is not replaced: use --rx-filter all to cover both",
+    widen_note="widens rx-filter {cur} to {target}")
+_TX = _TsKind(
+    "tx-type", "TX", TX_TYPE_OFF, DEFAULT_TX_TYPE, "tx_type_names",
+    lambda ts: ts.hardware_tx, lambda ts: ts.tx_types, lambda hw: hw.tx_type, tx_type_includes,
+    kept_note="tx-type {cur} already timestamps what {target} does; not downgraded, as another "
+              "program (e.g. ptp4l) may rely on it",
+    conflict="tx-type {cur} is set and is not replaced by {target}, as another program (e.g. ptp4l) "
+             "may rely on it")
+
+
 class _Planner:
     def __init__(self, backend: Backend, action: str):
         self.b = backend
@@ -391,73 +426,45 @@ class _Planner:
                              + ", ".join(names))
 
     def rx(self, f: Feature, rx_filter: Optional[str]) -> Step:
-        if self.action == DISABLE:
-            return self._ts_off(f, "rx-filter", RX_FILTER_OFF, hardware=lambda ts: ts.hardware_rx,
-                                warning=f"hardware RX timestamping is turned off on {self.ifname}: PTP daemons "
-                                f"(ptp4l) using {self.ifname} lose their RX timestamps")
-        target = rx_filter or DEFAULT_RX_FILTER
-        names = self.read(f, self.b.rx_filter_names, "reading the kernel's rx-filter names")
-        self._check_name(f, target, names, "rx-filter")
-        if target == RX_FILTER_OFF:
-            raise UsageError(f"{self.ifname}: {f.name}: rx-filter none means off: use "
-                             f"'xdphints disable {f.name}'")
-        ts = self.tsinfo(f)
-        if not ts.hardware_rx:
-            raise self.error(f, "unsupported", f"{_driver(self.b)} has no hardware RX timestamping "
-                             f"({describe_tsinfo(ts)})")
-        if target not in ts.rx_filters:
-            raise self.error(f, "unsupported", f"the device does not offer rx-filter {target} "
-                             f"(its hardware rx-filters: {' '.join(ts.rx_filters)})")
-        hw = self.hw(f)
-        cur = hw.rx_filter or RX_FILTER_OFF
-        step = Step(f.name, f.kind, "rx-filter", cur, target, cur, False, hw.via)
-        if cur == target:
-            return step
-        if cur != RX_FILTER_OFF and rx_filter_includes(cur, target):
-            step.note = (f"rx-filter {cur} already includes {target}; not narrowed, as another program "
-                         "(e.g. ptp4l) may rely on it")
-            return step
-        if cur != RX_FILTER_OFF and not rx_filter_includes(target, cur):
-            raise self.error(f, "conflict", f"rx-filter {cur} is set and {target} does not include it; "
-                             "another program (e.g. ptp4l) may rely on it, so it is not replaced: use "
-                             "--rx-filter all to cover both", EXIT_FAILED)
-        step.after = target
-        step.changed = True
-        if cur != RX_FILTER_OFF:
-            step.note = f"widens rx-filter {cur} to {target}"
-        return step
+        return self._timestamping(f, _RX, rx_filter)
 
     def tx(self, f: Feature, tx_type: Optional[str]) -> Step:
+        return self._timestamping(f, _TX, tx_type)
+
+    def _timestamping(self, f: Feature, ts_kind: "_TsKind", wanted: Optional[str]) -> Step:
+        k = ts_kind
         if self.action == DISABLE:
-            return self._ts_off(f, "tx-type", TX_TYPE_OFF, hardware=lambda ts: ts.hardware_tx,
-                                warning=f"hardware TX timestamping is turned off on {self.ifname}: PTP daemons "
-                                f"(ptp4l) using {self.ifname} lose their TX timestamps")
-        target = tx_type or DEFAULT_TX_TYPE
-        names = self.read(f, self.b.tx_type_names, "reading the kernel's tx-type names")
-        self._check_name(f, target, names, "tx-type")
-        if target == TX_TYPE_OFF:
-            raise UsageError(f"{self.ifname}: {f.name}: tx-type off means off: use 'xdphints disable {f.name}'")
+            return self._ts_off(f, k.setting, k.off, hardware=k.capable,
+                                warning=f"hardware {k.dir} timestamping is turned off on {self.ifname}: PTP "
+                                f"daemons (ptp4l) using {self.ifname} lose their {k.dir} timestamps")
+        target = wanted or k.default
+        names = self.read(f, getattr(self.b, k.names_fn), f"reading the kernel's {k.setting} names")
+        self._check_name(f, target, names, k.setting)
+        if target == k.off:
+            raise UsageError(f"{self.ifname}: {f.name}: {k.setting} {k.off} means off: use "
+                             f"'xdphints disable {f.name}'")
         ts = self.tsinfo(f)
-        if not ts.hardware_tx:
-            raise self.error(f, "unsupported", f"{_driver(self.b)} has no hardware TX timestamping "
+        if not k.capable(ts):
+            raise self.error(f, "unsupported", f"{_driver(self.b)} has no hardware {k.dir} timestamping "
                              f"({describe_tsinfo(ts)})")
-        if target not in ts.tx_types:
-            raise self.error(f, "unsupported", f"the device does not offer tx-type {target} "
-                             f"(its hardware tx-types: {' '.join(ts.tx_types)})")
+        offered = k.offered(ts)
+        if target not in offered:
+            raise self.error(f, "unsupported", f"the device does not offer {k.setting} {target} "
+                             f"(its hardware {k.setting}s: {' '.join(offered)})")
         hw = self.hw(f)
-        cur = hw.tx_type or TX_TYPE_OFF
-        step = Step(f.name, f.kind, "tx-type", cur, target, cur, False, hw.via)
+        cur = k.current(hw) or k.off
+        step = Step(f.name, f.kind, k.setting, cur, target, cur, False, hw.via)
         if cur == target:
             return step
-        if cur != TX_TYPE_OFF and tx_type_includes(cur, target):
-            step.note = (f"tx-type {cur} already timestamps what {target} does; not downgraded, as another "
-                         "program (e.g. ptp4l) may rely on it")
+        if cur != k.off and k.includes(cur, target):
+            step.note = k.kept_note.format(cur=cur, target=target)
             return step
-        if cur != TX_TYPE_OFF and not tx_type_includes(target, cur):
-            raise self.error(f, "conflict", f"tx-type {cur} is set and is not replaced by {target}, as "
-                             "another program (e.g. ptp4l) may rely on it", EXIT_FAILED)
+        if cur != k.off and not k.includes(target, cur):
+            raise self.error(f, "conflict", k.conflict.format(cur=cur, target=target), EXIT_FAILED)
         step.after = target
         step.changed = True
+        if cur != k.off and k.widen_note:
+            step.note = k.widen_note.format(cur=cur, target=target)
         return step
 
     def _ts_off(self, f: Feature, setting: str, off: str, hardware: Callable, warning: str) -> Step:
