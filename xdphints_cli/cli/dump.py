@@ -22,10 +22,15 @@ DEFAULT_SNAPLEN = 128
 @click.option("--snaplen", type=int, metavar="N",
               help=f"Bytes of each packet kept for --hex and JSON \"data\" (default {DEFAULT_SNAPLEN}).")
 @click.option("--quiet", is_flag=True, help="No per-packet output: only the summary at the end.")
+@click.option("--match", "match_", default="ip", show_default=True, metavar="WHAT",
+              help="Packets to capture: ip, all, udp, tcp, udp:PORT, tcp:PORT, ptp, vlan; "
+                   "the rest goes to the kernel stack.")
+@click.option("--sample", type=int, default=1, metavar="N",
+              help="Capture one in N matching packets, chosen at random.")
 @json_option
 @click.pass_obj
 def dump(app: App, dev: Optional[str], queue: int, count: Optional[int], duration: Optional[float],
-         hex_: bool, snaplen: Optional[int], quiet: bool) -> None:
+         hex_: bool, snaplen: Optional[int], quiet: bool, match_: str, sample: int) -> None:
     """Dump packets received on one RX queue with their XDP hints.
 
     Loads a device-bound XDP program that calls the RX metadata kfuncs the device
@@ -33,7 +38,13 @@ def dump(app: App, dev: Optional[str], queue: int, count: Optional[int], duratio
     struct ending in its own btf_id) and redirects the queue's packets to an AF_XDP
     socket. The program is attached with a BPF link: it comes off when dump ends,
     however it ends. A device that already has an XDP program is left alone (exit 1).
-    ARP and IPv6 neighbour discovery are passed to the kernel, not captured.
+    Only packets selected by --match are captured (default ip: IPv4 and IPv6 except
+    neighbour discovery); the test runs in the XDP program, and everything else (ARP,
+    neighbour discovery, other protocols) goes on to the kernel stack as usual.
+    --match all captures everything, ARP and neighbour discovery included: the device
+    stops answering its neighbours while dump runs. --sample N captures one in N
+    matching packets (bpf_get_prandom_u32() % N == 0 in the program); the others
+    go to the kernel stack.
 
     Per packet: receive time, queue, length, a summary (MACs, VLAN in frame,
     addresses, protocol, ports), rx-timestamp (ns), rx-hash and its type, rx-vlan;
@@ -48,11 +59,23 @@ def dump(app: App, dev: Optional[str], queue: int, count: Optional[int], duratio
         raise usage_error("--duration must be more than 0")
     if snaplen is not None and snaplen < 1:
         raise usage_error("--snaplen must be 1 or more")
+    if sample < 1:
+        raise usage_error("--sample must be 1 or more")
     from xdphints_cli.hints import capture
+    from xdphints_cli.hints.program import Match
+
+    try:
+        match = Match.parse(match_)
+    except ValueError as e:
+        raise usage_error(f"--match: {e}") from None
+    if match.kind == "all":
+        app.warn("--match all captures ARP and IPv6 neighbour discovery too: the device does "
+                 "not answer its neighbours while dump runs")
 
     target = capture.resolve_target(dev, queue, app.warn)
     out = sys.stdout
-    with capture.stop_on_signals() as stop, capture.Capture(target, queue) as cap:
+    with capture.stop_on_signals() as stop, capture.Capture(target, queue, match=match,
+                                                                 sample=sample) as cap:
         _announce(app, cap)
         keep = snaplen or DEFAULT_SNAPLEN
         batches = cap.batches(count, duration, stop)
@@ -96,8 +119,10 @@ def _announce(app: App, cap) -> None:
     if missing:
         app.warn(f"{t.ifname} does not provide {', '.join(missing)} (not in its "
                  "xdp-rx-metadata-features, or not in this kernel): shown as unsupported")
+    sample = f", one in {cap.sample}" if cap.sample > 1 else ""
     sys.stderr.write(f"xdphints: dumping {t.ifname} queue {cap.queue} (XDP program id "
-                     f"{cap.prog_id}, btf-id {cap.btf_id}); Ctrl-C to stop\n")
+                     f"{cap.prog_id}, btf-id {cap.btf_id}; match {cap.match}{sample}); "
+                     "Ctrl-C to stop\n")
     sys.stderr.flush()
 
 

@@ -164,9 +164,13 @@ class Capture:
     """Use as a context manager: __enter__ loads and attaches, __exit__ removes all."""
 
     def __init__(self, target: Target, queue: int, frames: int = 8192, frame_size: int = 4096,
-                 rx_size: int = 4096):
+                 rx_size: int = 4096, match=None, sample: int = 1):
+        from xdphints_cli.hints.program import Match
+
         self.target = target
         self.queue = queue
+        self.match = match or Match()
+        self.sample = sample
         # twice as many frames as RX ring entries: while a whole ring's batch is
         # being processed, the kernel still has as many frames to receive into
         self.frames = frames
@@ -204,7 +208,8 @@ class Capture:
         n_entries = max(t.rx_queues or 1, self.queue + 1)
         xmap = st.enter_context(Map.create(sc.BPF_MAP_TYPE_XSKMAP, 4, 4, n_entries,
                                            name="xdphints_xsks"))
-        prog, _pbtf = program.load(t.ifindex, t.kfuncs, xmap.fd)
+        prog, _pbtf = program.load(t.ifindex, t.kfuncs, xmap.fd, match=self.match,
+                                    sample=self.sample)
         st.enter_context(prog)
         info = prog.info()
         self.prog_id, self.btf_id = info.id, info.btf_id

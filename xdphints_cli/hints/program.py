@@ -7,22 +7,28 @@ bpf_xdp_adjust_meta would overwrite), then reserves the metadata area, copies th
 results and return codes there with the struct's own BTF id last, and redirects to the
 XSKMAP entry of ctx->rx_queue_index (XDP_PASS when no socket is there).
 
-ARP and IPv6 neighbour discovery are passed to the kernel, so the captured device
-keeps answering its neighbours.
+Only what the user asked for is redirected (`Match`, run in the program, not in
+Python): everything else, ARP and IPv6 neighbour discovery included (unless the match
+is `all`), goes on to the kernel stack, so the device keeps answering its neighbours
+and unrelated connections keep working. `sample` N redirects one in N matching packets
+chosen at random: bpf_get_prandom_u32() % N == 0 (helper 7; no map, no state).
 """
 
 from __future__ import annotations
 
 import errno
-from typing import Dict, List
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Tuple
 
 from xdphints_cli.bpf.insn import (
-    FP, JGT, JLT, JNE, R0, R1, R2, R3, R4, R6, R7, R8, R9, XDP_PASS, Item, Label,
-    add64_imm, call_helper, call_kfunc, exit_, ja, jmp_imm, jmp_reg, ld_map_fd, ldx_mem,
-    mov64_imm, mov64_reg, st_mem, stx_mem,
+    ADD, AND, FP, JEQ, JGT, JLT, JNE, LSH, MOD, R0, R1, R2, R3, R4, R5, R6, R7, R8, R9, XDP_PASS,
+    Item, Label, add64_imm, alu32_imm, alu64_imm, alu64_reg, call_helper, call_kfunc, exit_,
+    ja, jmp32_imm, jmp_imm, jmp_reg, ld_map_fd, ldx_mem, mov64_imm, mov64_reg, st_mem,
+    stx_mem,
 )
 from xdphints_cli.hints import layout as L
 
+HELPER_GET_PRANDOM_U32 = 7
 HELPER_REDIRECT_MAP = 51
 HELPER_XDP_ADJUST_META = 54
 # struct xdp_md
@@ -30,8 +36,50 @@ MD_DATA, MD_DATA_END, MD_DATA_META, MD_RX_QUEUE_INDEX = 0, 4, 8, 16
 # stack slots for the kfunc results, laid out like the first 20 bytes of the struct
 SLOT_TS, SLOT_HASH, SLOT_HASH_TYPE, SLOT_VLAN_PROTO, SLOT_VLAN_TCI = -24, -16, -12, -8, -6
 ETH_P_ARP_LE, ETH_P_IPV6_LE = 0x0608, 0xDD86   # htons() as a little-endian u16 load sees it
-IPPROTO_ICMPV6 = 58
+ETH_P_IP_LE, ETH_P_1588_LE = 0x0008, 0xF788
+VLAN_TPIDS_LE = (0x0081, 0xA888)                 # 802.1Q, 802.1ad
+IPPROTO_TCP, IPPROTO_UDP, IPPROTO_ICMPV6 = 6, 17, 58
 ND_TYPES = (133, 137)                            # router solicitation .. redirect
+PTP_PORTS = (319, 320)
+MATCH_KINDS = ("ip", "all", "udp", "tcp", "ptp", "vlan")
+
+
+def _le16(port: int) -> int:
+    """htons(port) as a little-endian u16 load sees it."""
+    return ((port & 0xFF) << 8) | (port >> 8)
+
+
+@dataclass(frozen=True)
+class Match:
+    """What the program redirects: `ip` (IPv4 and IPv6 except neighbour discovery),
+    `all`, `udp`/`tcp` (optionally one port, source or destination), `ptp` (UDP
+    319/320 or ethertype 0x88f7), `vlan` (a VLAN tag in the metadata or the frame).
+    One VLAN tag in the frame is looked through for ip/udp/tcp/ptp."""
+
+    kind: str = "ip"
+    port: Optional[int] = None
+
+    @classmethod
+    def parse(cls, text: str) -> "Match":
+        kind, sep, port = text.strip().lower().partition(":")
+        if kind not in MATCH_KINDS:
+            raise ValueError(f"unknown match {text!r} (one of {', '.join(MATCH_KINDS)}, "
+                             "udp:PORT, tcp:PORT)")
+        if not sep:
+            return cls(kind)
+        if kind not in ("udp", "tcp"):
+            raise ValueError(f"only udp and tcp take a port, not {kind!r}")
+        if not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"bad port {port!r} (1-65535)")
+        return cls(kind, int(port))
+
+    def __str__(self) -> str:
+        return self.kind if self.port is None else f"{self.kind}:{self.port}"
+
+    @property
+    def after_kfuncs(self) -> bool:
+        """vlan needs the rx_vlan_tag result, so it runs after the kfunc calls."""
+        return self.kind == "vlan"
 
 
 def usable_kfuncs(advertised: int, kfunc_ids: Dict[str, int]) -> Dict[str, int]:
@@ -45,25 +93,107 @@ def kfunc_mask(kfuncs: Dict[str, int]) -> int:
     return sum(L.KFUNC_BITS[n] for n in kfuncs)
 
 
-def _filter() -> List[Item]:
-    """Jump to "pass" for ARP and ICMPv6 neighbour discovery (untagged frames)."""
+def _l2(nomatch: str) -> List[Item]:
+    """r2 = data, r3 = data_end, r4 = ethertype (LE view), r5 = L3 start, looking
+    through one VLAN tag in the frame; short frames go to `nomatch`."""
     return [
         ldx_mem(4, R2, R6, MD_DATA),
         ldx_mem(4, R3, R6, MD_DATA_END),
-        mov64_reg(R4, R2), add64_imm(R4, 14),
-        jmp_reg(JGT, R4, R3, "capture"),
+        mov64_reg(R0, R2), add64_imm(R0, 14),
+        jmp_reg(JGT, R0, R3, nomatch),
         ldx_mem(2, R4, R2, 12),
-        jmp_imm(0x10, R4, ETH_P_ARP_LE, "pass"),          # JEQ
-        jmp_imm(JNE, R4, ETH_P_IPV6_LE, "capture"),
-        mov64_reg(R4, R2), add64_imm(R4, 14 + 40 + 1),
-        jmp_reg(JGT, R4, R3, "capture"),
-        ldx_mem(1, R4, R2, 14 + 6),                        # next header
-        jmp_imm(JNE, R4, IPPROTO_ICMPV6, "capture"),
-        ldx_mem(1, R4, R2, 14 + 40),                       # ICMPv6 type
-        jmp_imm(JLT, R4, ND_TYPES[0], "capture"),
-        jmp_imm(JGT, R4, ND_TYPES[1], "capture"),
-        ja("pass"),
+        mov64_reg(R5, R2), add64_imm(R5, 14),
+        jmp_imm(JEQ, R4, VLAN_TPIDS_LE[0], "m_vlan"),
+        jmp_imm(JNE, R4, VLAN_TPIDS_LE[1], "m_l3"),
+        Label("m_vlan"),
+        mov64_reg(R0, R2), add64_imm(R0, 18),
+        jmp_reg(JGT, R0, R3, nomatch),
+        ldx_mem(2, R4, R2, 16),
+        add64_imm(R5, 4),
+        Label("m_l3"),
     ]
+
+
+def _l4(proto: int, ports: Tuple[int, ...], yes: str, no: str) -> List[Item]:
+    """After _l2: IPv4 or IPv6 (no extension headers) with this L4 protocol and, when
+    `ports` is given, one of them as source or destination port."""
+    out: List[Item] = [
+        jmp_imm(JNE, R4, ETH_P_IP_LE, "m_ip6"),
+        mov64_reg(R0, R5), add64_imm(R0, 20),
+        jmp_reg(JGT, R0, R3, no),
+        ldx_mem(1, R0, R5, 9),
+        jmp_imm(JNE, R0, proto, no),
+    ]
+    if ports:
+        out += [
+            ldx_mem(2, R0, R5, 6), alu64_imm(AND, R0, 0xFF1F),   # fragment offset (LE view)
+            jmp_imm(JNE, R0, 0, no),
+            ldx_mem(1, R0, R5, 0), alu64_imm(AND, R0, 0xF), alu64_imm(LSH, R0, 2),
+            jmp_imm(JLT, R0, 20, no),
+            alu64_reg(ADD, R5, R0),                               # r5 += ihl
+            ja("m_ports"),
+        ]
+    else:
+        out.append(ja(yes))
+    out += [
+        Label("m_ip6"),
+        jmp_imm(JNE, R4, ETH_P_IPV6_LE, no),
+        mov64_reg(R0, R5), add64_imm(R0, 40),
+        jmp_reg(JGT, R0, R3, no),
+        ldx_mem(1, R0, R5, 6),
+        jmp_imm(JNE, R0, proto, no),
+    ]
+    if not ports:
+        return out + [ja(yes)]
+    out += [add64_imm(R5, 40), Label("m_ports"),
+            mov64_reg(R0, R5), add64_imm(R0, 4),
+            jmp_reg(JGT, R0, R3, no),
+            ldx_mem(2, R0, R5, 0), ldx_mem(2, R4, R5, 2)]
+    for p in ports:
+        out += [jmp_imm(JEQ, R0, _le16(p), yes), jmp_imm(JEQ, R4, _le16(p), yes)]
+    return out + [ja(no)]
+
+
+def match_code(match: Match, yes: str = "capture", no: str = "pass") -> List[Item]:
+    """Instructions that jump to `yes` for packets the match selects, else to `no`.
+    Uses r0, r2-r5 (and r9, the rx_vlan_tag return code, for `vlan`)."""
+    k = match.kind
+    if k == "all":
+        return [ja(yes)]
+    if k == "vlan":
+        return [jmp_imm(JEQ, R9, 0, yes),
+                ldx_mem(4, R2, R6, MD_DATA), ldx_mem(4, R3, R6, MD_DATA_END),
+                mov64_reg(R0, R2), add64_imm(R0, 14),
+                jmp_reg(JGT, R0, R3, no),
+                ldx_mem(2, R4, R2, 12),
+                jmp_imm(JEQ, R4, VLAN_TPIDS_LE[0], yes),
+                jmp_imm(JEQ, R4, VLAN_TPIDS_LE[1], yes),
+                ja(no)]
+    out = _l2(no)
+    if k == "ip":
+        return out + [
+            jmp_imm(JEQ, R4, ETH_P_IP_LE, yes),
+            jmp_imm(JNE, R4, ETH_P_IPV6_LE, no),
+            mov64_reg(R0, R5), add64_imm(R0, 40 + 1),
+            jmp_reg(JGT, R0, R3, yes),
+            ldx_mem(1, R0, R5, 6),                             # next header
+            jmp_imm(JNE, R0, IPPROTO_ICMPV6, yes),
+            ldx_mem(1, R0, R5, 40),                            # ICMPv6 type
+            jmp_imm(JLT, R0, ND_TYPES[0], yes),
+            jmp_imm(JGT, R0, ND_TYPES[1], yes),
+            ja(no),
+        ]
+    if k == "ptp":
+        return out + [jmp_imm(JEQ, R4, ETH_P_1588_LE, yes)] + _l4(IPPROTO_UDP, PTP_PORTS, yes, no)
+    proto = IPPROTO_UDP if k == "udp" else IPPROTO_TCP
+    return out + _l4(proto, (match.port,) if match.port else (), yes, no)
+
+
+def sample_code(n: int, no: str = "pass") -> List[Item]:
+    """Keep one in n at random: bpf_get_prandom_u32() % n == 0."""
+    if n <= 1:
+        return []
+    return [call_helper(HELPER_GET_PRANDOM_U32), alu32_imm(MOD, R0, n), jmp32_imm(JNE, R0, 0, no)]
 
 
 def _kfunc_call(kfuncs: Dict[str, int], name: str, ret_reg: int, slots) -> List[Item]:
@@ -76,19 +206,27 @@ def _kfunc_call(kfuncs: Dict[str, int], name: str, ret_reg: int, slots) -> List[
 
 
 def generate(kfuncs: Dict[str, int], xskmap_fd: int, struct_btf_id: int,
-             pass_neighbour_discovery: bool = True) -> List[Item]:
+             match: Optional[Match] = None, sample: int = 1) -> List[Item]:
     """The program's instructions. `kfuncs`: {kfunc name: BTF id} to call (see
-    usable_kfuncs); the others are recorded as -EOPNOTSUPP."""
+    usable_kfuncs); the others are recorded as -EOPNOTSUPP. `match` (default `ip`)
+    selects the packets redirected, `sample` keeps one in N of those."""
     off = L.OFFSET
+    match = match or Match()
     prog: List[Item] = [mov64_reg(R6, R1)]
-    if pass_neighbour_discovery:
-        prog += _filter()
+    if not match.after_kfuncs:
+        prog += match_code(match, "sample")
+        prog += [Label("sample"), *sample_code(sample)]
     prog += [
-        Label("capture"),
         st_mem(8, FP, SLOT_TS, 0), st_mem(8, FP, SLOT_HASH, 0), st_mem(8, FP, SLOT_VLAN_PROTO, 0),
         *_kfunc_call(kfuncs, "bpf_xdp_metadata_rx_timestamp", R7, (SLOT_TS,)),
         *_kfunc_call(kfuncs, "bpf_xdp_metadata_rx_hash", R8, (SLOT_HASH, SLOT_HASH_TYPE)),
         *_kfunc_call(kfuncs, "bpf_xdp_metadata_rx_vlan_tag", R9, (SLOT_VLAN_PROTO, SLOT_VLAN_TCI)),
+    ]
+    if match.after_kfuncs:
+        prog += match_code(match, "sample")
+        prog += [Label("sample"), *sample_code(sample)]
+    prog += [
+        Label("capture"),
         mov64_reg(R1, R6), mov64_imm(R2, -L.META_SIZE), call_helper(HELPER_XDP_ADJUST_META),
         jmp_imm(JNE, R0, 0, "pass"),
         ldx_mem(4, R2, R6, MD_DATA_META),
@@ -116,7 +254,7 @@ def generate(kfuncs: Dict[str, int], xskmap_fd: int, struct_btf_id: int,
 
 
 def load(ifindex: int, kfuncs: Dict[str, int], xskmap_fd: int,
-         name: str = "xdphints_dump"):
+         name: str = "xdphints_dump", match: Optional[Match] = None, sample: int = 1):
     """Generate, then load dev-bound to `ifindex` with the program BTF (so bpftool and
     other tools see a btf_id). Returns (Program, ProgramBtf)."""
     from xdphints_cli.bpf import syscall as sc
@@ -125,7 +263,7 @@ def load(ifindex: int, kfuncs: Dict[str, int], xskmap_fd: int,
 
     pbtf = L.build_btf()
     with load_btf(pbtf.blob) as btf_fd:
-        prog = Program.load(generate(kfuncs, xskmap_fd, pbtf.struct_id), ifindex=ifindex,
+        prog = Program.load(generate(kfuncs, xskmap_fd, pbtf.struct_id, match, sample), ifindex=ifindex,
                             flags=sc.BPF_F_XDP_DEV_BOUND_ONLY, name=name,
                             btf_fd=btf_fd.fd, func_info=[(0, pbtf.func_id)])
     return prog, pbtf
