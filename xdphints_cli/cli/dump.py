@@ -15,7 +15,8 @@ DEFAULT_SNAPLEN = 128
 
 @click.command("dump")
 @dev_option
-@click.option("-q", "--queue", type=int, required=True, metavar="N", help="RX queue to capture (0-based).")
+@click.option("-q", "--queue", "queue_", required=True, metavar="N|N,M,...|all",
+              help="RX queue(s) to capture (0-based), or all: one AF_XDP socket per queue.")
 @click.option("-c", "--count", type=int, metavar="N", help="Stop after N packets.")
 @click.option("--duration", type=float, metavar="S", help="Stop after S seconds.")
 @click.option("--hex", "hex_", is_flag=True, help="Hex dump of each packet (up to --snaplen bytes).")
@@ -29,7 +30,7 @@ DEFAULT_SNAPLEN = 128
               help="Capture one in N matching packets, chosen at random.")
 @json_option
 @click.pass_obj
-def dump(app: App, dev: Optional[str], queue: int, count: Optional[int], duration: Optional[float],
+def dump(app: App, dev: Optional[str], queue_: str, count: Optional[int], duration: Optional[float],
          hex_: bool, snaplen: Optional[int], quiet: bool, match_: str, sample: int) -> None:
     """Dump packets received on one RX queue with their XDP hints.
 
@@ -51,8 +52,12 @@ def dump(app: App, dev: Optional[str], queue: int, count: Optional[int], duratio
     a failed kfunc shows its errno (ENODATA, EOPNOTSUPP). Ctrl-C or SIGTERM stops
     with exit 0; a summary (packets, rate, AF_XDP drops, per-hint counts) goes to stderr.
     """
-    if queue < 0:
-        raise usage_error("--queue must be 0 or more")
+    from xdphints_cli.hints import capture
+
+    try:
+        queue = capture.parse_queues(queue_)
+    except ValueError as e:
+        raise usage_error(f"--queue: {e}") from None
     if count is not None and count < 1:
         raise usage_error("--count must be 1 or more")
     if duration is not None and duration <= 0:
@@ -61,7 +66,6 @@ def dump(app: App, dev: Optional[str], queue: int, count: Optional[int], duratio
         raise usage_error("--snaplen must be 1 or more")
     if sample < 1:
         raise usage_error("--sample must be 1 or more")
-    from xdphints_cli.hints import capture
     from xdphints_cli.hints.program import Match
 
     try:
@@ -120,7 +124,7 @@ def _announce(app: App, cap) -> None:
         app.warn(f"{t.ifname} does not provide {', '.join(missing)} (not in its "
                  "xdp-rx-metadata-features, or not in this kernel): shown as unsupported")
     sample = f", one in {cap.sample}" if cap.sample > 1 else ""
-    sys.stderr.write(f"xdphints: dumping {t.ifname} queue {cap.queue} (XDP program id "
+    sys.stderr.write(f"xdphints: dumping {t.ifname} {_queues_text(cap)} (XDP program id "
                      f"{cap.prog_id}, btf-id {cap.btf_id}; match {cap.match}{sample}); "
                      "Ctrl-C to stop\n")
     sys.stderr.flush()
@@ -284,7 +288,8 @@ class JsonLines:
 
         t = b.time_ns
         prefix = f'{{"time": "{t // 10**9}.{t % 10**9:09d}", "queue": {b.queue}, "len": '
-        umem, flows, hints, snaplen = self.umem, self._flows, self._hints, self.snaplen
+        umem = self.umem if b.umem is None else b.umem
+        flows, hints, snaplen = self._flows, self._hints, self.snaplen
         hints_piece, ts_i, ts_ret_i = self._hints_piece, self._ts, self._ts_ret
         out = []
         for addr, length, row in zip(b.addrs, b.lengths, b.rows):
@@ -363,8 +368,16 @@ def _piece(obj: dict) -> str:
 
 # --- summary ----------------------------------------------------------------------
 
+def _queues_text(cap) -> str:
+    if len(cap.queues) == 1:
+        return f"queue {cap.queue}"
+    return "queues " + ",".join(map(str, cap.queues))
+
+
 def summary_json(cap) -> dict:
-    out = {"ifname": cap.target.ifname, "queue": cap.queue}
+    out: dict = {"ifname": cap.target.ifname, "queue": cap.queue}
+    if len(cap.queues) > 1:
+        out["queues"] = list(cap.queues)
     out.update(cap.stats.to_json())
     return out
 
@@ -372,7 +385,7 @@ def summary_json(cap) -> dict:
 def summary_text(cap) -> str:
     s = cap.stats
     lines = [f"{s.packets} packets, {s.bytes} bytes in {s.seconds:.2f} s ({s.rate:.1f} pps; "
-             f"{s.active_rate:.1f} pps while receiving) on {cap.target.ifname} queue {cap.queue}"]
+             f"{s.active_rate:.1f} pps while receiving) on {cap.target.ifname} {_queues_text(cap)}"]
     x = s.xsk
     if x:
         lines.append(f"AF_XDP drops: rx_dropped {x.get('rx_dropped', 0)}, rx_ring_full "

@@ -47,6 +47,7 @@ class Batch:
     addrs: List[int]             # UMEM offset of each packet
     lengths: List[int]
     rows: List[Optional[tuple]]  # hints members (Capture.layout order), None: no metadata
+    umem: Optional[memoryview] = None   # the UMEM the addrs point into (one per queue)
 
 
 @dataclass
@@ -116,9 +117,24 @@ def attached_program_error(ifname: str, programs) -> DeviceHasProgramError:
         "another device")
 
 
-def resolve_target(dev: Optional[str], queue: int, warn: Callable[[str], None]) -> Target:
-    """Checks before anything is loaded: device, queue, no XDP program yet, native XDP;
-    and the kfuncs to call (advertised by the device and present in kernel BTF)."""
+def parse_queues(text: str) -> Optional[List[int]]:
+    """`--queue` value: "N", "N,M,..." or "all" (None: every RX queue of the device)."""
+    text = text.strip().lower()
+    if text == "all":
+        return None
+    try:
+        qs = [int(q) for q in text.split(",")]
+    except ValueError:
+        raise ValueError(f"bad queue list {text!r} (N, N,M,... or all)") from None
+    if any(q < 0 for q in qs):
+        raise ValueError("queues are 0 or more")
+    return sorted(set(qs))
+
+
+def resolve_target(dev: Optional[str], queue, warn: Callable[[str], None]) -> Target:
+    """Checks before anything is loaded: device, queue(s) (an int, a list, or None for
+    all), no XDP program yet, native XDP; and the kfuncs to call (advertised by the
+    device and present in kernel BTF)."""
     from xdphints_cli.btf.kfuncs import xdp_metadata_kfunc_ids
     from xdphints_cli.device import default_device
     from xdphints_cli.errors import KernelTooOldError
@@ -131,10 +147,12 @@ def resolve_target(dev: Optional[str], queue: int, warn: Callable[[str], None]) 
         link = rtnl.get_link(nl, name)
         if link.xdp.programs:
             raise attached_program_error(link.ifname, link.xdp.programs)
-        if link.num_rx_queues is not None and queue >= link.num_rx_queues:
-            n = link.num_rx_queues
-            raise NotFoundError(f"device {link.ifname} has {n} RX queue{'s' if n != 1 else ''}; "
-                                f"queue {queue} does not exist")
+        qs = [queue] if isinstance(queue, int) else (queue or [])
+        for q in qs:
+            if link.num_rx_queues is not None and q >= link.num_rx_queues:
+                n = link.num_rx_queues
+                raise NotFoundError(f"device {link.ifname} has {n} RX queue{'s' if n != 1 else ''}; "
+                                    f"queue {q} does not exist")
         try:
             nd = netdev.get_dev(nl, link.ifindex, link.ifname)
         except KernelTooOldError as e:
@@ -163,12 +181,19 @@ def _hints_struct_id(spec) -> int:
 class Capture:
     """Use as a context manager: __enter__ loads and attaches, __exit__ removes all."""
 
-    def __init__(self, target: Target, queue: int, frames: int = 8192, frame_size: int = 4096,
+    def __init__(self, target: Target, queue, frames: int = 8192, frame_size: int = 4096,
                  rx_size: int = 4096, match=None, sample: int = 1):
+        """`queue`: one queue, a list of queues, or None for all the device's RX queues
+        (one AF_XDP socket per queue, all in one XSKMAP of one program)."""
         from xdphints_cli.hints.program import Match
 
         self.target = target
-        self.queue = queue
+        if queue is None:
+            queue = list(range(target.rx_queues or 1))
+        self.queues: List[int] = [queue] if isinstance(queue, int) else list(queue)
+        self.queue = self.queues[0]
+        if len(self.queues) > 1:   # a UMEM per socket: keep the memory per queue modest
+            frames, rx_size = min(frames, 4096), min(rx_size, 2048)
         self.match = match or Match()
         self.sample = sample
         # twice as many frames as RX ring entries: while a whole ring's batch is
@@ -205,7 +230,7 @@ class Capture:
         from xdphints_cli.xsk.socket import XskSocket
 
         t, st = self.target, self._stack
-        n_entries = max(t.rx_queues or 1, self.queue + 1)
+        n_entries = max(t.rx_queues or 1, max(self.queues) + 1)
         xmap = st.enter_context(Map.create(sc.BPF_MAP_TYPE_XSKMAP, 4, 4, n_entries,
                                            name="xdphints_xsks"))
         prog, _pbtf = program.load(t.ifindex, t.kfuncs, xmap.fd, match=self.match,
@@ -222,13 +247,17 @@ class Capture:
             self.rss_table = xdp_rss_hash_types()
         except XdpHintsError:
             self.rss_table = {}
-        self.xsk = st.enter_context(XskSocket(t.ifindex, self.queue, frames=self.frames,
-                                              frame_size=self.frame_size, rx_size=self.rx_size))
         if self.layout.size > XDP_PACKET_HEADROOM:
             raise NotSupportedError(f"hints struct of {self.layout.size} bytes does not fit "
                                     f"in the {XDP_PACKET_HEADROOM}-byte headroom")
+        self.sockets = [st.enter_context(XskSocket(t.ifindex, q, frames=self.frames,
+                                                   frame_size=self.frame_size,
+                                                   rx_size=self.rx_size))
+                        for q in self.queues]
+        self.xsk = self.sockets[0]
         self._umem = self.xsk.umem
-        xmap.update_u32(self.queue, self.xsk.fd)
+        for q, x in zip(self.queues, self.sockets):
+            xmap.update_u32(q, x.fd)
         try:
             st.enter_context(XdpLink.attach(prog.fd, t.ifindex))
         except DeviceBusyError:
@@ -247,6 +276,9 @@ class Capture:
         kept in bulk, with no per-packet Python objects beyond one tuple of hint
         members per packet. The frames of a batch go back to the kernel when the
         consumer asks for the next one (or the loop ends): use them before that."""
+        if len(self.sockets) > 1:
+            yield from self._batches_multi(count, duration, stop)
+            return
         xsk, stats, rows_of = self.xsk, self.stats, self.rows
         max_n = xsk.rx_mask + 1
         deadline = None if duration is None else stats.started + duration
@@ -271,7 +303,7 @@ class Capture:
                 stats.packets += n
                 stats.bytes += sum(lengths)
                 try:
-                    yield Batch(now, self.queue, addrs, lengths, rows)
+                    yield Batch(now, self.queue, addrs, lengths, rows, self._umem)
                 finally:
                     xsk.rx_release(n)
                     stats.last_batch = time.monotonic()
@@ -282,12 +314,71 @@ class Capture:
             except XdpHintsError:
                 pass
 
-    def rows(self, addrs: List[int]) -> List[Optional[tuple]]:
+    def _batches_multi(self, count, duration, stop) -> Iterator[Batch]:
+        """batches() over several sockets: poll(2) on all, a batch per ready socket."""
+        import select
+
+        stats = self.stats
+        poller = select.poll()
+        by_fd = {}
+        for q, x in zip(self.queues, self.sockets):
+            poller.register(x.fd, select.POLLIN)
+            by_fd[x.fd] = (q, x, x.umem)
+        deadline = None if duration is None else stats.started + duration
+        try:
+            while not stop() and (count is None or stats.packets < count):
+                wait = POLL_MS
+                if deadline is not None:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        break
+                    wait = max(1, min(wait, int(left * 1000)))
+                for x in self.sockets:
+                    x.refill()
+                ready = [x for x in self.sockets if x.rx.available()]
+                if not ready:
+                    try:
+                        poller.poll(wait)
+                    except InterruptedError:
+                        pass
+                    ready = [x for x in self.sockets if x.rx.available()]
+                for x in ready:
+                    if count is not None and stats.packets >= count:
+                        break
+                    q, _x, umem = by_fd[x.fd]
+                    n, first = x.rx_batch(x.rx_mask + 1)
+                    if count is not None:
+                        n = min(n, count - stats.packets)
+                    now = time.time_ns()
+                    if not stats.first_batch:
+                        stats.first_batch = time.monotonic()
+                    addrs, lengths = _ring_slices(x, first, n)
+                    rows = self.rows(addrs, umem)
+                    stats.packets += n
+                    stats.bytes += sum(lengths)
+                    try:
+                        yield Batch(now, q, addrs, lengths, rows, umem)
+                    finally:
+                        x.rx_release(n)
+                        stats.last_batch = time.monotonic()
+        finally:
+            stats.ended = time.monotonic()
+            total: Dict[str, int] = {}
+            for x in self.sockets:
+                try:
+                    for k, v in x.statistics().items():
+                        total[k] = total.get(k, 0) + v
+                except XdpHintsError:
+                    pass
+            stats.xsk = total
+
+    def rows(self, addrs: List[int], umem=None) -> List[Optional[tuple]]:
         """The hints row of each packet (RowLayout order), None where the metadata is
         not the program's hints struct; counts the outcomes into self.stats."""
         lay, stats = self.layout, self.stats
         unpack, size = lay.struct.unpack_from, lay.size
-        rows = [unpack(self._umem, a - size) for a in addrs]
+        umem = self._umem if umem is None else umem
+        rows = [unpack(umem, a - size) for a in addrs]
         good = list(map(lay.btf_id, rows)).count(lay.type_id)
         if good != len(rows):
             rows = [r if lay.btf_id(r) == lay.type_id else None for r in rows]
@@ -300,7 +391,7 @@ class Capture:
     def decode(self, batch: Batch, snaplen: Optional[int] = None) -> Iterator[Packet]:
         """The batch's packets as decoded Packets (summary, hint values, data); to be
         used before the next batch is asked for."""
-        umem, lay = self.xsk.umem, self.layout
+        umem, lay = (batch.umem if batch.umem is not None else self.xsk.umem), self.layout
         for addr, length, row in zip(batch.addrs, batch.lengths, batch.rows):
             head = bytes(umem[addr:addr + min(length, max(snaplen or 0, 256))])
             if row is None:
