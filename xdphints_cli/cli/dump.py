@@ -28,10 +28,13 @@ DEFAULT_SNAPLEN = 128
                    "the rest goes to the kernel stack.")
 @click.option("--sample", type=int, default=1, metavar="N",
               help="Capture one in N matching packets, chosen at random.")
+@click.option("-w", "--write", "write_path", metavar="FILE", type=click.Path(dir_okay=False),
+              help="Write the packets to a pcapng file instead of printing them.")
 @json_option
 @click.pass_obj
 def dump(app: App, dev: Optional[str], queue_: str, count: Optional[int], duration: Optional[float],
-         hex_: bool, snaplen: Optional[int], quiet: bool, match_: str, sample: int) -> None:
+         hex_: bool, snaplen: Optional[int], quiet: bool, match_: str, sample: int,
+         write_path: Optional[str]) -> None:
     """Dump packets received on one RX queue with their XDP hints.
 
     Loads a device-bound XDP program that calls the RX metadata kfuncs the device
@@ -51,6 +54,11 @@ def dump(app: App, dev: Optional[str], queue_: str, count: Optional[int], durati
     addresses, protocol, ports), rx-timestamp (ns), rx-hash and its type, rx-vlan;
     a failed kfunc shows its errno (ENODATA, EOPNOTSUPP). Ctrl-C or SIGTERM stops
     with exit 0; a summary (packets, rate, AF_XDP drops, per-hint counts) goes to stderr.
+
+    -w FILE writes a pcapng file (Wireshark, tshark) instead of per-packet output:
+    packet time is the hardware RX timestamp when there is one (as system time when
+    the device has a PHC), else the receive time; the RX hash goes in the EPB hash
+    option, the queue in the EPB queue option, the decoded hints in the packet comment.
     """
     from xdphints_cli.hints import capture
 
@@ -83,7 +91,9 @@ def dump(app: App, dev: Optional[str], queue_: str, count: Optional[int], durati
         _announce(app, cap)
         keep = snaplen or DEFAULT_SNAPLEN
         batches = cap.batches(count, duration, stop)
-        if quiet:
+        if write_path:
+            write_pcapng(write_path, cap, batches)
+        elif quiet:
             for _ in batches:
                 pass
         elif app.json:
@@ -199,6 +209,44 @@ def packet_text(pkt, rss_table) -> str:
     if pkt.btf_id is None:
         return head + " | no hints metadata"
     return head + " | " + " | ".join(_hint_text(h, pkt.hints[h], rss_table) for h in HINTS)
+
+
+def hints_comment(pkt, rss_table) -> str:
+    """The pcapng packet comment: the decoded hints, as in the text output."""
+    from xdphints_cli.hints.decoding import HINTS
+
+    if pkt.btf_id is None:
+        return "no hints metadata"
+    return f"btf-id {pkt.btf_id} | " + " | ".join(_hint_text(h, pkt.hints[h], rss_table)
+                                                  for h in HINTS)
+
+
+def packet_time_ns(pkt, clock=None) -> int:
+    """The time a capture file gives a packet: the hardware RX timestamp when there is
+    one (converted to CLOCK_REALTIME through `clock`, a phc.ClockMap, when given),
+    else the receive time."""
+    ts = pkt.hints.get("rx-timestamp") if pkt.hints else None
+    if ts is not None and ts.status == "ok":
+        hw = ts.get("rx_timestamp") or 0
+        if hw:
+            return clock.to_realtime_ns(hw) if clock is not None else hw
+    return pkt.time_ns
+
+
+def write_pcapng(path: str, cap, batches, clock=None) -> None:
+    from xdphints_cli.pcapng import PcapngWriter
+
+    frame = cap.frame_size
+    rss = cap.rss_table
+    with PcapngWriter(path) as w:
+        if_id = w.add_interface(cap.target.ifname, f"xdphints dump {_queues_text(cap)}")
+        for b in batches:
+            for pkt in cap.decode(b, frame):
+                h = pkt.hints.get("rx-hash") if pkt.hints else None
+                rx_hash = h.get("rx_hash") if h is not None and h.status == "ok" else None
+                w.write_packet(if_id, packet_time_ns(pkt, clock), pkt.data, orig_len=pkt.length,
+                               hash=rx_hash, queue=pkt.queue, comment=hints_comment(pkt, rss))
+            w.flush()
 
 
 def hexdump(data: bytes) -> str:
