@@ -30,11 +30,14 @@ DEFAULT_SNAPLEN = 128
               help="Capture one in N matching packets, chosen at random.")
 @click.option("-w", "--write", "write_path", metavar="FILE", type=click.Path(dir_okay=False),
               help="Write the packets to a pcapng file instead of printing them.")
+@click.option("--enable-timestamps", is_flag=True,
+              help="Turn on hardware RX timestamping (rx-filter all) while dumping; the "
+                   "previous setting is put back on exit.")
 @json_option
 @click.pass_obj
 def dump(app: App, dev: Optional[str], queue_: str, count: Optional[int], duration: Optional[float],
          hex_: bool, snaplen: Optional[int], quiet: bool, match_: str, sample: int,
-         write_path: Optional[str]) -> None:
+         write_path: Optional[str], enable_timestamps: bool) -> None:
     """Dump packets received on one RX queue with their XDP hints.
 
     Loads a device-bound XDP program that calls the RX metadata kfuncs the device
@@ -84,20 +87,31 @@ def dump(app: App, dev: Optional[str], queue_: str, count: Optional[int], durati
         app.warn("--match all captures ARP and IPv6 neighbour discovery too: the device does "
                  "not answer its neighbours while dump runs")
 
+    import contextlib
+
+    from xdphints_cli.hints import clock as hclock
+
     target = capture.resolve_target(dev, queue, app.warn)
     out = sys.stdout
-    with capture.stop_on_signals() as stop, capture.Capture(target, queue, match=match,
-                                                                 sample=sample) as cap:
+    with contextlib.ExitStack() as es:
+        stop = es.enter_context(capture.stop_on_signals())
+        if enable_timestamps:
+            es.enter_context(hclock.rx_timestamping(target.ifname, app.warn))
+        clock = hclock.open_clock(target.ifname, app.warn)
+        cap = es.enter_context(capture.Capture(target, queue, match=match, sample=sample))
         _announce(app, cap)
         keep = snaplen or DEFAULT_SNAPLEN
         batches = cap.batches(count, duration, stop)
+        if clock is not None:
+            batches = hclock.refreshing(batches, clock)
         if write_path:
-            write_pcapng(write_path, cap, batches)
+            write_pcapng(write_path, cap, batches, clock)
         elif quiet:
             for _ in batches:
                 pass
         elif app.json:
-            lines = JsonLines(cap.layout, cap.xsk.umem, cap.rss_table, keep if hex_ else None)
+            lines = JsonLines(cap.layout, cap.xsk.umem, cap.rss_table, keep if hex_ else None,
+                              clock)
             with BatchWriter(out) as w:
                 for b in batches:
                     w.write(lines.batch(b))
@@ -106,7 +120,7 @@ def dump(app: App, dev: Optional[str], queue_: str, count: Optional[int], durati
                 for b in batches:
                     chunks = []
                     for pkt in cap.decode(b, keep):
-                        chunks.append(packet_text(pkt, cap.rss_table) + "\n")
+                        chunks.append(packet_text(pkt, cap.rss_table, clock) + "\n")
                         if hex_ and pkt.data is not None:
                             chunks.append(hexdump(pkt.data))
                     w.write("".join(chunks))
@@ -142,7 +156,15 @@ def _announce(app: App, cap) -> None:
 
 # --- per packet -------------------------------------------------------------------
 
-def _hint_json(name: str, v, rss_table) -> dict:
+def realtime_fields(hw_ns: int, clock, recv_ns: int) -> str:
+    """`, "realtime": "S.N", "delay-ns": D` for a hardware timestamp, through `clock`
+    (a phc.ClockMap): the timestamp as CLOCK_REALTIME, and how long after it the
+    packet reached user space (its batch's receive time)."""
+    rt = clock.to_realtime_ns(hw_ns)
+    return f', "realtime": "{rt // 10**9}.{rt % 10**9:09d}", "delay-ns": {recv_ns - rt}'
+
+
+def _hint_json(name: str, v, rss_table, clock=None, recv_ns: int = 0) -> dict:
     out: dict = {"status": v.status}
     if v.errno_name:
         out["errno"] = v.errno_name
@@ -150,6 +172,10 @@ def _hint_json(name: str, v, rss_table) -> dict:
         return out
     if name == "rx-timestamp":
         out["ns"] = v.get("rx_timestamp")
+        if clock is not None:
+            rt = clock.to_realtime_ns(out["ns"])
+            out["realtime"] = f"{rt // 10**9}.{rt % 10**9:09d}"
+            out["delay-ns"] = recv_ns - rt
     elif name == "rx-hash":
         from xdphints_cli.btf.kfuncs import rss_hash_type_name
         from xdphints_cli.hints.decoding import rss_type_names
@@ -166,7 +192,7 @@ def _hint_json(name: str, v, rss_table) -> dict:
     return out
 
 
-def packet_json(pkt, rss_table, with_data: bool = False) -> dict:
+def packet_json(pkt, rss_table, with_data: bool = False, clock=None) -> dict:
     from xdphints_cli.hints.decoding import HINTS
 
     out: dict = {"time": f"{pkt.time_ns // 10**9}.{pkt.time_ns % 10**9:09d}",
@@ -178,26 +204,28 @@ def packet_json(pkt, rss_table, with_data: bool = False) -> dict:
     else:
         out["btf-id"] = pkt.btf_id
         for h in HINTS:
-            out[h] = _hint_json(h, pkt.hints[h], rss_table)
+            out[h] = _hint_json(h, pkt.hints[h], rss_table, clock, pkt.time_ns)
     if with_data and pkt.data is not None:
         out["data"] = pkt.data.hex()
     return out
 
 
-def _hint_text(name: str, v, rss_table) -> str:
+def _hint_text(name: str, v, rss_table, clock=None, recv_ns: int = 0) -> str:
     if v.status == "absent":
         return f"{name} n/a"
     if v.status != "ok":
         return f"{name} {v.errno_name or 'none'}"
-    j = _hint_json(name, v, rss_table)
+    j = _hint_json(name, v, rss_table, clock, recv_ns)
     if name == "rx-timestamp":
+        if "realtime" in j:
+            return f"{name} {j['ns']} (realtime {j['realtime']}, delay {j['delay-ns']} ns)"
         return f"{name} {j['ns']}"
     if name == "rx-hash":
         return f"{name} {j['hash']} {j.get('type-name', j['type'])}"
     return f"{name} {j['proto']} vid {j['vid']} pcp {j['pcp']} dei {j['dei']}"
 
 
-def packet_text(pkt, rss_table) -> str:
+def packet_text(pkt, rss_table, clock=None) -> str:
     import time as _time
 
     from xdphints_cli.hints.decoding import HINTS
@@ -208,7 +236,8 @@ def packet_text(pkt, rss_table) -> str:
     head = f"{stamp} q{pkt.queue} len {pkt.length} {summary}"
     if pkt.btf_id is None:
         return head + " | no hints metadata"
-    return head + " | " + " | ".join(_hint_text(h, pkt.hints[h], rss_table) for h in HINTS)
+    return head + " | " + " | ".join(_hint_text(h, pkt.hints[h], rss_table, clock, pkt.time_ns)
+                                     for h in HINTS)
 
 
 def hints_comment(pkt, rss_table) -> str:
@@ -321,8 +350,9 @@ class JsonLines:
 
     MAX_CACHED = 65536
 
-    def __init__(self, layout, umem, rss_table, snaplen: Optional[int] = None):
+    def __init__(self, layout, umem, rss_table, snaplen: Optional[int] = None, clock=None):
         self.layout = layout
+        self.clock = clock              # phc.ClockMap: add realtime and delay-ns
         self.umem = umem
         self.rss_table = rss_table
         self.snaplen = snaplen          # None: no "data"
@@ -339,6 +369,7 @@ class JsonLines:
         umem = self.umem if b.umem is None else b.umem
         flows, hints, snaplen = self._flows, self._hints, self.snaplen
         hints_piece, ts_i, ts_ret_i = self._hints_piece, self._ts, self._ts_ret
+        clock = self.clock
         out = []
         for addr, length, row in zip(b.addrs, b.lengths, b.rows):
             head = bytes(umem[addr:addr + (length if length < 64 else 64)])
@@ -362,7 +393,12 @@ class JsonLines:
                     if len(hints) >= self.MAX_CACHED:
                         hints.clear()
                     piece = hints[hkey] = hints_piece(row, ts_i, ts_ret_i)
-                h = piece[0] if piece[1] is None else f"{piece[0]}{ts}{piece[1]}"
+                if piece[1] is None:
+                    h = piece[0]
+                elif clock is None:
+                    h = f"{piece[0]}{ts}{piece[1]}"
+                else:
+                    h = f"{piece[0]}{ts}{realtime_fields(ts, clock, t)}{piece[1]}"
             line = f"{prefix}{length}, {flow}, {h}"
             if snaplen is not None:
                 line += f', "data": "{bytes(umem[addr:addr + min(length, snaplen)]).hex()}"'
