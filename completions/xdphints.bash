@@ -24,7 +24,7 @@ _xdphints() {
                 -n|--netns) COMPREPLY=($(compgen -W "$(ip netns list 2>/dev/null | cut -d" " -f1)" -- "$cur")); return;;
             esac
             if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "-j --json -p --pretty -n --netns --no-color --debug -h --help --version" -- "$cur"));
-            else COMPREPLY=($(compgen -W "show enable disable check btf dump" -- "$cur")); fi;;
+            else COMPREPLY=($(compgen -W "show enable disable check btf dump demo" -- "$cur")); fi;;
         show)
             case "$prev" in
                 -d|--dev) COMPREPLY=($(compgen -W "$(ls /sys/class/net 2>/dev/null)" -- "$cur")); return;;
@@ -66,12 +66,20 @@ _xdphints() {
         dump)
             case "$prev" in
                 -d|--dev) COMPREPLY=($(compgen -W "$(ls /sys/class/net 2>/dev/null)" -- "$cur")); return;;
-                -q|--queue) COMPREPLY=($(compgen -W "$(_xdphints_queues)" -- "$cur")); return;;
+                -q|--queue) COMPREPLY=(); return;;
                 -c|--count) COMPREPLY=(); return;;
                 --duration) COMPREPLY=(); return;;
                 --snaplen) COMPREPLY=(); return;;
+                --match) COMPREPLY=(); return;;
+                --sample) COMPREPLY=(); return;;
+                -w|--write) COMPREPLY=($(compgen -f -- "$cur")); return;;
             esac
-            if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "-d --dev -q --queue -c --count --duration --hex --snaplen --quiet -j --json -h --help" -- "$cur"));
+            if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "-d --dev -q --queue -c --count --duration --hex --snaplen --quiet --match --sample -w --write --enable-timestamps -j --json -h --help" -- "$cur"));
+            else COMPREPLY=(); fi;;
+        demo)
+            case "$prev" in
+            esac
+            if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "-j --json -h --help" -- "$cur"));
             else COMPREPLY=(); fi;;
     esac
 }

@@ -31,6 +31,7 @@ _xdphints() {
                 'check:Exit 0 if hints are usable now, 6 if they need enable, 3 if not supported'
                 'btf:Show the hints structs (metadata layouts) in a program'\''s or file'\''s BTF'
                 'dump:Dump packets of one RX queue with their XDP hints (AF_XDP)'
+                'demo:Show XDP hints end to end on a throwaway veth pair (no NIC needed)'
             )
             _describe command commands;;
         args)
@@ -75,12 +76,19 @@ _xdphints() {
                     '(-h --help)'{-h,--help}'[Show help]';;
                 dump) _arguments \
                     '(-d --dev)'{-d,--dev}'[Device (default\: $XDPHINTS_DEV, else the only non-loopback interface that is up)]:device:_xdphints_devices' \
-                    '(-q --queue)'{-q,--queue}'[RX queue to capture (0-based)]:queue:_xdphints_queues' \
+                    '(-q --queue)'{-q,--queue}'[RX queue(s) to capture (0-based), or all\: one AF_XDP socket per queue]:value: ' \
                     '(-c --count)'{-c,--count}'[Stop after N packets]:value: ' \
                     ''--duration'[Stop after S seconds]:value: ' \
                     ''--hex'[Hex dump of each packet (up to --snaplen bytes)]' \
                     ''--snaplen'[Bytes of each packet kept for --hex and JSON "data" (default 128)]:value: ' \
                     ''--quiet'[No per-packet output\: only the summary at the end]' \
+                    ''--match'[Packets to capture\: ip, all, udp, tcp, udp\:PORT, tcp\:PORT, ptp, vlan; the rest goes to the kernel stack]:value: ' \
+                    ''--sample'[Capture one in N matching packets, chosen at random]:value: ' \
+                    '(-w --write)'{-w,--write}'[Write the packets to a pcapng file instead of printing them]:file:_files' \
+                    ''--enable-timestamps'[Turn on hardware RX timestamping (rx-filter all) while dumping; the previous setting is put back on exit]' \
+                    '(-j --json)'{-j,--json}'[JSON output on stdout]' \
+                    '(-h --help)'{-h,--help}'[Show help]';;
+                demo) _arguments \
                     '(-j --json)'{-j,--json}'[JSON output on stdout]' \
                     '(-h --help)'{-h,--help}'[Show help]';;
             esac;;

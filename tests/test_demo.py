@@ -1,0 +1,99 @@
+"""`xdphints demo` end to end: it runs, explains what it saw, and always cleans up."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import REPO_ROOT, xdphints
+
+pytestmark = pytest.mark.privileged
+
+
+def demo_namespaces(pid: int) -> list:
+    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    return [line.split()[0] for line in out.splitlines() if line.startswith(f"xdph-demo-{pid}-")]
+
+
+def _env() -> dict:
+    return dict(os.environ, NO_COLOR="1", PYTHONPATH=REPO_ROOT)
+
+
+def run_demo(*args: str):
+    """(process, stdout, stderr) of a finished demo; the pid names its namespaces."""
+    p = subprocess.Popen([sys.executable, "-m", "xdphints_cli", *args], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, env=_env())
+    out, err = p.communicate(timeout=300)
+    return p, out, err
+
+
+def test_demo_text():
+    p, out, err = run_demo("demo")
+    assert p.returncode == 0, err
+    for heading in ("== 1. What the device offers ==", "== 2. Turn on the hardware side ==",
+                    "== 3. Capture with the built-in hints program ==", "== 4. What the hints show =="):
+        assert heading in out
+    assert "RX metadata kfuncs:         timestamp hash vlan-tag" in out  # the real show view
+    assert "rx-hash: fixed: rx-hashing is off [fixed]" in out  # veth cannot change it
+    assert "rx-timestamp: unsupported" in out
+    rows = [line.split() for line in out.splitlines() if line.startswith("  400")]
+    assert len(rows) == 12
+    by_flow: dict = {}
+    for row in rows:
+        by_flow.setdefault(row[0], set()).add(row[1])
+    assert all(len(h) == 1 for h in by_flow.values())  # one hash per flow
+    assert len({next(iter(h)) for h in by_flow.values()}) == 4  # different across flows
+    assert [r for r in rows if r[0] == "40004->7002"][0][3:7] == ["vid", "100", "pcp", "5"]
+    assert "same for every packet of a flow and different across flows" in out
+    assert demo_namespaces(p.pid) == []
+
+
+def test_demo_json():
+    p, out, err = run_demo("-j", "demo")
+    assert p.returncode == 0, err
+    doc = json.loads(out)
+    assert set(doc) >= {"namespaces", "device", "show", "enable", "packets", "dump-summary",
+                        "observations", "explanations"}
+    assert doc["show"]["xdp-rx-metadata-features"] == ["timestamp", "hash", "vlan-tag"]
+    assert doc["enable"]["rx-vlan"]["exit-code"] == 0 and doc["enable"]["rx-vlan"]["after"] == "on"
+    assert doc["enable"]["rx-timestamp"]["exit-code"] == 3
+    assert len(doc["packets"]) == 12
+    obs = doc["observations"]
+    assert obs["rx-hash"]["stable-within-flows"] and obs["rx-hash"]["differs-across-flows"]
+    assert obs["rx-vlan"]["per-flow"]["40004->7002"] == ["vid 100 pcp 5 (0x8100)"] * 3
+    assert obs["rx-vlan"]["per-flow"]["40001->7000"] == ["ENODATA"] * 3
+    assert obs["rx-timestamp"]["values"] == ["none"]
+    assert demo_namespaces(p.pid) == []
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupted_demo_removes_everything(sig):
+    p = subprocess.Popen([sys.executable, "-m", "xdphints_cli", "demo"], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, env=_env())
+    try:
+        while not demo_namespaces(p.pid) and p.poll() is None:
+            time.sleep(0.01)
+        p.send_signal(sig)
+        out, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    # interrupted (130), or finished just before the signal landed (0): never a traceback
+    assert p.returncode in (0, 130), err
+    assert "Traceback" not in err
+    assert demo_namespaces(p.pid) == []
+    left = subprocess.run(["pgrep", "-f", f"xdph-demo-{p.pid}-"], capture_output=True, text=True).stdout
+    assert left == ""  # no dump left running
+
+
+def test_demo_without_privileges():
+    res = xdphints("demo", unprivileged=True)
+    assert res.returncode == 4
+    assert res.stderr.startswith("xdphints: error: demo needs root: CAP_SYS_ADMIN")
+    assert res.stderr.count("\n") == 1

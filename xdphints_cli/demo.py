@@ -1,0 +1,290 @@
+"""`xdphints demo`: XDP hints end to end on a throwaway veth pair, with no NIC needed.
+
+The demo runs the real commands (show, enable, dump) as a user would, inside two
+network namespaces it creates and always removes: the device under test `xd0` in
+one, its peer `xd1` in the other sending a few UDP flows, one of them VLAN-tagged
+by the sender's tx-vlan offload (a tiny tcx program calling bpf_skb_vlan_push).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Dict, Iterator, List, Optional, Tuple
+
+from xdphints_cli import netns
+from xdphints_cli.errors import PermissionDeniedError, XdpHintsError
+
+DUT, PEER = "xd0", "xd1"
+ADDR, PEER_ADDR = "192.0.2.1", "192.0.2.2"  # documentation range, only inside the demo's namespaces
+DUT_MAC, PEER_MAC = "02:00:00:00:00:01", "02:00:00:00:00:02"
+FLOWS: Tuple[Tuple[int, int], ...] = ((40001, 7000), (40002, 7000), (40003, 7001))  # (src port, dst port)
+VLAN_FLOW = (40004, 7002)
+VLAN_ID, VLAN_PCP = 100, 5
+PER_FLOW = 3
+TOTAL = PER_FLOW * (len(FLOWS) + 1)
+FEATURES = ("rx-vlan", "rx-hash", "rx-timestamp")
+
+# capability bits (linux/capability.h): netns creation, link and BPF setup
+_CAPS = {"CAP_SYS_ADMIN": 21, "CAP_NET_ADMIN": 12, "CAP_BPF": 39}
+
+
+def require_privileges() -> None:
+    with open("/proc/self/status") as f:
+        eff = next(int(line.split()[1], 16) for line in f if line.startswith("CapEff:"))
+    missing = [name for name, bit in _CAPS.items() if not eff >> bit & 1]
+    if missing:
+        raise PermissionDeniedError(f"demo needs root: {', '.join(missing)} missing (it creates network "
+                                    "namespaces, a veth pair and XDP programs)")
+
+
+def vlan_push_program(proto: int, tci: int) -> list:
+    """A tcx egress program that pushes an accel VLAN tag (bpf_skb_vlan_push, helper 18)
+    and lets the packet go on (TCX_NEXT), as a NIC's tx-vlan offload would."""
+    from xdphints_cli.bpf.insn import R0, R2, R3, call_helper, exit_, mov64_imm
+
+    return [mov64_imm(R2, socket.htons(proto)), mov64_imm(R3, tci), call_helper(18),
+            mov64_imm(R0, -1), exit_()]
+
+
+def _ip(*args: str) -> None:
+    res = subprocess.run(["ip", *args], capture_output=True, text=True)
+    if res.returncode:
+        raise XdpHintsError(f"ip {' '.join(args)}: {res.stderr.strip()}")
+
+
+@dataclass
+class Lab:
+    """Two namespaces and a veth pair; removed on exit however the demo ends."""
+
+    ns: str = field(default_factory=lambda: f"xdph-demo-{os.getpid()}-a")
+    peer_ns: str = field(default_factory=lambda: f"xdph-demo-{os.getpid()}-b")
+    _made: List[str] = field(default_factory=list)
+
+    def __enter__(self) -> "Lab":
+        try:
+            for name in (self.ns, self.peer_ns):
+                self._made.append(name)  # first: an interrupt may land while ip creates it
+                _ip("netns", "add", name)
+            _ip("-n", self.ns, "link", "add", DUT, "address", DUT_MAC, "type", "veth",
+                "peer", "name", PEER, "address", PEER_MAC, "netns", self.peer_ns)
+            for ns, dev, addr, other, other_mac in ((self.ns, DUT, ADDR, PEER_ADDR, PEER_MAC),
+                                                    (self.peer_ns, PEER, PEER_ADDR, ADDR, DUT_MAC)):
+                _ip("-n", ns, "addr", "add", f"{addr}/24", "dev", dev)
+                # static neighbours: ARP sent while tagging is on would be tagged too
+                _ip("-n", ns, "neigh", "replace", other, "lladdr", other_mac, "dev", dev, "nud", "permanent")
+                _ip("-n", ns, "link", "set", dev, "up")
+            # no IPv6 on the peer: its MLD reports would only add noise to the capture
+            subprocess.run(["ip", "netns", "exec", self.peer_ns, "sysctl", "-qw",
+                            f"net.ipv6.conf.{PEER}.disable_ipv6=1"], capture_output=True)
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        while self._made:
+            subprocess.run(["ip", "netns", "del", self._made.pop()], capture_output=True)
+
+    # --- running the real commands ---------------------------------------------------
+
+    def command(self, *args: str) -> List[str]:
+        """The command line a user would type (shown in the output)."""
+        return ["xdphints", "-n", self.ns, *args]
+
+    def run(self, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(self._argv(args), capture_output=True, text=True, env=_env(), timeout=120)
+
+    def _argv(self, args) -> List[str]:
+        return [sys.executable, "-m", "xdphints_cli", "-n", self.ns, *args]
+
+    @contextmanager
+    def dump(self, *args: str) -> Iterator[subprocess.Popen]:
+        """Start dump and yield once its program is attached; always stop it."""
+        proc = subprocess.Popen(self._argv(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, env=_env())
+        try:
+            deadline = time.monotonic() + 30
+            while not self._xdp_attached():
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    out, err = proc.communicate()
+                    raise XdpHintsError(f"dump did not start: {err.strip() or out.strip() or 'timeout'}")
+                time.sleep(0.05)
+            yield proc
+        finally:
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+
+    def _xdp_attached(self) -> bool:
+        res = subprocess.run(["ip", "-n", self.ns, "link", "show", DUT], capture_output=True, text=True)
+        return "prog/xdp" in res.stdout
+
+    # --- traffic from the peer -------------------------------------------------------
+
+    def send(self, flows, count: int) -> None:
+        with netns.inside(self.peer_ns):
+            for sport, dport in flows:
+                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                    s.bind((PEER_ADDR, sport))
+                    for i in range(count):
+                        s.sendto(b"xdphints demo %d" % i, (ADDR, dport))
+
+    @contextmanager
+    def vlan_tagging(self) -> Iterator[None]:
+        """Tag everything the peer sends, as its tx-vlan offload would (an accel tag)."""
+        from xdphints_cli.bpf import syscall as sc
+        from xdphints_cli.bpf.link import TcxLink
+        from xdphints_cli.bpf.prog import Program
+
+        with netns.inside(self.peer_ns):
+            prog = Program.load(vlan_push_program(0x8100, VLAN_PCP << 13 | VLAN_ID),
+                                prog_type=sc.BPF_PROG_TYPE_SCHED_CLS,
+                                expected_attach_type=sc.BPF_TCX_EGRESS, name="xdph_demo_vlan")
+            with prog, TcxLink.attach(prog.fd, socket.if_nametoindex(PEER), sc.BPF_TCX_EGRESS):
+                yield
+
+
+def _env() -> Dict[str, str]:
+    env = dict(os.environ, NO_COLOR="1")
+    env.pop("XDPHINTS_DEV", None)
+    return env
+
+
+# --- what the packets show ---------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Observations:
+    """What the captured hints say, checked against what the demo sent."""
+
+    hashes: Dict[str, List[str]]  # flow -> the rx-hash values seen
+    hash_types: List[str]
+    vlan_tags: Dict[str, List[str]]  # flow -> the rx-vlan values seen
+    timestamps: List[str]
+
+    @property
+    def hash_stable_within_flows(self) -> bool:
+        return all(len(set(v)) == 1 for v in self.hashes.values())
+
+    @property
+    def hash_differs_across_flows(self) -> bool:
+        firsts = [v[0] for v in self.hashes.values() if v]
+        return len(set(firsts)) == len(firsts) > 1
+
+    def to_json(self) -> dict:
+        return {"rx-hash": {"per-flow": self.hashes, "types": self.hash_types,
+                            "stable-within-flows": self.hash_stable_within_flows,
+                            "differs-across-flows": self.hash_differs_across_flows},
+                "rx-vlan": {"per-flow": self.vlan_tags},
+                "rx-timestamp": {"values": sorted(set(self.timestamps))}}
+
+
+def flow_key(pkt: dict) -> str:
+    return f"{pkt.get('src-port')}->{pkt.get('dst-port')}"
+
+
+def hint_text(hint: Optional[dict], kind: str) -> str:
+    if not hint:
+        return "absent"
+    if hint.get("status") != "ok":
+        return hint.get("errno") or hint.get("status", "?")
+    if kind == "rx-hash":
+        return f"{hint['hash']} {hint.get('type-name', '')}".strip()
+    if kind == "rx-vlan":
+        return f"vid {hint['vid']} pcp {hint['pcp']} ({hint['proto']})"
+    return f"{hint['ns']} ns"
+
+
+def observe(packets: List[dict]) -> Observations:
+    hashes: Dict[str, List[str]] = {}
+    vlans: Dict[str, List[str]] = {}
+    types, stamps = [], []
+    for p in packets:
+        key = flow_key(p)
+        rx_hash = p.get("rx-hash") or {}
+        if rx_hash.get("status") == "ok":
+            hashes.setdefault(key, []).append(rx_hash["hash"])
+            types.append(rx_hash.get("type-name", ""))
+        vlans.setdefault(key, []).append(hint_text(p.get("rx-vlan"), "rx-vlan"))
+        stamps.append(hint_text(p.get("rx-timestamp"), "rx-timestamp"))
+    return Observations(hashes, sorted(set(types)), vlans, stamps)
+
+
+def explain(obs: Observations) -> Dict[str, str]:
+    """A short explanation per hint, grounded in what this run saw."""
+    vlan_flow = f"{VLAN_FLOW[0]}->{VLAN_FLOW[1]}"
+    tagged = obs.vlan_tags.get(vlan_flow, [])
+    return {
+        "rx-hash": ("the RSS hash the device computed for the packet's flow, with its type "
+                    f"({', '.join(obs.hash_types) or 'none'}). Here it was "
+                    + ("the same for every packet of a flow" if obs.hash_stable_within_flows
+                       else "NOT the same within a flow") + " and "
+                    + ("different across flows" if obs.hash_differs_across_flows else "NOT different across flows")
+                    + ": an AF_XDP application can spread or steer flows without hashing packets itself."),
+        "rx-vlan": ("the VLAN tag the NIC stripped from the frame (proto, VID, PCP). The flow "
+                    f"{vlan_flow} was tagged VID {VLAN_ID} PCP {VLAN_PCP} by the sender's offload and "
+                    f"arrived with {tagged[0] if tagged else 'nothing'}; untagged frames give ENODATA."),
+        "rx-timestamp": ("the NIC's hardware RX time in ns of its PTP hardware clock. veth has no "
+                         "hardware clock, so it is none here; on a NIC with a PHC, run "
+                         "'xdphints enable rx-timestamp' first."),
+    }
+
+
+def run(emit, json_mode: bool) -> dict:
+    """Run the demo; `emit(kind, data)` reports progress as it happens. Returns the
+    JSON document of the whole run."""
+    require_privileges()
+    doc: dict = {}
+    with Lab() as lab:
+        doc["namespaces"] = [lab.ns, lab.peer_ns]
+        doc["device"] = DUT
+        emit("intro", {"ns": lab.ns, "peer_ns": lab.peer_ns})
+
+        show = lab.run(*(["-j"] if json_mode else []), "show", DUT)
+        if show.returncode:
+            raise XdpHintsError(f"show failed: {show.stderr.strip()}")
+        doc["show"] = json.loads(show.stdout) if json_mode else None
+        emit("show", {"command": lab.command("show", DUT), "output": show.stdout})
+
+        doc["enable"] = {}
+        for feature in FEATURES:
+            res = lab.run(*(["-j"] if json_mode else []), "enable", feature, "-d", DUT)
+            result = {"exit-code": res.returncode}
+            if res.returncode == 0 and json_mode:
+                result.update(json.loads(res.stdout)["features"][feature])
+            elif res.returncode:
+                result["error"] = res.stderr.strip().replace("xdphints: error: ", "", 1)
+            doc["enable"][feature] = result
+            emit("enable", {"command": lab.command("enable", feature, "-d", DUT), "feature": feature,
+                            "output": res.stdout, "error": result.get("error"), "code": res.returncode})
+
+        args = ("-j", "dump", "-d", DUT, "--queue", "0", "--match", "udp", "--count", str(TOTAL),
+                "--duration", "20")
+        emit("dump", {"command": lab.command(*args[1:]), "flows": FLOWS, "vlan_flow": VLAN_FLOW,
+                      "per_flow": PER_FLOW})
+        with lab.dump(*args) as proc:
+            lab.send(FLOWS, PER_FLOW)
+            with lab.vlan_tagging():
+                lab.send((VLAN_FLOW,), PER_FLOW)
+            out, err = proc.communicate(timeout=60)
+        packets = [json.loads(line) for line in out.splitlines() if line.strip()]
+        doc["packets"] = packets
+        doc["dump-summary"] = err.strip().splitlines()
+        emit("packets", {"packets": packets, "summary": doc["dump-summary"]})
+
+        obs = observe(packets)
+        doc["observations"] = obs.to_json()
+        doc["explanations"] = explain(obs)
+        emit("explain", {"explanations": doc["explanations"]})
+    emit("done", {"namespaces": doc["namespaces"]})
+    return doc
