@@ -66,7 +66,7 @@ _xdphints() {
         dump)
             case "$prev" in
                 -d|--dev) COMPREPLY=($(compgen -W "$(ls /sys/class/net 2>/dev/null)" -- "$cur")); return;;
-                -q|--queue) COMPREPLY=(); return;;
+                -q|--queue) COMPREPLY=($(compgen -W "$(_xdphints_queues) all" -- "$cur")); return;;
                 -c|--count) COMPREPLY=(); return;;
                 --duration) COMPREPLY=(); return;;
                 --snaplen) COMPREPLY=(); return;;

@@ -4,6 +4,7 @@ function __xdphints_queues
     set -l dev (commandline -opc | string match -r -A1 -- '^(-d|--dev)$' | tail -n 1)
     test -n "$dev"; or set dev $XDPHINTS_DEV
     test -n "$dev"; and ls /sys/class/net/$dev/queues 2>/dev/null | string replace -f -r '^rx-' ''
+    echo all
 end
 
 complete -c xdphints -f
@@ -55,7 +56,7 @@ complete -c xdphints -n '__fish_seen_subcommand_from btf' -l offsets -d 'With --
 complete -c xdphints -n '__fish_seen_subcommand_from btf' -s j -l json -d 'JSON output on stdout'
 complete -c xdphints -n '__fish_seen_subcommand_from btf' -s h -l help -d 'Show help'
 complete -c xdphints -n '__fish_seen_subcommand_from dump' -s d -l dev -x -a '(ls /sys/class/net 2>/dev/null)' -d 'Device (default: $XDPHINTS_DEV, else the only non-loopback interface that is up)'
-complete -c xdphints -n '__fish_seen_subcommand_from dump' -s q -l queue -x -d 'RX queue(s) to capture (0-based), or all: one AF_XDP socket per queue'
+complete -c xdphints -n '__fish_seen_subcommand_from dump' -s q -l queue -x -a '(__xdphints_queues)' -d 'RX queue(s) to capture (0-based), or all: one AF_XDP socket per queue'
 complete -c xdphints -n '__fish_seen_subcommand_from dump' -s c -l count -x -d 'Stop after N packets'
 complete -c xdphints -n '__fish_seen_subcommand_from dump' -l duration -x -d 'Stop after S seconds'
 complete -c xdphints -n '__fish_seen_subcommand_from dump' -l hex -d 'Hex dump of each packet (up to --snaplen bytes)'

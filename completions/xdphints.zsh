@@ -5,7 +5,7 @@ _xdphints_devices() { compadd -- ${(f)"$(ls /sys/class/net 2>/dev/null)"} }
 _xdphints_netns() { compadd -- ${(f)"$(ip netns list 2>/dev/null | cut -d' ' -f1)"} }
 _xdphints_queues() {
     local dev=${opt_args[-d]:-${opt_args[--dev]:-$XDPHINTS_DEV}}
-    [[ -n $dev ]] && compadd -- ${(f)"$(ls /sys/class/net/$dev/queues 2>/dev/null | sed -n 's/^rx-//p')"}
+    compadd -- all; [[ -n $dev ]] && compadd -- ${(f)"$(ls /sys/class/net/$dev/queues 2>/dev/null | sed -n 's/^rx-//p')"}
 }
 
 _xdphints() {
@@ -76,7 +76,7 @@ _xdphints() {
                     '(-h --help)'{-h,--help}'[Show help]';;
                 dump) _arguments \
                     '(-d --dev)'{-d,--dev}'[Device (default\: $XDPHINTS_DEV, else the only non-loopback interface that is up)]:device:_xdphints_devices' \
-                    '(-q --queue)'{-q,--queue}'[RX queue(s) to capture (0-based), or all\: one AF_XDP socket per queue]:value: ' \
+                    '(-q --queue)'{-q,--queue}'[RX queue(s) to capture (0-based), or all\: one AF_XDP socket per queue]:queue:_xdphints_queues' \
                     '(-c --count)'{-c,--count}'[Stop after N packets]:value: ' \
                     ''--duration'[Stop after S seconds]:value: ' \
                     ''--hex'[Hex dump of each packet (up to --snaplen bytes)]' \

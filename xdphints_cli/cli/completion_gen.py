@@ -45,7 +45,7 @@ def _kind(param: click.Parameter) -> Tuple[Optional[str], Tuple[str, ...]]:
         return "device", ()
     if param.name == "netns":
         return "netns", ()
-    if param.name == "queue":
+    if param.name == "queue" or "--queue" in getattr(param, "opts", ()):
         return "queue", ()
     if isinstance(param.type, (click.Path, click.File)):
         return "file", ()
@@ -80,7 +80,7 @@ def tree() -> Tuple[List[Opt], List[Cmd]]:
 _BASH_VALUES = {
     "device": 'COMPREPLY=($(compgen -W "$(ls /sys/class/net 2>/dev/null)" -- "$cur"))',
     "netns": 'COMPREPLY=($(compgen -W "$(ip netns list 2>/dev/null | cut -d" " -f1)" -- "$cur"))',
-    "queue": 'COMPREPLY=($(compgen -W "$(_xdphints_queues)" -- "$cur"))',
+    "queue": 'COMPREPLY=($(compgen -W "$(_xdphints_queues) all" -- "$cur"))',
     "file": 'COMPREPLY=($(compgen -f -- "$cur"))',
     "value": "COMPREPLY=()",
 }
@@ -171,7 +171,7 @@ def zsh(globals_: List[Opt], cmds: List[Cmd]) -> str:
              "_xdphints_netns() { compadd -- ${(f)\"$(ip netns list 2>/dev/null | cut -d' ' -f1)\"} }",
              "_xdphints_queues() {",
              "    local dev=${opt_args[-d]:-${opt_args[--dev]:-$XDPHINTS_DEV}}",
-             "    [[ -n $dev ]] && compadd -- ${(f)\"$(ls /sys/class/net/$dev/queues 2>/dev/null | sed -n 's/^rx-//p')\"}",
+             "    compadd -- all; [[ -n $dev ]] && compadd -- ${(f)\"$(ls /sys/class/net/$dev/queues 2>/dev/null | sed -n 's/^rx-//p')\"}",
              "}", "",
              "_xdphints() {",
              "    local curcontext=$curcontext state line",
@@ -232,6 +232,7 @@ def fish(globals_: List[Opt], cmds: List[Cmd]) -> str:
              "    set -l dev (commandline -opc | string match -r -A1 -- '^(-d|--dev)$' | tail -n 1)",
              "    test -n \"$dev\"; or set dev $XDPHINTS_DEV",
              "    test -n \"$dev\"; and ls /sys/class/net/$dev/queues 2>/dev/null | string replace -f -r '^rx-' ''",
+             "    echo all",
              "end", "",
              "complete -c xdphints -f"]
     for o in globals_:
