@@ -33,11 +33,19 @@ DEFAULT_SNAPLEN = 128
 @click.option("--enable-timestamps", is_flag=True,
               help="Turn on hardware RX timestamping (rx-filter all) while dumping; the "
                    "previous setting is put back on exit.")
+@click.option("--attached", is_flag=True,
+              help="Use the XDP program already attached to the device (your hints hook) "
+                   "instead of the built-in one: dump's socket goes into its XSKMAP, the "
+                   "metadata is decoded through its BTF; the program is never detached.")
+@click.option("--pinned", "pinned", metavar="PATH",
+              help="With --attached: the program (e.g. under a libxdp dispatcher) or the "
+                   "XSKMAP pinned at PATH (bpffs) instead of the device's program.")
 @json_option
 @click.pass_obj
 def dump(app: App, dev: Optional[str], queue_: str, count: Optional[int], duration: Optional[float],
          hex_: bool, snaplen: Optional[int], quiet: bool, match_: str, sample: int,
-         write_path: Optional[str], enable_timestamps: bool) -> None:
+         write_path: Optional[str], enable_timestamps: bool, attached: bool = False,
+         pinned: Optional[str] = None) -> None:
     """Dump packets received on one RX queue with their XDP hints.
 
     Loads a device-bound XDP program that calls the RX metadata kfuncs the device
@@ -62,6 +70,15 @@ def dump(app: App, dev: Optional[str], queue_: str, count: Optional[int], durati
     packet time is the hardware RX timestamp when there is one (as system time when
     the device has a PHC), else the receive time; the RX hash goes in the EPB hash
     option, the queue in the EPB queue option, the decoded hints in the packet comment.
+
+    --attached uses the XDP program already on the device (a hints hook of your own)
+    instead: it must have a BPF_MAP_TYPE_XSKMAP (dump puts its socket at the queue's
+    index, and takes it out again on exit) and BTF. The metadata is decoded through
+    that BTF by its trailing btf_id: each packet shows the struct named by the btf_id
+    in front of it and its fields; a btf_id the BTF does not have is shown as raw
+    bytes with the id. --pinned PATH names a pinned program or XSKMAP to use instead
+    of the device's program (a program under a dispatcher, a map with several).
+    --match, --sample and --enable-timestamps do not apply (usage error).
     """
     from xdphints_cli.hints import capture
 
@@ -79,6 +96,22 @@ def dump(app: App, dev: Optional[str], queue_: str, count: Optional[int], durati
         raise usage_error("--sample must be 1 or more")
     from xdphints_cli.hints.program import Match
 
+    if pinned and not attached:
+        raise usage_error("--pinned needs --attached")
+    if attached:
+        from click.core import ParameterSource
+
+        ctx = click.get_current_context()
+        bad = [o for o, p in (("--match", "match_"), ("--sample", "sample"),
+                              ("--enable-timestamps", "enable_timestamps"))
+               if ctx.get_parameter_source(p) not in (None, ParameterSource.DEFAULT,
+                                                      ParameterSource.DEFAULT_MAP)]
+        if bad:
+            raise usage_error(f"{', '.join(bad)} cannot be used with --attached: they "
+                              "configure the built-in program (your program decides what "
+                              "it redirects)")
+        return _dump_attached(app, dev, queue, count, duration, hex_, snaplen, quiet,
+                              write_path, pinned)
     try:
         match = Match.parse(match_)
     except ValueError as e:
@@ -128,6 +161,59 @@ def dump(app: App, dev: Optional[str], queue_: str, count: Optional[int], durati
         app.emit_json(summary_json(cap))
     sys.stderr.write(summary_text(cap))
     sys.stderr.flush()
+
+
+def _dump_attached(app: App, dev, queue, count, duration, hex_, snaplen, quiet, write_path,
+                   pinned) -> None:
+    import contextlib
+
+    from xdphints_cli.hints import attached as hatt
+    from xdphints_cli.hints import capture
+
+    target, prog, pinned_map = hatt.resolve(dev, queue, pinned)
+    out = sys.stdout
+    keep = snaplen or DEFAULT_SNAPLEN
+    with contextlib.ExitStack() as es:
+        stop = es.enter_context(capture.stop_on_signals())
+        cap = es.enter_context(hatt.AttachedCapture(target, queue, prog, pinned_map))
+        sys.stderr.write(f"xdphints: dumping {target.ifname} {_queues_text(cap)} through the "
+                         f"attached XDP program id {prog.id}"
+                         f"{' (' + prog.name + ')' if prog.name else ''}, XSKMAP id "
+                         f"{cap.map_id}, btf-id {prog.btf_id}; Ctrl-C to stop\n")
+        sys.stderr.flush()
+        batches = cap.batches(count, duration, stop)
+        if write_path:
+            write_pcapng(write_path, cap, batches)
+        elif quiet:
+            for _ in batches:
+                pass
+        else:
+            with BatchWriter(out) as w:
+                for b in batches:
+                    chunks = []
+                    for pkt in cap.decode(b, keep):
+                        if app.json:
+                            chunks.append(_json_line(packet_json(pkt, None, hex_)) + "\n")
+                        else:
+                            chunks.append(packet_text(pkt, None) + "\n")
+                            if hex_ and pkt.data is not None:
+                                chunks.append(hexdump(pkt.data))
+                    w.write("".join(chunks))
+    if quiet and app.json:
+        app.emit_json(summary_json(cap))
+    sys.stderr.write(summary_text(cap))
+    sys.stderr.flush()
+
+
+def metadata_text(meta) -> str:
+    """One packet's --attached metadata as text: struct, btf-id and fields, or the
+    unknown btf-id and the raw bytes in front of the packet."""
+    if meta is None:
+        return "no metadata"
+    if "struct" not in meta:
+        return f"btf-id {meta['btf-id']} (not in the program's BTF) raw {meta['raw']}"
+    fields = " ".join(f"{k} {v}" for k, v in meta["fields"].items() if k != "btf_id")
+    return f"struct {meta['struct']} btf-id {meta['btf-id']}: {fields}"
 
 
 def _json_line(obj) -> str:
@@ -199,7 +285,9 @@ def packet_json(pkt, rss_table, with_data: bool = False, clock=None) -> dict:
                  "queue": pkt.queue, "len": pkt.length}
     if pkt.summary is not None:
         out.update(_summary_json(pkt.summary))
-    if pkt.btf_id is None:
+    if pkt.metadata is not None:
+        out["metadata"] = pkt.metadata
+    elif pkt.btf_id is None:
         out["metadata"] = None
     else:
         out["btf-id"] = pkt.btf_id
@@ -234,6 +322,8 @@ def packet_text(pkt, rss_table, clock=None) -> str:
     stamp = _time.strftime("%H:%M:%S", _time.localtime(secs)) + f".{ns // 1000:06d}"
     summary = pkt.summary.text() if pkt.summary is not None else ""
     head = f"{stamp} q{pkt.queue} len {pkt.length} {summary}"
+    if pkt.metadata is not None:
+        return head + " | " + metadata_text(pkt.metadata)
     if pkt.btf_id is None:
         return head + " | no hints metadata"
     return head + " | " + " | ".join(_hint_text(h, pkt.hints[h], rss_table, clock, pkt.time_ns)
@@ -244,6 +334,8 @@ def hints_comment(pkt, rss_table) -> str:
     """The pcapng packet comment: the decoded hints, as in the text output."""
     from xdphints_cli.hints.decoding import HINTS
 
+    if pkt.metadata is not None:
+        return metadata_text(pkt.metadata)
     if pkt.btf_id is None:
         return "no hints metadata"
     return f"btf-id {pkt.btf_id} | " + " | ".join(_hint_text(h, pkt.hints[h], rss_table)
@@ -463,6 +555,8 @@ def summary_json(cap) -> dict:
     if len(cap.queues) > 1:
         out["queues"] = list(cap.queues)
     out.update(cap.stats.to_json())
+    if hasattr(cap, "metadata_summary"):
+        out["metadata"] = cap.metadata_summary()
     return out
 
 
@@ -477,6 +571,9 @@ def summary_text(cap) -> str:
                      f"{x.get('rx_fill_ring_empty_descs', 0)}, invalid descs "
                      f"{x.get('rx_invalid_descs', 0)}")
     parts = []
+    if hasattr(cap, "metadata_summary"):
+        parts = [f"{k}: {n}" for k, n in cap.metadata_summary().items()]
+        parts = ["metadata " + (", ".join(parts) or "-")]
     for h, c in s.hints.items():
         parts.append(f"{h}: " + (", ".join(f"{k} {n}" for k, n in sorted(c.items())) or "-"))
     lines.append("; ".join(parts))

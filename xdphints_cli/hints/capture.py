@@ -37,6 +37,7 @@ class Packet:
     btf_id: Optional[int]        # None: no hints struct in front of the packet
     hints: Dict[str, HintValue]
     data: Optional[bytes] = None
+    metadata: Optional[Dict] = None   # dump --attached: the JSON "metadata" object
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,219 @@
+"""`xdphints dump --attached`: capture through the user's own hints-hook XDP program.
+
+The program already on the device (or pinned at --pinned) redirects into an XSKMAP of
+its own; dump binds an AF_XDP socket per queue, puts it in that map at the queue's
+index and decodes the metadata through the program's BTF by the trailing btf_id
+convention (the u32 just before the packet names the struct; the struct's size says
+where it starts). Several structs per program work (demuxed by btf_id); a btf_id the
+BTF does not know is shown as raw bytes with the id. On exit only our sockets leave
+the map: the program is never detached or replaced.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections import Counter
+from typing import Any, Dict, List, Optional, Tuple
+
+from xdphints_cli.errors import NotFoundError, NotSupportedError, UsageError, XdpHintsError
+from xdphints_cli.hints.capture import XDP_PACKET_HEADROOM, Batch, Capture, Packet, Target
+from xdphints_cli.hints.decoding import MetadataDecoder
+from xdphints_cli.hints.packet import summarize
+
+_U32 = struct.Struct("<I")
+RAW_BYTES = 16          # bytes shown in front of the packet for an unknown btf_id
+
+
+def _xskmaps(map_ids) -> List[int]:
+    from xdphints_cli.bpf import info
+    from xdphints_cli.bpf import syscall as sc
+
+    found = []
+    for mid in map_ids:
+        try:
+            with info.map_fd_by_id(mid) as fd:
+                if info.map_info(fd.fd).type == sc.BPF_MAP_TYPE_XSKMAP:
+                    found.append(mid)
+        except XdpHintsError:
+            continue
+    return found
+
+
+def resolve(dev: Optional[str], queue, pinned: Optional[str]) -> Tuple[Target, Any, Optional[int]]:
+    """(target, program info, pinned XSKMAP fd or None): the device, its queue(s), the
+    program whose BTF decodes the metadata and the XSKMAP to put our sockets in."""
+    from xdphints_cli.bpf import info
+    from xdphints_cli.device import default_device
+    from xdphints_cli.netlink import rtnl
+    from xdphints_cli.netlink.session import Netlink
+    from xdphints_cli.progbtf import prog_info
+
+    with Netlink() as nl:
+        name = dev or default_device(nl)
+        link = rtnl.get_link(nl, name)
+    qs = [queue] if isinstance(queue, int) else (queue or [])
+    for q in qs:
+        if link.num_rx_queues is not None and q >= link.num_rx_queues:
+            n = link.num_rx_queues
+            raise NotFoundError(f"device {link.ifname} has {n} RX queue{'s' if n != 1 else ''}; "
+                                f"queue {q} does not exist")
+    target = Target(link.ifname, link.ifindex, link.num_rx_queues, 0, {})
+    pinned_map = None
+    pi = None
+    if pinned:
+        fd = info.obj_get(pinned)
+        try:
+            with open(f"/proc/self/fdinfo/{fd.fd}") as f:
+                kind = f.read()
+        except OSError:
+            kind = ""
+        if "prog_type:" in kind:
+            pi = info.prog_info(fd.fd)
+            fd.close()
+        elif "map_type:" in kind:
+            from xdphints_cli.bpf import syscall as sc
+
+            if info.map_info(fd.fd).type != sc.BPF_MAP_TYPE_XSKMAP:
+                fd.close()
+                raise UsageError(f"--pinned {pinned}: the pinned map is not an XSKMAP")
+            pinned_map = fd.take()
+        else:
+            fd.close()
+            raise UsageError(f"--pinned {pinned}: not a pinned program or XSKMAP")
+    if pi is None:
+        if not link.xdp.programs:
+            raise NotFoundError(f"{link.ifname} has no XDP program attached: --attached uses "
+                                "the program already on the device (attach yours first, or "
+                                "run dump without --attached to use the built-in one)")
+        pi = prog_info(link.xdp.programs[0][1])
+    return target, pi, pinned_map
+
+
+class AttachedCapture(Capture):
+    """A Capture whose program is the user's: nothing is loaded or attached; our
+    sockets go into the program's XSKMAP and come out of it on exit."""
+
+    def __init__(self, target: Target, queue, prog, pinned_map_fd: Optional[int] = None,
+                 **kw):
+        super().__init__(target, queue, **kw)
+        self.prog = prog
+        self.prog_id = prog.id
+        self.btf_id = prog.btf_id
+        self._pinned_map_fd = pinned_map_fd
+        self.stats.hints = {}
+        self.metadata_counts: Counter = Counter()
+        self.layout = None
+        self.rss_table = {}
+        self.map_id = 0
+
+    def _open(self) -> None:
+        from xdphints_cli.bpf import info
+        from xdphints_cli.bpf import syscall as sc
+        from xdphints_cli.bpf.maps import Map
+        from xdphints_cli.progbtf import no_btf_error, spec_of_btf
+        from xdphints_cli.xsk.socket import XskSocket
+
+        t, st, pi = self.target, self._stack, self.prog
+        what = f"XDP program id {pi.id}" + (f" ({pi.name})" if pi.name else "")
+        if self._pinned_map_fd is not None:
+            xmap = st.enter_context(Map.from_fd(self._pinned_map_fd))
+            self._pinned_map_fd = None
+        else:
+            maps = _xskmaps(pi.map_ids)
+            if not maps:
+                raise NotSupportedError(f"{what} on {t.ifname} has no XSKMAP: --attached needs "
+                                        "a program that redirects to AF_XDP sockets with "
+                                        "bpf_redirect_map() into a BPF_MAP_TYPE_XSKMAP")
+            if len(maps) > 1:
+                raise NotSupportedError(f"{what} has {len(maps)} XSKMAPs (ids "
+                                        f"{', '.join(map(str, maps))}): pin the one to use and "
+                                        "give it with --pinned PATH")
+            xmap = st.enter_context(Map.from_fd(info.map_fd_by_id(maps[0])))
+        if not pi.btf_id:
+            raise no_btf_error(pi.id, pi.name)
+        self.map_id = xmap.info().id
+        self.spec = spec_of_btf(pi.btf_id)
+        self.decoder = MetadataDecoder(self.spec)
+        n = xmap.info().max_entries
+        for q in self.queues:
+            if q >= n:
+                raise NotSupportedError(f"the XSKMAP (id {self.map_id}) has {n} entries: no "
+                                        f"slot for queue {q}")
+        self.sockets = [st.enter_context(XskSocket(t.ifindex, q, frames=self.frames,
+                                                   frame_size=self.frame_size,
+                                                   rx_size=self.rx_size))
+                        for q in self.queues]
+        self.xsk = self.sockets[0]
+        self._umem = self.xsk.umem
+        for q, x in zip(self.queues, self.sockets):
+            try:
+                xmap.update_u32(q, x.fd, sc.BPF_NOEXIST)
+            except XdpHintsError as e:
+                if getattr(e, "errno", None) == 17:   # EEXIST
+                    raise XdpHintsError(f"slot {q} of the XSKMAP (id {self.map_id}) already "
+                                        "holds another AF_XDP socket: dump does not replace "
+                                        "it") from None
+                raise
+            st.callback(_delete_quietly, xmap, q)
+        import time
+
+        self.stats.started = time.monotonic()
+
+    def rows(self, addrs: List[int], umem=None) -> List[Optional[tuple]]:
+        """The btf_id in front of each packet, as a 1-tuple (None: 0, no metadata)."""
+        umem = self._umem if umem is None else umem
+        unpack = _U32.unpack_from
+        rows: List[Optional[tuple]] = []
+        counts = self.metadata_counts
+        for a in addrs:
+            r = unpack(umem, a - 4)
+            if r[0]:
+                rows.append(r)
+                counts[r[0]] += 1
+            else:
+                rows.append(None)
+                self.stats.no_metadata += 1
+        return rows
+
+    def metadata(self, umem, addr: int, btf_id: int) -> Dict[str, Any]:
+        """The JSON `metadata` object of one packet."""
+        got = self.decoder.decode(umem, addr, XDP_PACKET_HEADROOM)
+        if got is None:
+            return {"btf-id": btf_id, "raw": bytes(umem[addr - RAW_BYTES:addr]).hex()}
+        tid, members = got
+        return {"struct": self.decoder.struct_name(tid), "btf-id": tid,
+                "fields": {k: _plain(v) for k, v in members.items()}}
+
+    def decode(self, batch: Batch, snaplen: Optional[int] = None):
+        umem = batch.umem if batch.umem is not None else self.xsk.umem
+        for addr, length, row in zip(batch.addrs, batch.lengths, batch.rows):
+            head = bytes(umem[addr:addr + min(length, max(snaplen or 0, 256))])
+            meta = None if row is None else self.metadata(umem, addr, row[0])
+            yield Packet(batch.time_ns, batch.queue, length, summarize(head), None, {},
+                         head[:snaplen] if snaplen else head, meta)
+
+    def metadata_summary(self) -> Dict[str, int]:
+        """{struct name, or "btf-id N" for an id the BTF does not know: packets}."""
+        out: Dict[str, int] = {}
+        for tid, n in sorted(self.metadata_counts.items()):
+            d = self.decoder._decoder_for(tid)
+            key = self.decoder.struct_name(tid) if d is not None else f"btf-id {tid}"
+            out[key] = out.get(key, 0) + n
+        return out
+
+
+def _plain(v):
+    if isinstance(v, (bytes, bytearray, memoryview)):
+        return bytes(v).hex()
+    if isinstance(v, dict):
+        return {k: _plain(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_plain(x) for x in v]
+    return v
+
+
+def _delete_quietly(xmap, q: int) -> None:
+    try:
+        xmap.delete_u32(q)
+    except XdpHintsError:
+        pass
