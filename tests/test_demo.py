@@ -97,3 +97,43 @@ def test_demo_without_privileges():
     assert res.returncode == 4
     assert res.stderr.startswith("xdphints: error: demo needs root: CAP_SYS_ADMIN")
     assert res.stderr.count("\n") == 1
+
+
+def test_namespaces_left_by_a_killed_demo_are_removed_by_the_next():
+    p = subprocess.Popen([sys.executable, "-m", "xdphints_cli", "demo"], stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL, env=_env())
+    try:
+        while len(demo_namespaces(p.pid)) < 2 and p.poll() is None:
+            time.sleep(0.01)
+    finally:
+        p.kill()  # SIGKILL: no cleanup can run
+        p.wait()
+    subprocess.run(["pkill", "-9", "-f", f"xdph-demo-{p.pid}-"])  # a dump it may have started
+    orphans = demo_namespaces(p.pid)
+    try:
+        q, _out, err = run_demo("demo")
+        assert q.returncode == 0, err
+        assert demo_namespaces(p.pid) == []
+    finally:
+        for name in demo_namespaces(p.pid):
+            subprocess.run(["ip", "netns", "del", name])
+    assert orphans  # the killed demo really left them (else this test proves nothing)
+
+
+def test_interrupt_is_reported_on_one_line():
+    p = subprocess.Popen([sys.executable, "-m", "xdphints_cli", "-j", "demo"], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, env=_env())
+    try:
+        while not demo_namespaces(p.pid) and p.poll() is None:
+            time.sleep(0.01)
+        p.send_signal(signal.SIGTERM)
+        out, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    if p.returncode == 130:
+        message = "interrupted by SIGTERM; the demo's namespaces were removed"
+        assert err == f"xdphints: error: {message}\n"
+        assert json.loads(out) == {"error": message, "exit-code": 130}
+    else:  # finished before the signal landed
+        assert p.returncode == 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -31,8 +32,9 @@ PER_FLOW = 3
 TOTAL = PER_FLOW * (len(FLOWS) + 1)
 FEATURES = ("rx-vlan", "rx-hash", "rx-timestamp")
 
-# capability bits (linux/capability.h): netns creation, link and BPF setup
-_CAPS = {"CAP_SYS_ADMIN": 21, "CAP_NET_ADMIN": 12, "CAP_BPF": 39}
+# capability bits (linux/capability.h): netns creation, links, BPF, the AF_XDP socket
+_CAPS = {"CAP_SYS_ADMIN": 21, "CAP_NET_ADMIN": 12, "CAP_BPF": 39, "CAP_NET_RAW": 13}
+NS_PREFIX = "xdph-demo-"
 
 
 def require_privileges() -> None:
@@ -63,11 +65,12 @@ def _ip(*args: str) -> None:
 class Lab:
     """Two namespaces and a veth pair; removed on exit however the demo ends."""
 
-    ns: str = field(default_factory=lambda: f"xdph-demo-{os.getpid()}-a")
-    peer_ns: str = field(default_factory=lambda: f"xdph-demo-{os.getpid()}-b")
+    ns: str = field(default_factory=lambda: f"{NS_PREFIX}{os.getpid()}-a")
+    peer_ns: str = field(default_factory=lambda: f"{NS_PREFIX}{os.getpid()}-b")
     _made: List[str] = field(default_factory=list)
 
     def __enter__(self) -> "Lab":
+        remove_orphans()
         try:
             for name in (self.ns, self.peer_ns):
                 self._made.append(name)  # first: an interrupt may land while ip creates it
@@ -89,8 +92,13 @@ class Lab:
         return self
 
     def __exit__(self, *exc) -> None:
-        while self._made:
-            subprocess.run(["ip", "netns", "del", self._made.pop()], capture_output=True)
+        # a second Ctrl-C must not cut the cleanup short: hold the signals until it is done
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+        try:
+            while self._made:
+                subprocess.run(["ip", "netns", "del", self._made.pop()], capture_output=True)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
 
     # --- running the real commands ---------------------------------------------------
 
@@ -153,6 +161,18 @@ class Lab:
                                 expected_attach_type=sc.BPF_TCX_EGRESS, name="xdph_demo_vlan")
             with prog, TcxLink.attach(prog.fd, socket.if_nametoindex(PEER), sc.BPF_TCX_EGRESS):
                 yield
+
+
+def remove_orphans() -> List[str]:
+    """Namespaces of earlier demos whose process is gone (a kill -9 skips every cleanup)."""
+    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    removed = []
+    for name in (line.split()[0] for line in out.splitlines() if line.startswith(NS_PREFIX)):
+        pid = name[len(NS_PREFIX):].rsplit("-", 1)[0]
+        if pid.isdigit() and not os.path.exists(f"/proc/{pid}"):
+            subprocess.run(["ip", "netns", "del", name], capture_output=True)
+            removed.append(name)
+    return removed
 
 
 def _env() -> Dict[str, str]:
@@ -279,7 +299,7 @@ def run(emit, json_mode: bool) -> dict:
             out, err = proc.communicate(timeout=60)
         packets = [json.loads(line) for line in out.splitlines() if line.strip()]
         doc["packets"] = packets
-        doc["dump-summary"] = err.strip().splitlines()
+        doc["dump-summary"] = [line.replace("xdphints: ", "", 1) for line in err.strip().splitlines()]
         emit("packets", {"packets": packets, "summary": doc["dump-summary"]})
 
         obs = observe(packets)

@@ -18,6 +18,7 @@ EXIT_UNSUPPORTED = 3
 EXIT_PERMISSION = 4
 EXIT_NOT_FOUND = 5
 EXIT_NEEDS_ENABLE = 6
+EXIT_INTERRUPTED = 130  # as a shell reports a command ended by SIGINT
 
 
 class XdpHintsError(Exception):
@@ -44,6 +45,12 @@ class PermissionDeniedError(XdpHintsError):
 
 class NotFoundError(XdpHintsError):
     exit_code = EXIT_NOT_FOUND
+
+
+class Interrupted(XdpHintsError):
+    """SIGINT or SIGTERM ended a command that cleaned up after itself."""
+
+    exit_code = EXIT_INTERRUPTED
 
 
 class BTFError(XdpHintsError):

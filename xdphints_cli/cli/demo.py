@@ -21,9 +21,14 @@ def demo(app: App) -> None:
     Needs root. Exit codes: 0 done, 1 a step failed, 4 not root, 130 interrupted.
     """
     from xdphints_cli import demo as logic
+    from xdphints_cli.errors import Interrupted
 
-    # SIGTERM unwinds like Ctrl-C, so the namespaces are removed on the way out
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    def interrupted(signum, _frame):
+        raise Interrupted(f"interrupted by {signal.Signals(signum).name}; the demo's namespaces were removed")
+
+    # both signals unwind the demo, so its namespaces are removed on the way out
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, interrupted)
     emit = (lambda kind, data: None) if app.json else _TextReport(app).emit
     doc = logic.run(emit, app.json)
     if app.json:

@@ -90,8 +90,8 @@ def main(argv: Optional[List[str]] = None) -> None:
         rc = cli.main(args=argv, prog_name="xdphints", standalone_mode=False, obj=app)
     except click.exceptions.Exit as e:
         sys.exit(e.exit_code)
-    except click.exceptions.Abort:
-        sys.exit(130)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        app.fail("interrupted", 130, app.json or _wants_json(argv))
     except click.ClickException as e:  # usage errors and bad parameters
         app.fail(e.format_message().splitlines()[0], EXIT_USAGE if isinstance(e, click.UsageError) else e.exit_code,
                  _wants_json(argv))
@@ -99,8 +99,6 @@ def main(argv: Optional[List[str]] = None) -> None:
         if app.debug:
             raise
         app.fail(str(e), e.exit_code, app.json or _wants_json(argv))
-    except KeyboardInterrupt:
-        sys.exit(130)
     except BrokenPipeError:
         sys.exit(EXIT_FAILED)
     except OSError as e:
