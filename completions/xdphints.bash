@@ -73,8 +73,9 @@ _xdphints() {
                 --match) COMPREPLY=(); return;;
                 --sample) COMPREPLY=(); return;;
                 -w|--write) COMPREPLY=($(compgen -f -- "$cur")); return;;
+                --pinned) COMPREPLY=(); return;;
             esac
-            if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "-d --dev -q --queue -c --count --duration --hex --snaplen --quiet --match --sample -w --write --enable-timestamps -j --json -h --help" -- "$cur"));
+            if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "-d --dev -q --queue -c --count --duration --hex --snaplen --quiet --match --sample -w --write --enable-timestamps --attached --pinned -j --json -h --help" -- "$cur"));
             else COMPREPLY=(); fi;;
         demo)
             case "$prev" in

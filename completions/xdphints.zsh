@@ -86,6 +86,8 @@ _xdphints() {
                     ''--sample'[Capture one in N matching packets, chosen at random]:value: ' \
                     '(-w --write)'{-w,--write}'[Write the packets to a pcapng file instead of printing them]:file:_files' \
                     ''--enable-timestamps'[Turn on hardware RX timestamping (rx-filter all) while dumping; the previous setting is put back on exit]' \
+                    ''--attached'[Use the XDP program already attached to the device (your hints hook) instead of the built-in one\: dump'\''s socket goes into its XSKMAP, the metadata is decoded through its BTF; the program is never detached]' \
+                    ''--pinned'[With --attached\: the program (e]:value: ' \
                     '(-j --json)'{-j,--json}'[JSON output on stdout]' \
                     '(-h --help)'{-h,--help}'[Show help]';;
                 demo) _arguments \
