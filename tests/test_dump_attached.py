@@ -192,3 +192,20 @@ def test_pinned_program_or_xskmap(veth, hook_obj, bpffs, what):
     assert rc == 0, err
     check_packets(out, 2)
     assert prog_id(veth) == pid
+
+
+def test_attached_through_xdp_loader(veth, hook_obj):
+    """xdp-loader (libxdp) as the peer tool. On this kind of VM libxdp cannot use its
+    multi-program dispatcher (its freplace compatibility check gets EPERM, as fentry
+    does) and falls back to attaching the program alone, which is what this covers."""
+    need("xdp-loader")
+    # libxdp wants a bpffs; `ip netns exec` gives the command its own mount namespace
+    veth.run("sh", "-c", f"mount -t bpf bpf /sys/fs/bpf && xdp-loader load -m native {veth.dev} {hook_obj}")
+    pid = prog_id(veth)
+    assert pid is not None
+    p = start(veth, "-d", veth.dev, "--queue", "0", "--attached", "-j", "-c", "6")
+    send(veth, 2)
+    rc, out, err = finish(p)
+    assert rc == 0, err
+    check_packets(out, 2)
+    assert prog_id(veth) == pid
