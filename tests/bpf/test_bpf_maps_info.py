@@ -115,7 +115,7 @@ def test_pin_and_obj_get(tmp_path):
     if not shutil.which("unshare"):
         pytest.skip("unshare(1) not installed")
     repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    script = f'mount -t bpf bpf "$1" && exec "$2" -c "$3" "$1"'
+    script = 'mount -t bpf bpf "$1" && exec "$2" -c "$3" "$1"'
     r = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh",
                         str(tmp_path), sys.executable, PIN_CHILD],
                        capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=repo),

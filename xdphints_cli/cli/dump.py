@@ -149,18 +149,8 @@ def dump(app: App, dev: Optional[str], queue_: str, count: Optional[int], durati
                 for b in batches:
                     w.write(lines.batch(b))
         else:
-            with BatchWriter(out) as w:
-                for b in batches:
-                    chunks = []
-                    for pkt in cap.decode(b, keep):
-                        chunks.append(packet_text(pkt, cap.rss_table, clock) + "\n")
-                        if hex_ and pkt.data is not None:
-                            chunks.append(hexdump(pkt.data))
-                    w.write("".join(chunks))
-    if quiet and app.json:
-        app.emit_json(summary_json(cap))
-    sys.stderr.write(summary_text(cap))
-    sys.stderr.flush()
+            _write_packets(out, cap, batches, keep, hex_, lambda pkt: packet_text(pkt, cap.rss_table, clock))
+    _finish(app, cap, quiet)
 
 
 def _dump_attached(app: App, dev, queue, count, duration, hex_, snaplen, quiet, write_path,
@@ -187,18 +177,26 @@ def _dump_attached(app: App, dev, queue, count, duration, hex_, snaplen, quiet, 
         elif quiet:
             for _ in batches:
                 pass
+        elif app.json:  # hex bytes go in the JSON "data" key, not in a hexdump
+            _write_packets(out, cap, batches, keep, False, lambda pkt: _json_line(packet_json(pkt, None, hex_)))
         else:
-            with BatchWriter(out) as w:
-                for b in batches:
-                    chunks = []
-                    for pkt in cap.decode(b, keep):
-                        if app.json:
-                            chunks.append(_json_line(packet_json(pkt, None, hex_)) + "\n")
-                        else:
-                            chunks.append(packet_text(pkt, None) + "\n")
-                            if hex_ and pkt.data is not None:
-                                chunks.append(hexdump(pkt.data))
-                    w.write("".join(chunks))
+            _write_packets(out, cap, batches, keep, hex_, lambda pkt: packet_text(pkt, None))
+    _finish(app, cap, quiet)
+
+
+def _write_packets(out, cap, batches, keep: int, hex_: bool, line) -> None:
+    """Per-packet output, one write per batch; `line(pkt)` formats one packet."""
+    with BatchWriter(out) as w:
+        for b in batches:
+            chunks = []
+            for pkt in cap.decode(b, keep):
+                chunks.append(line(pkt) + "\n")
+                if hex_ and pkt.data is not None:
+                    chunks.append(hexdump(pkt.data))
+            w.write("".join(chunks))
+
+
+def _finish(app: App, cap, quiet: bool) -> None:
     if quiet and app.json:
         app.emit_json(summary_json(cap))
     sys.stderr.write(summary_text(cap))

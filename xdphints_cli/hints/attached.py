@@ -111,7 +111,6 @@ class AttachedCapture(Capture):
         from xdphints_cli.bpf import syscall as sc
         from xdphints_cli.bpf.maps import Map
         from xdphints_cli.progbtf import no_btf_error, spec_of_btf
-        from xdphints_cli.xsk.socket import XskSocket
 
         t, st, pi = self.target, self._stack, self.prog
         what = f"XDP program id {pi.id}" + (f" ({pi.name})" if pi.name else "")
@@ -139,12 +138,7 @@ class AttachedCapture(Capture):
             if q >= n:
                 raise NotSupportedError(f"the XSKMAP (id {self.map_id}) has {n} entries: no "
                                         f"slot for queue {q}")
-        self.sockets = [st.enter_context(XskSocket(t.ifindex, q, frames=self.frames,
-                                                   frame_size=self.frame_size,
-                                                   rx_size=self.rx_size))
-                        for q in self.queues]
-        self.xsk = self.sockets[0]
-        self._umem = self.xsk.umem
+        self._open_sockets()
         for q, x in zip(self.queues, self.sockets):
             try:
                 xmap.update_u32(q, x.fd, sc.BPF_NOEXIST)

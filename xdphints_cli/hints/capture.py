@@ -228,7 +228,6 @@ class Capture:
         from xdphints_cli.btf.kfuncs import xdp_rss_hash_types
         from xdphints_cli.hints import program
         from xdphints_cli.progbtf import spec_of_btf
-        from xdphints_cli.xsk.socket import XskSocket
 
         t, st = self.target, self._stack
         n_entries = max(t.rx_queues or 1, max(self.queues) + 1)
@@ -251,12 +250,7 @@ class Capture:
         if self.layout.size > XDP_PACKET_HEADROOM:
             raise NotSupportedError(f"hints struct of {self.layout.size} bytes does not fit "
                                     f"in the {XDP_PACKET_HEADROOM}-byte headroom")
-        self.sockets = [st.enter_context(XskSocket(t.ifindex, q, frames=self.frames,
-                                                   frame_size=self.frame_size,
-                                                   rx_size=self.rx_size))
-                        for q in self.queues]
-        self.xsk = self.sockets[0]
-        self._umem = self.xsk.umem
+        self._open_sockets()
         for q, x in zip(self.queues, self.sockets):
             xmap.update_u32(q, x.fd)
         try:
@@ -269,6 +263,17 @@ class Capture:
                 link = rtnl.get_link(nl, t.ifname)
             raise attached_program_error(t.ifname, link.xdp.programs) from None
         self.stats.started = time.monotonic()
+
+    def _open_sockets(self) -> None:
+        """One AF_XDP socket per queue; the first also serves the single-queue loop."""
+        from xdphints_cli.xsk.socket import XskSocket
+
+        self.sockets = [self._stack.enter_context(XskSocket(self.target.ifindex, q, frames=self.frames,
+                                                            frame_size=self.frame_size,
+                                                            rx_size=self.rx_size))
+                        for q in self.queues]
+        self.xsk = self.sockets[0]
+        self._umem = self.xsk.umem
 
     def batches(self, count: Optional[int] = None, duration: Optional[float] = None,
                 stop: Callable[[], bool] = lambda: False) -> Iterator[Batch]:
@@ -285,12 +290,9 @@ class Capture:
         deadline = None if duration is None else stats.started + duration
         try:
             while not stop() and (count is None or stats.packets < count):
-                wait = POLL_MS
-                if deadline is not None:
-                    left = deadline - time.monotonic()
-                    if left <= 0:
-                        break
-                    wait = max(1, min(wait, int(left * 1000)))
+                wait = _wait_ms(deadline)
+                if wait is None:
+                    break
                 if not xsk.poll(wait):
                     continue
                 n, first = xsk.rx_batch(max_n)
@@ -328,12 +330,9 @@ class Capture:
         deadline = None if duration is None else stats.started + duration
         try:
             while not stop() and (count is None or stats.packets < count):
-                wait = POLL_MS
-                if deadline is not None:
-                    left = deadline - time.monotonic()
-                    if left <= 0:
-                        break
-                    wait = max(1, min(wait, int(left * 1000)))
+                wait = _wait_ms(deadline)
+                if wait is None:
+                    break
                 for x in self.sockets:
                     x.refill()
                 ready = [x for x in self.sockets if x.rx.available()]
@@ -408,6 +407,16 @@ class Capture:
         """Like batches(), one decoded Packet at a time."""
         for b in self.batches(count, duration, stop):
             yield from self.decode(b, snaplen)
+
+
+def _wait_ms(deadline: Optional[float]) -> Optional[int]:
+    """How long one poll may wait: POLL_MS, less near the deadline; None once it passed."""
+    if deadline is None:
+        return POLL_MS
+    left = deadline - time.monotonic()
+    if left <= 0:
+        return None
+    return max(1, min(POLL_MS, int(left * 1000)))
 
 
 def _ring_slices(xsk, first: int, n: int) -> Tuple[List[int], List[int]]:
