@@ -125,7 +125,8 @@ class LinkInfo:
     id: int
     prog_id: int
     ifindex: Optional[int] = None      # XDP and TCX links
-    attach_type: Optional[int] = None  # TCX links
+    attach_type: Optional[int] = None  # TCX and tracing links
+    target_obj_id: Optional[int] = None  # tracing links: the program an freplace link extends
     raw: bytes = field(default=b"", repr=False, compare=False)
 
     @property
@@ -135,12 +136,15 @@ class LinkInfo:
     @classmethod
     def from_bytes(cls, b: bytes) -> "LinkInfo":
         ltype, lid, pid = struct.unpack_from("=III", b, 0)
-        ifindex = attach = None
+        ifindex = attach = target = None
         if ltype == sc.BPF_LINK_TYPE_XDP:
             ifindex = struct.unpack_from("=I", b, 16)[0]
         elif ltype == sc.BPF_LINK_TYPE_TCX:
             ifindex, attach = struct.unpack_from("=II", b, 16)
-        return cls(ltype, lid, pid, ifindex, attach, bytes(b))
+        elif ltype == sc.BPF_LINK_TYPE_TRACING:
+            # bpf_link_info.tracing: attach_type, target_obj_id (prog id for freplace)
+            attach, target = struct.unpack_from("=II", b, 16)
+        return cls(ltype, lid, pid, ifindex, attach, target, bytes(b))
 
     def to_json(self) -> Dict[str, object]:
         d: Dict[str, object] = {"type": self.type_name, "id": self.id, "prog-id": self.prog_id}
@@ -148,6 +152,8 @@ class LinkInfo:
             d["ifindex"] = self.ifindex
         if self.attach_type is not None:
             d["attach-type"] = self.attach_type
+        if self.target_obj_id is not None:
+            d["target-obj-id"] = self.target_obj_id
         return d
 
 

@@ -96,6 +96,7 @@ LINK_TYPE_NAMES = (
     "perf_event", "kprobe_multi", "struct_ops", "netfilter", "tcx",
     "uprobe_multi", "netkit", "sockmap",
 )
+BPF_LINK_TYPE_TRACING = 2  # also freplace (BPF_PROG_TYPE_EXT) links, as libxdp's dispatcher uses
 BPF_LINK_TYPE_XDP = 6
 BPF_LINK_TYPE_TCX = 11
 

@@ -39,6 +39,48 @@ def _xskmaps(map_ids) -> List[int]:
     return found
 
 
+def extension_programs(target_prog_id: int, links) -> List[int]:
+    """Ids of the programs whose freplace links extend `target_prog_id`: the component
+    programs a libxdp dispatcher runs (`links` are bpf_link infos)."""
+    from xdphints_cli.bpf import syscall as sc
+
+    return sorted(link.prog_id for link in links
+                  if link.type == sc.BPF_LINK_TYPE_TRACING and link.target_obj_id == target_prog_id)
+
+
+def look_through_dispatcher(pi, links=None, xskmaps_of=None, info_of=None):
+    """The program that owns the XSKMAP: `pi` itself, or for a libxdp dispatcher
+    (which has no XSKMAP of its own) the one component program that has one.
+    The last three arguments default to the kernel's answers (tests give their own)."""
+    from xdphints_cli.progbtf import prog_info
+
+    xskmaps_of = xskmaps_of or (lambda p: _xskmaps(p.map_ids))
+    info_of = info_of or prog_info
+    if xskmaps_of(pi) or not pi.name.startswith("xdp_dispatcher"):
+        return pi
+    if links is None:
+        links = _all_links()
+    owners = [c for c in map(info_of, extension_programs(pi.id, links)) if xskmaps_of(c)]
+    if len(owners) > 1:
+        raise NotSupportedError(
+            f"the libxdp dispatcher (program id {pi.id}) runs {len(owners)} programs with an XSKMAP "
+            f"(ids {', '.join(str(o.id) for o in owners)}): pin the one to use and give it with --pinned PATH")
+    return owners[0] if owners else pi
+
+
+def _all_links() -> list:
+    from xdphints_cli.bpf import info
+
+    out = []
+    for link_id in info.next_ids("link"):
+        try:
+            with info.link_fd_by_id(link_id) as fd:
+                out.append(info.link_info(fd.fd))
+        except XdpHintsError:  # gone meanwhile, or not ours to see
+            continue
+    return out
+
+
 def resolve(dev: Optional[str], queue, pinned: Optional[str]) -> Tuple[Target, Any, Optional[int]]:
     """(target, program info, pinned XSKMAP fd or None): the device, its queue(s), the
     program whose BTF decodes the metadata and the XSKMAP to put our sockets in."""
@@ -85,7 +127,7 @@ def resolve(dev: Optional[str], queue, pinned: Optional[str]) -> Tuple[Target, A
             raise NotFoundError(f"{link.ifname} has no XDP program attached: --attached uses "
                                 "the program already on the device (attach yours first, or "
                                 "run dump without --attached to use the built-in one)")
-        pi = prog_info(link.xdp.programs[0][1])
+        pi = look_through_dispatcher(prog_info(link.xdp.programs[0][1]))
     return target, pi, pinned_map
 
 
