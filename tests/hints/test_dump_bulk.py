@@ -16,7 +16,7 @@ import pytest
 
 from xdphints_cli.btf import reader
 from xdphints_cli.btf.decode import compile_decoder
-from xdphints_cli.cli.dump import JsonLines, _json_line, packet_json
+from xdphints_cli.cli.dump_output import JsonLines, json_line, packet_json
 from xdphints_cli.hints import layout as L
 from xdphints_cli.hints.capture import Batch, Packet
 from xdphints_cli.hints.decoding import HINTS, MetadataDecoder, RowLayout, hint_values
@@ -137,7 +137,7 @@ def test_bulk_json_lines_equal_per_packet_json(prog_btf, snaplen):
     jl = JsonLines(lay, umem, RSS, snaplen)
     for _ in range(2):                                   # second time: from the caches
         fast = jl.batch(batch).splitlines()
-        slow = [_json_line(packet_json(pk, RSS, snaplen is not None))
+        slow = [json_line(packet_json(pk, RSS, snaplen is not None))
                 for pk in _slow_packets(spec, umem, addrs, lengths, t, snaplen)]
         assert fast == slow
 

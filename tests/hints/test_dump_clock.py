@@ -8,7 +8,7 @@ import json
 
 import jsonschema
 
-from xdphints_cli.cli.dump import JsonLines, _json_line, packet_json, packet_text, packet_time_ns
+from xdphints_cli.cli.dump_output import JsonLines, json_line, packet_json, packet_text, packet_time_ns
 from xdphints_cli.hints.capture import Batch
 from xdphints_cli.hints.clock import refreshing
 from xdphints_cli.hints.decoding import RowLayout
@@ -40,7 +40,7 @@ def test_timestamps_as_realtime_with_delay(prog_btf):
     for _ in range(2):
         fast = jl.batch(batch).splitlines()
         slow_pkts = list(_slow_packets(spec, umem, addrs, lengths, recv, None))
-        assert fast == [_json_line(packet_json(pk, RSS, clock=clock)) for pk in slow_pkts]
+        assert fast == [json_line(packet_json(pk, RSS, clock=clock)) for pk in slow_pkts]
     for line in fast:
         obj = json.loads(line)
         v.validate(obj)
