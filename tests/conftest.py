@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -27,6 +28,18 @@ def pytest_runtest_setup(item):
         if IN_CI:
             pytest.fail(f"privileged test would be skipped under CI: {reason}")
         pytest.skip(reason)
+
+
+def need_tool(*names: str) -> str:
+    """The path of the first tool; skip when any is missing, but fail under CI, whose
+    .ci/run installs them, so a skip there can never hide a test."""
+    missing = [n for n in names if shutil.which(n) is None]
+    if missing:
+        msg = f"{', '.join(missing)} not installed (.ci/run installs it)"
+        if IN_CI:
+            pytest.fail(f"would skip under CI: {msg}")
+        pytest.skip(msg)
+    return shutil.which(names[0])
 
 
 def sh(*args: str, check: bool = True, ns: str = "") -> subprocess.CompletedProcess:

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 
 import click
 import pytest
 
-from conftest import IN_CI, REPO_ROOT, xdphints
+from conftest import REPO_ROOT, need_tool, xdphints
 from xdphints_cli.cli import completion_gen
 from xdphints_cli.cli.main import COMMANDS, cli
 
@@ -78,10 +77,7 @@ def test_bash_completion_words():
 
 @pytest.mark.parametrize("shell,flag", [("zsh", "-n"), ("fish", "--no-execute")])
 def test_other_shells_parse_their_completion(shell, flag):
-    if not shutil.which(shell):
-        if IN_CI:
-            pytest.fail(f"{shell} missing under CI: .ci/run installs it")
-        pytest.skip(f"{shell} is not installed")
+    need_tool(shell)
     ext = "zsh" if shell == "zsh" else "fish"
     res = subprocess.run([shell, flag, os.path.join(REPO_ROOT, "completions", f"xdphints.{ext}")],
                          capture_output=True, text=True)
@@ -115,8 +111,7 @@ def test_man_page_documents_every_command_and_option():
 
 
 def test_man_page_renders_without_warnings():
-    if not shutil.which("groff"):
-        pytest.fail("groff is missing") if IN_CI else pytest.skip("groff is not installed")
+    need_tool("groff")
     res = subprocess.run(["groff", "-man", "-ww", "-z", os.path.join(REPO_ROOT, "man", "xdphints.8")],
                          capture_output=True, text=True)
     assert res.returncode == 0 and res.stderr == "", res.stderr

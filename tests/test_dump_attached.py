@@ -7,18 +7,18 @@ from __future__ import annotations
 import json
 import os
 import platform
-import shutil
 import subprocess
 import sys
 
 import pytest
+
+from conftest import need_tool
 
 from test_dump import SCHEMA_PATH, _cmd, _env, finish, run_dump
 
 pytestmark = pytest.mark.privileged
 
 PROGS = os.path.join(os.path.dirname(__file__), "hints", "progs")
-IN_CI = os.environ.get("CI") == "true"
 SENDER = """
 import socket, sys
 dst, count = sys.argv[1], int(sys.argv[2])
@@ -30,18 +30,8 @@ for i in range(count):
 EVEN, ODD, UNKNOWN = 1000, 1001, 7777      # xdp_hints_a, xdp_hints_b, btf_id 0xdead
 
 
-def need(tool: str) -> str:
-    path = shutil.which(tool)
-    if path is None:
-        msg = f"{tool} not installed"
-        if IN_CI:
-            pytest.fail(msg)
-        pytest.skip(msg)
-    return path
-
-
 def build(src: str, out_dir) -> str:
-    clang = need("clang")
+    clang = need_tool("clang")
     obj = os.path.join(str(out_dir), os.path.splitext(src)[0] + ".o")
     args = [clang, "-O2", "-g", "-target", "bpf"]
     multiarch = f"/usr/include/{platform.machine()}-linux-gnu"
@@ -178,7 +168,7 @@ def bpffs(tmp_path):
 
 @pytest.mark.parametrize("what", ["prog", "map"])
 def test_pinned_program_or_xskmap(veth, hook_obj, bpffs, what):
-    bpftool = need("bpftool")
+    bpftool = need_tool("bpftool")
     prog_path, maps = os.path.join(bpffs, "hook"), os.path.join(bpffs, "maps")
     subprocess.run([bpftool, "prog", "load", hook_obj, prog_path, "type", "xdp",
                     "pinmaps", maps], check=True)
@@ -198,7 +188,7 @@ def test_attached_through_xdp_loader(veth, hook_obj):
     """xdp-loader (libxdp) as the peer tool. On this kind of VM libxdp cannot use its
     multi-program dispatcher (its freplace compatibility check gets EPERM, as fentry
     does) and falls back to attaching the program alone, which is what this covers."""
-    need("xdp-loader")
+    need_tool("xdp-loader")
     # libxdp wants a bpffs; `ip netns exec` gives the command its own mount namespace
     veth.run("sh", "-c", f"mount -t bpf bpf /sys/fs/bpf && xdp-loader load -m native {veth.dev} {hook_obj}")
     pid = prog_id(veth)

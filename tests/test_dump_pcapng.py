@@ -4,10 +4,11 @@ option and the hints comment."""
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 
 import pytest
+
+from conftest import need_tool
 
 from test_dump import finish, send_udp, start_dump
 
@@ -23,8 +24,8 @@ def tshark_fields(path, *fields):
     return [line.split("\t") for line in res.stdout.splitlines()]
 
 
-@pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark not installed")
 def test_pcapng_reads_back_in_tshark(veth_factory, tmp_path):
+    need_tool("tshark")
     pair = veth_factory(rx_queues=2)
     path = tmp_path / "cap.pcapng"
     p = start_dump(pair, "-d", pair.dev, "--queue", "all", "--count", "12", "-w", str(path))

@@ -9,19 +9,18 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import shutil
 import struct
 import subprocess
 from typing import Dict, List, Tuple
 
 import pytest
 
+from conftest import need_tool
+
 from xdphints_cli import pcapng
 from xdphints_cli.errors import NotFoundError
 from xdphints_cli.pcapng import PcapngWriter
 
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 BASE_NS = 1_700_000_000_123_456_789
 
@@ -176,16 +175,6 @@ def test_missing_directory_is_not_found(tmp_path):
 # -- tshark / capinfos as peers ---------------------------------------------------
 
 
-def need(tool: str) -> str:
-    path = shutil.which(tool)
-    if path is None:
-        msg = f"{tool} is not installed (Debian package tshark)"
-        if IN_CI:
-            pytest.fail(f"would skip under CI: {msg}")
-        pytest.skip(msg)
-    return path
-
-
 def run(*args: str) -> str:
     return subprocess.run(args, check=True, capture_output=True, text=True, timeout=120).stdout
 
@@ -198,7 +187,7 @@ def sample_file(tmp_path):
 
 
 def test_tshark_reads_packets(sample_file):
-    tshark = need("tshark")
+    tshark = need_tool("tshark")
     layers = [p["_source"]["layers"] for p in json.loads(run(tshark, "-r", sample_file, "-T", "json"))]
     assert len(layers) == len(PACKETS)
     for lay, (ifx, ts, sport, dport, payload, orig, hsh, queue, comment) in zip(layers, PACKETS):
@@ -223,7 +212,7 @@ def test_tshark_reads_packets(sample_file):
 
 def test_tshark_file_structure(sample_file):
     """Wireshark's own pcapng-structure dissector: block lengths, options, hash bytes."""
-    tshark = need("tshark")
+    tshark = need_tool("tshark")
     out = run(tshark, "-r", sample_file, "-X", "read_format:MIME Files Format", "-T", "json", "--no-duplicate-keys")
     assert "_ws.expert" not in out and "_ws.malformed" not in out
     (packet,) = json.loads(out)
@@ -241,8 +230,8 @@ def test_tshark_file_structure(sample_file):
 
 
 def test_capinfos(sample_file):
-    need("tshark")
-    capinfos = need("capinfos")
+    need_tool("tshark")
+    capinfos = need_tool("capinfos")
     rows = run(capinfos, "-T", "-M", "-r", "-c", "-a", "-e", "-S", sample_file).strip().split("\t")
     path, count, start, end = rows
     assert path == sample_file

@@ -9,10 +9,11 @@ checked against the kernel by loading them in test_bpf_prog.py.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 
 import pytest
+
+from conftest import need_tool
 
 from xdphints_cli.bpf.insn import (
     ADD, AND, ARSH, JEQ, JGT, JNE, JSGE, JSLT, LSH, OR, RSH, SUB, XOR, Insn, Label, R0,
@@ -75,9 +76,8 @@ def test_golden_table(asm, item, expected):
     assert _bytes(item).hex() == expected
 
 
-@pytest.mark.skipif(not shutil.which("llvm-mc") or not shutil.which("llvm-objcopy"),
-                    reason="llvm-mc/llvm-objcopy not installed (apt-get install llvm)")
 def test_table_matches_llvm_mc(tmp_path):
+    need_tool("llvm-mc", "llvm-objcopy")
     rows = [g for g in GOLDEN if g[0] is not None]
     src = tmp_path / "golden.s"
     src.write_text("\n".join(r[0] for r in rows) + "\n")
@@ -89,10 +89,9 @@ def test_table_matches_llvm_mc(tmp_path):
     assert text.read_bytes() == encode([r[1] for r in rows])
 
 
-@pytest.mark.skipif(not shutil.which("clang") or not shutil.which("llvm-objcopy"),
-                    reason="clang not installed")
 def test_clang_compiled_program_matches(tmp_path):
     """A branchy C function compiled by clang, re-expressed with labels."""
+    need_tool("clang", "llvm-objcopy")
     src = tmp_path / "p.c"
     src.write_text("int f(unsigned *p) { unsigned v = p[4]; if (v > 5) return 1; "
                    "return v == 0 ? 7 : 2; }\n")

@@ -6,6 +6,8 @@ import struct
 
 import pytest
 
+from conftest import need_tool
+
 from bpftest_helpers import KFUNCS, bpftool_json, vmlinux_func_ids
 from xdphints_cli.bpf import syscall as sc
 from xdphints_cli.bpf.btf import btf_blob
@@ -109,11 +111,9 @@ except NotFoundError:
 def test_pin_and_obj_get(tmp_path):
     """bpffs mounted in a private mount namespace (nothing leaks to the host)."""
     import os
-    import shutil
     import subprocess
     import sys
-    if not shutil.which("unshare"):
-        pytest.skip("unshare(1) not installed")
+    need_tool("unshare")
     repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     script = 'mount -t bpf bpf "$1" && exec "$2" -c "$3" "$1"'
     r = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh",

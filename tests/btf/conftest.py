@@ -4,26 +4,14 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 
 import pytest
 
+from conftest import need_tool
 from xdphints_cli.btf import sources
 
-IN_CI = os.environ.get("CI") == "true"
 PROGS = os.path.join(os.path.dirname(__file__), "progs")
-
-
-def need_tool(name: str) -> str:
-    """Path of `name`; skip without it, but fail under CI so a skip hides nothing."""
-    path = shutil.which(name)
-    if path is None:
-        msg = f"{name} not installed (apt-get install -y {name})"
-        if IN_CI:
-            pytest.fail(msg)
-        pytest.skip(msg)
-    return path
 
 
 @pytest.fixture(scope="session")
