@@ -11,6 +11,8 @@ import time
 
 import pytest
 
+from xdphints_cli.demo import vlan_push_program
+
 from conftest import REPO_ROOT
 
 pytestmark = pytest.mark.privileged
@@ -213,15 +215,6 @@ def test_json_lines_validate_against_the_schema(veth):
         assert len(pk["data"]) == 2 * 74
 
 
-def _vlan_push(proto: int, tci: int):
-    import socket
-
-    from xdphints_cli.bpf.insn import R0, R2, R3, call_helper, exit_, mov64_imm
-
-    return [mov64_imm(R2, socket.htons(proto)), mov64_imm(R3, tci), call_helper(18),  # bpf_skb_vlan_push
-            mov64_imm(R0, -1), exit_()]                                                # TCX_NEXT
-
-
 def test_tx_vlan_accel_tag_shows_in_rx_vlan(veth):
     """A tcx egress program on the sender pushes an accel (out-of-frame) VLAN tag:
     veth's vlan kfunc reports exactly the tag sent, and the frame itself is untagged."""
@@ -239,7 +232,7 @@ def test_tx_vlan_accel_tag_shows_in_rx_vlan(veth):
                   "nud", "permanent")
     with netns.inside(veth.peer_ns):
         peer_ifindex = socket.if_nametoindex(veth.peer)
-        tc = Program.load(_vlan_push(0x8100, tci), prog_type=sc.BPF_PROG_TYPE_SCHED_CLS,
+        tc = Program.load(vlan_push_program(0x8100, tci), prog_type=sc.BPF_PROG_TYPE_SCHED_CLS,
                           expected_attach_type=sc.BPF_TCX_EGRESS, name="xh_vlan")
         link = TcxLink.attach(tc.fd, peer_ifindex, sc.BPF_TCX_EGRESS)
     with tc, link:

@@ -11,10 +11,12 @@ import sys
 
 import pytest
 
+from xdphints_cli.demo import vlan_push_program
+
 from xdphints_cli import netns
 from xdphints_cli.bpf import syscall as sc
 from xdphints_cli.bpf.info import link_fd_by_id, link_info, next_ids
-from xdphints_cli.bpf.insn import R0, R2, R3, XDP_PASS, call_helper, exit_, mov64_imm
+from xdphints_cli.bpf.insn import R0, XDP_PASS, exit_, mov64_imm
 from xdphints_cli.bpf.link import DeviceBusyError, TcxLink, XdpLink
 from xdphints_cli.bpf.prog import Program
 from xdphints_cli.errors import KernelError, NotFoundError
@@ -23,8 +25,6 @@ pytestmark = pytest.mark.privileged
 
 PASS = [mov64_imm(R0, XDP_PASS), exit_()]
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-HELPER_SKB_VLAN_PUSH = 18
-TCX_NEXT = -1
 
 
 def xdp_line(pair) -> str:
@@ -111,21 +111,10 @@ def test_killed_process_leaves_nothing_attached(veth):
     assert "prog/xdp" not in xdp_line(veth)
 
 
-def vlan_push_program(proto: int = 0x8100, tci: int = (5 << 13) | 100):
-    """SCHED_CLS: bpf_skb_vlan_push(skb, htons(proto), tci); return TCX_NEXT."""
-    return [
-        mov64_imm(R2, ((proto & 0xFF) << 8) | (proto >> 8)),
-        mov64_imm(R3, tci),
-        call_helper(HELPER_SKB_VLAN_PUSH),
-        mov64_imm(R0, TCX_NEXT),
-        exit_(),
-    ]
-
-
 def test_tcx_egress_attach(veth):
     with netns.inside(veth.peer_ns):
         peer_ifindex = socket.if_nametoindex(veth.peer)
-        with Program.load(vlan_push_program(), prog_type=sc.BPF_PROG_TYPE_SCHED_CLS,
+        with Program.load(vlan_push_program(0x8100, 5 << 13 | 100), prog_type=sc.BPF_PROG_TYPE_SCHED_CLS,
                           expected_attach_type=sc.BPF_TCX_EGRESS, name="xh_vlan") as prog, \
                 TcxLink.attach(prog.fd, peer_ifindex, sc.BPF_TCX_EGRESS) as link:
             li = link.info()

@@ -9,10 +9,12 @@ import socket
 
 import pytest
 
+from xdphints_cli.demo import vlan_push_program
+
 from xsk_helpers import META_LEN, hints_setup, receive, send_udp, static_neigh
 from xdphints_cli import netns
 from xdphints_cli.bpf import syscall as sc
-from xdphints_cli.bpf.insn import R0, R2, R3, call_helper, exit_, mov64_imm
+from xdphints_cli.bpf.insn import R0, R2, exit_
 from xdphints_cli.bpf.link import TcxLink
 from xdphints_cli.bpf.prog import Program
 from xdphints_cli.errors import NotFoundError, NotSupportedError
@@ -68,11 +70,6 @@ def test_full_ring_drops_are_counted(veth):
     assert stats["rx_fill_ring_empty_descs"] > 0
 
 
-def vlan_push(proto: int, tci: int):
-    return [mov64_imm(R2, socket.htons(proto)), mov64_imm(R3, tci), call_helper(18),
-            mov64_imm(R0, -1), exit_()]
-
-
 def test_vlan_tag_from_tx_vlan_accel(veth):
     """A tcx egress program on the sender pushes an accel VLAN tag; the receiver's
     vlan kfunc reports it (proto big-endian, tci host order)."""
@@ -80,7 +77,7 @@ def test_vlan_tag_from_tx_vlan_accel(veth):
     static_neigh(veth)  # ARP would be tagged too, and nobody answers tagged ARP
     with netns.inside(veth.peer_ns):
         peer_ifindex = socket.if_nametoindex(veth.peer)
-        tc = Program.load(vlan_push(0x8100, tci), prog_type=sc.BPF_PROG_TYPE_SCHED_CLS,
+        tc = Program.load(vlan_push_program(0x8100, tci), prog_type=sc.BPF_PROG_TYPE_SCHED_CLS,
                           expected_attach_type=sc.BPF_TCX_EGRESS, name="xh_vlan")
         link = TcxLink.attach(tc.fd, peer_ifindex, sc.BPF_TCX_EGRESS)
     with tc, link, hints_setup(veth) as xsk:
