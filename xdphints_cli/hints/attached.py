@@ -16,7 +16,7 @@ from collections import Counter
 from typing import Any, Dict, List, Optional, Tuple
 
 from xdphints_cli.errors import NotFoundError, NotSupportedError, UsageError, XdpHintsError
-from xdphints_cli.hints.capture import XDP_PACKET_HEADROOM, Batch, Capture, Packet, Target
+from xdphints_cli.hints.capture import XDP_PACKET_HEADROOM, Batch, Capture, Packet, Target, check_queues
 from xdphints_cli.hints.decoding import MetadataDecoder
 from xdphints_cli.hints.packet import summarize
 
@@ -93,12 +93,7 @@ def resolve(dev: Optional[str], queue, pinned: Optional[str]) -> Tuple[Target, A
     with Netlink() as nl:
         name = dev or default_device(nl)
         link = rtnl.get_link(nl, name)
-    qs = [queue] if isinstance(queue, int) else (queue or [])
-    for q in qs:
-        if link.num_rx_queues is not None and q >= link.num_rx_queues:
-            n = link.num_rx_queues
-            raise NotFoundError(f"device {link.ifname} has {n} RX queue{'s' if n != 1 else ''}; "
-                                f"queue {q} does not exist")
+    check_queues(link, queue)
     target = Target(link.ifname, link.ifindex, link.num_rx_queues, 0, {})
     pinned_map = None
     pi = None
@@ -172,10 +167,11 @@ class AttachedCapture(Capture):
             xmap = st.enter_context(Map.from_fd(info.map_fd_by_id(maps[0])))
         if not pi.btf_id:
             raise no_btf_error(pi.id, pi.name)
-        self.map_id = xmap.info().id
+        map_info = xmap.info()
+        self.map_id = map_info.id
         self.spec = spec_of_btf(pi.btf_id)
         self.decoder = MetadataDecoder(self.spec)
-        n = xmap.info().max_entries
+        n = map_info.max_entries
         for q in self.queues:
             if q >= n:
                 raise NotSupportedError(f"the XSKMAP (id {self.map_id}) has {n} entries: no "

@@ -132,6 +132,15 @@ def parse_queues(text: str) -> Optional[List[int]]:
     return sorted(set(qs))
 
 
+def check_queues(link, queue) -> None:
+    """NotFoundError for a queue (an int, or a list of them) the device does not have."""
+    n = link.num_rx_queues
+    for q in [queue] if isinstance(queue, int) else (queue or []):
+        if n is not None and q >= n:
+            raise NotFoundError(f"device {link.ifname} has {n} RX queue{'s' if n != 1 else ''}; "
+                                f"queue {q} does not exist")
+
+
 def resolve_target(dev: Optional[str], queue, warn: Callable[[str], None]) -> Target:
     """Checks before anything is loaded: device, queue(s) (an int, a list, or None for
     all), no XDP program yet, native XDP; and the kfuncs to call (advertised by the
@@ -148,12 +157,7 @@ def resolve_target(dev: Optional[str], queue, warn: Callable[[str], None]) -> Ta
         link = rtnl.get_link(nl, name)
         if link.xdp.programs:
             raise attached_program_error(link.ifname, link.xdp.programs)
-        qs = [queue] if isinstance(queue, int) else (queue or [])
-        for q in qs:
-            if link.num_rx_queues is not None and q >= link.num_rx_queues:
-                n = link.num_rx_queues
-                raise NotFoundError(f"device {link.ifname} has {n} RX queue{'s' if n != 1 else ''}; "
-                                    f"queue {q} does not exist")
+        check_queues(link, queue)
         try:
             nd = netdev.get_dev(nl, link.ifindex, link.ifname)
         except KernelTooOldError as e:
