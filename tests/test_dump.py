@@ -167,7 +167,7 @@ def test_device_with_program_is_refused_and_untouched(veth):
 def test_missing_queue(veth):
     res = run_dump(veth, "-d", veth.dev, "--queue", "4")
     assert res.returncode == 5
-    assert res.stderr.strip() == "xdphints: error: device xh0 has 1 RX queue; queue 4 does not exist"
+    assert res.stderr.strip() == "xdphints: error: xh0 has 1 active RX queue (0); queue 4 is not one of them"
     assert not xdp_attached(veth)
 
 

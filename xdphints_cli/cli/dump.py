@@ -88,14 +88,7 @@ def dump(app: App, dev: Optional[str], queue_: str, count: Optional[int], durati
         queue = capture.parse_queues(queue_)
     except ValueError as e:
         raise usage_error(f"--queue: {e}") from None
-    if count is not None and count < 1:
-        raise usage_error("--count must be 1 or more")
-    if duration is not None and duration <= 0:
-        raise usage_error("--duration must be more than 0")
-    if snaplen is not None and snaplen < 1:
-        raise usage_error("--snaplen must be 1 or more")
-    if sample < 1:
-        raise usage_error("--sample must be 1 or more")
+    _check_numbers(count, duration, snaplen, sample)
     from xdphints_cli.hints.program import Match
 
     if pinned and not attached:
@@ -153,6 +146,24 @@ def dump(app: App, dev: Optional[str], queue_: str, count: Optional[int], durati
         else:
             _write_packets(out, cap, batches, keep, hex_, lambda pkt: packet_text(pkt, cap.rss_table, clock))
     _finish(app, cap, quiet)
+
+
+MAX_SNAPLEN = 262144          # tcpdump's upper bound
+MAX_SAMPLE = 2**32 - 1         # the program compares a u32 random number
+
+
+def _check_numbers(count, duration, snaplen, sample) -> None:
+    """Every numeric option, before anything is loaded or attached (exit 2)."""
+    import math
+
+    if count is not None and count < 1:
+        raise usage_error("--count must be 1 or more")
+    if duration is not None and not (math.isfinite(duration) and duration > 0):
+        raise usage_error(f"--duration must be a finite number of seconds more than 0, not {duration}")
+    if snaplen is not None and not 1 <= snaplen <= MAX_SNAPLEN:
+        raise usage_error(f"--snaplen must be 1 to {MAX_SNAPLEN}")
+    if not 1 <= sample <= MAX_SAMPLE:
+        raise usage_error(f"--sample must be 1 to {MAX_SAMPLE}")
 
 
 def _dump_attached(app: App, dev, queue, count, duration, hex_, snaplen, quiet, write_path,

@@ -95,7 +95,7 @@ class Stats:
 class Target:
     ifname: str
     ifindex: int
-    rx_queues: Optional[int]
+    rx_queues: int               # active RX queues (queues.active_rx_queues)
     advertised: int              # netdev xdp-rx-metadata-features bits
     kfuncs: Dict[str, int]       # kfunc name -> BTF id the program calls
 
@@ -132,13 +132,12 @@ def parse_queues(text: str) -> Optional[List[int]]:
     return sorted(set(qs))
 
 
-def check_queues(link, queue) -> None:
-    """NotFoundError for a queue (an int, or a list of them) the device does not have."""
-    n = link.num_rx_queues
+def check_queues(ifname: str, rxq, queue) -> None:
+    """NotFoundError for a queue (an int, or a list of them) outside the device's
+    active RX queues (`rxq`, a queues.RxQueues)."""
     for q in [queue] if isinstance(queue, int) else (queue or []):
-        if n is not None and q >= n:
-            raise NotFoundError(f"device {link.ifname} has {n} RX queue{'s' if n != 1 else ''}; "
-                                f"queue {q} does not exist")
+        if q >= rxq.count:
+            raise NotFoundError(f"{rxq.describe(ifname)}; queue {q} is not one of them")
 
 
 def resolve_target(dev: Optional[str], queue, warn: Callable[[str], None]) -> Target:
@@ -151,13 +150,15 @@ def resolve_target(dev: Optional[str], queue, warn: Callable[[str], None]) -> Ta
     from xdphints_cli.hints.program import usable_kfuncs
     from xdphints_cli.netlink import netdev, rtnl
     from xdphints_cli.netlink.session import Netlink
+    from xdphints_cli.queues import active_rx_queues
 
     with Netlink() as nl:
         name = dev or default_device(nl)
         link = rtnl.get_link(nl, name)
         if link.xdp.programs:
             raise attached_program_error(link.ifname, link.xdp.programs)
-        check_queues(link, queue)
+        rxq = active_rx_queues(nl, link)
+        check_queues(link.ifname, rxq, queue)
         try:
             nd = netdev.get_dev(nl, link.ifindex, link.ifname)
         except KernelTooOldError as e:
@@ -169,7 +170,7 @@ def resolve_target(dev: Optional[str], queue, warn: Callable[[str], None]) -> Ta
                                 "generic mode)")
     advertised = nd.xdp_rx_metadata if nd is not None else 0
     ids = xdp_metadata_kfunc_ids()
-    return Target(link.ifname, link.ifindex, link.num_rx_queues, advertised,
+    return Target(link.ifname, link.ifindex, rxq.count, advertised,
                   usable_kfuncs(advertised, ids))
 
 
@@ -194,7 +195,7 @@ class Capture:
 
         self.target = target
         if queue is None:
-            queue = list(range(target.rx_queues or 1))
+            queue = list(range(target.rx_queues))
         self.queues: List[int] = [queue] if isinstance(queue, int) else list(queue)
         self.queue = self.queues[0]
         if len(self.queues) > 1:   # a UMEM per socket: keep the memory per queue modest
@@ -234,7 +235,7 @@ class Capture:
         from xdphints_cli.progbtf import spec_of_btf
 
         t, st = self.target, self._stack
-        n_entries = max(t.rx_queues or 1, max(self.queues) + 1)
+        n_entries = max(t.rx_queues, max(self.queues) + 1)
         xmap = st.enter_context(Map.create(sc.BPF_MAP_TYPE_XSKMAP, 4, 4, n_entries,
                                            name="xdphints_xsks"))
         prog, _pbtf = program.load(t.ifindex, t.kfuncs, xmap.fd, match=self.match,
