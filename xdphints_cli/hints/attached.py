@@ -16,7 +16,8 @@ from collections import Counter
 from typing import Any, Dict, List, Optional, Tuple
 
 from xdphints_cli.errors import NotFoundError, NotSupportedError, UsageError, XdpHintsError
-from xdphints_cli.hints.capture import XDP_PACKET_HEADROOM, Batch, Capture, Packet, Target, check_queues
+from xdphints_cli.hints.capture import (XDP_PACKET_HEADROOM, Batch, Capture, Packet, Target, check_queues,
+                                        link_state)
 from xdphints_cli.hints.decoding import MetadataDecoder
 from xdphints_cli.hints.packet import summarize
 
@@ -97,7 +98,7 @@ def resolve(dev: Optional[str], queue, pinned: Optional[str]) -> Tuple[Target, A
         link = rtnl.get_link(nl, name)
         rxq = active_rx_queues(nl, link)
     check_queues(link.ifname, rxq, queue)
-    target = Target(link.ifname, link.ifindex, rxq.count, 0, {})
+    target = Target(link.ifname, link.ifindex, rxq.count, 0, {}, *link_state(link))
     pinned_map = None
     pi = None
     if pinned:
