@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
 
 from xdphints_cli.errors import NotFoundError, NotSupportedError, UsageError, XdpHintsError
-from xdphints_cli.hints.capture import (Batch, Capture, Packet, Target, check_queues,
+from xdphints_cli.hints.capture import (XDP_PACKET_HEADROOM, Batch, Capture, Packet, Target, check_queues,
                                         link_state)
 from xdphints_cli.hints.decoding import MetadataDecoder
 from xdphints_cli.hints.packet import summarize
@@ -26,10 +26,14 @@ _U32 = struct.Struct("<I")
 # The most metadata an XDP program can put in front of a packet: the kernel keeps its
 # length in a u8 (skb_shared_info.meta_len) and wants a multiple of 4
 # (xdp_metalen_invalid()). AF_XDP does not say how long a packet's metadata is, and
-# writes nothing in front of a packet that has none: dump zeroes this area before a
-# frame goes back to the kernel, so what the decoder reads there is this packet's.
+# writes nothing in front of a packet that has none: dump fills this area with a filler
+# pattern before a frame is first given to the kernel and again before it goes back,
+# so what the decoder reads there is this packet's. The filler is not zero: zero is
+# what programs write most (a flag word, a timestamp that is not there), and the raw
+# view can then show a packet's metadata from its real start.
 META_MAX = 252
-_ZEROS = bytes(META_MAX)
+FILLER_WORD = b"\xa5\xa5\xa5\xa5"
+_FILLER = FILLER_WORD * (META_MAX // 4)
 
 
 @dataclass(frozen=True)
@@ -198,7 +202,7 @@ def resolve(dev: Optional[str], queue, pinned: Optional[str]) -> Tuple[Target, A
 class AttachedCapture(Capture):
     """A Capture whose program is the user's: nothing is loaded or attached; our
     sockets go into the program's XSKMAP and come out of it on exit. Each frame's
-    metadata area is zeroed before it goes back to the kernel (see META_MAX)."""
+    metadata area is filled before it goes back to the kernel (see META_MAX)."""
 
     def __init__(self, target: Target, queue, prog, pinned_map_fd: Optional[int] = None,
                  struct_name: Optional[str] = None, btf_file: Optional[str] = None, **kw):
@@ -260,6 +264,8 @@ class AttachedCapture(Capture):
                 raise NotSupportedError(f"the XSKMAP (id {self.map_id}) has {n} entries: no "
                                         f"slot for queue {q}")
         self._open_sockets()
+        for x in self.sockets:         # before the sockets are in the map: no packet yet
+            _prefill(x)
         for q, x in zip(self.queues, self.sockets):
             try:
                 xmap.update_u32(q, x.fd, sc.BPF_NOEXIST)
@@ -276,14 +282,14 @@ class AttachedCapture(Capture):
 
     def rows(self, addrs: List[int], umem=None) -> List[Optional[tuple]]:
         """Per packet the u32 just before it, as a 1-tuple; None when the whole
-        metadata area is zero: the program wrote no metadata for this packet."""
+        metadata area is still the filler: the program wrote no metadata for it."""
         umem = self._umem if umem is None else umem
         unpack = _U32.unpack_from
         rows: List[Optional[tuple]] = []
         counts = self.metadata_counts
         named = self.named
         for a in addrs:
-            if umem[a - META_MAX:a] == _ZEROS:
+            if umem[a - META_MAX:a] == _FILLER:
                 rows.append(None)
                 self.stats.no_metadata += 1
                 continue
@@ -327,19 +333,28 @@ RAW_KEY = "unknown-layout"   # a summary key no C struct name can be
 
 
 def raw_area(umem, addr: int) -> str:
-    """The metadata area in front of the packet at `addr`, hex, from its first
-    non-zero 4-byte word on (metadata is a multiple of 4 bytes; the zeros before it
-    are dump's own, see META_MAX)."""
+    """The metadata area in front of the packet at `addr`, hex, from the first 4-byte
+    word that is not dump's filler (metadata is a multiple of 4 bytes; see META_MAX)."""
     area = bytes(umem[addr - META_MAX:addr])
-    first = len(area) - len(area.lstrip(b"\0"))
-    return area[first - first % 4:].hex()
+    start = 0
+    while area.startswith(FILLER_WORD, start):
+        start += 4
+    return area[start:].hex()
 
 
 def _scrub(umem, addrs: List[int]) -> None:
-    """Zero the metadata area of frames about to go back to the kernel."""
-    zeros = _ZEROS
+    """Fill the metadata area of frames about to go back to the kernel."""
+    filler = _FILLER
     for a in addrs:
-        umem[a - META_MAX:a] = zeros
+        umem[a - META_MAX:a] = filler
+
+
+def _prefill(sock) -> None:
+    """Fill the metadata area of every frame of a new socket's UMEM (copy mode puts
+    each packet at XDP_PACKET_HEADROOM into its frame)."""
+    umem, size = sock.umem, sock.umem_area.frame_size
+    for base in range(0, len(umem), size):
+        umem[base + XDP_PACKET_HEADROOM - META_MAX:base + XDP_PACKET_HEADROOM] = _FILLER
 
 
 def _plain(v):
