@@ -68,6 +68,8 @@ complete -c xdphints -n '__fish_seen_subcommand_from dump' -s w -l write -r -F -
 complete -c xdphints -n '__fish_seen_subcommand_from dump' -l enable-timestamps -d 'Turn on hardware RX timestamping (rx-filter all) while dumping; the previous setting is put back on exit'
 complete -c xdphints -n '__fish_seen_subcommand_from dump' -l attached -d 'Use the XDP program already attached to the device (your hints hook) instead of the built-in one: dumps socket goes into its XSKMAP, the metadata is decoded through its BTF; the program is never detached'
 complete -c xdphints -n '__fish_seen_subcommand_from dump' -l pinned -x -d 'With --attached: the program (e'
+complete -c xdphints -n '__fish_seen_subcommand_from dump' -l struct -x -d 'With --attached: decode each packets metadata as struct NAME (for programs whose metadata has no trailing btf_id), ending where the packet begins'
+complete -c xdphints -n '__fish_seen_subcommand_from dump' -l btf -r -F -d 'With --struct: look NAME up in FILE first (an ELF object such as the programs '
 complete -c xdphints -n '__fish_seen_subcommand_from dump' -s j -l json -d 'JSON output on stdout'
 complete -c xdphints -n '__fish_seen_subcommand_from dump' -s h -l help -d 'Show help'
 complete -c xdphints -n '__fish_seen_subcommand_from demo' -s j -l json -d 'JSON output on stdout'

@@ -88,6 +88,8 @@ _xdphints() {
                     ''--enable-timestamps'[Turn on hardware RX timestamping (rx-filter all) while dumping; the previous setting is put back on exit]' \
                     ''--attached'[Use the XDP program already attached to the device (your hints hook) instead of the built-in one\: dump'\''s socket goes into its XSKMAP, the metadata is decoded through its BTF; the program is never detached]' \
                     ''--pinned'[With --attached\: the program (e]:value: ' \
+                    ''--struct'[With --attached\: decode each packet'\''s metadata as struct NAME (for programs whose metadata has no trailing btf_id), ending where the packet begins]:value: ' \
+                    ''--btf'[With --struct\: look NAME up in FILE first (an ELF object such as the program'\''s ]:file:_files' \
                     '(-j --json)'{-j,--json}'[JSON output on stdout]' \
                     '(-h --help)'{-h,--help}'[Show help]';;
                 demo) _arguments \

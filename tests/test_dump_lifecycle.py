@@ -38,11 +38,13 @@ def test_device_deleted_ends_a_count_dump_with_exit_5(veth):
 def test_link_down_and_mtu_change_keep_capturing(veth):
     p = start_dump(veth, "-d", veth.dev, "--queue", "0", "--count", "3", "-j")
     veth.run("ip", "link", "set", veth.dev, "mtu", "1400")
+    # the device itself down and up (a carrier change of the peer's would reach
+    # rtnetlink only through the kernel's rate-limited linkwatch)
     for _ in range(2):
-        veth.run_peer("ip", "link", "set", veth.peer, "down")
+        veth.run("ip", "link", "set", veth.dev, "down")
         time.sleep(0.3)
-        veth.run_peer("ip", "link", "set", veth.peer, "up")
-    time.sleep(0.3)
+        veth.run("ip", "link", "set", veth.dev, "up")
+    time.sleep(0.5)
     send_udp(veth, 3)
     rc, out, err = finish(p)
     assert rc == 0, err
@@ -78,3 +80,46 @@ def test_output_closed_early_no_traceback_for_other_commands(capfd):
                            capture_output=True, text=True, env=_env(), cwd=REPO_ROOT)
         assert r.stderr == "", (args, r.stderr)
         assert r.stdout.strip() in ("0", "141"), (args, r.stdout)
+
+
+# --- capabilities: what dump really needs on this kernel --------------------------------
+
+def _with_caps(pair, caps: str, *args):
+    """dump as root holding only `caps` (e.g. "+bpf,+net_admin"), like a service
+    given AmbientCapabilities."""
+    keep = "-all" + ("," + caps if caps else "")
+    cmd = ["ip", "netns", "exec", pair.ns, "setpriv", f"--inh-caps={keep}",
+           f"--ambient-caps={keep}", f"--bounding-set={keep}", sys.executable, "-m",
+           "xdphints_cli", "dump", *args]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=_env())
+
+
+def test_dump_with_exactly_the_documented_capabilities(veth):
+    veth.run_peer("sysctl", "-qw", f"net.ipv6.conf.{veth.peer}.disable_ipv6=1")
+    p = _with_caps(veth, "+bpf,+net_admin,+net_raw", "-d", veth.dev, "--queue", "0", "-c", "3",
+                   "-j")
+    while not xdp_attached(veth):
+        assert p.poll() is None, p.communicate()
+        time.sleep(0.05)
+    send_udp(veth, 3)
+    rc, out, err = finish(p)
+    assert rc == 0, err
+    assert len(out.splitlines()) == 3
+    assert "no CAP_IPC_LOCK" in err          # the UMEM was sized to RLIMIT_MEMLOCK
+
+
+@pytest.mark.parametrize("caps,lacking", [("+bpf", "CAP_NET_ADMIN, CAP_NET_RAW"),
+                                          ("+net_admin,+net_raw", "CAP_BPF"),
+                                          ("", "CAP_BPF, CAP_NET_ADMIN, CAP_NET_RAW")])
+def test_dump_names_every_missing_capability(veth, caps, lacking):
+    rc, out, err = finish(_with_caps(veth, caps, "-d", veth.dev, "--queue", "0", "-c", "1"))
+    assert rc == 4, err
+    assert err.strip().endswith(f"; missing: {lacking} (run as root)"), err
+    assert not xdp_attached(veth)
+
+
+def test_attached_needs_cap_sys_admin_too(veth):
+    rc, out, err = finish(_with_caps(veth, "+bpf,+net_admin,+net_raw", "-d", veth.dev,
+                                     "--queue", "0", "--attached"))
+    assert rc == 4 and "missing: CAP_SYS_ADMIN" in err, err

@@ -32,15 +32,15 @@ PER_FLOW = 3
 TOTAL = PER_FLOW * (len(FLOWS) + 1)
 FEATURES = ("rx-vlan", "rx-hash", "rx-timestamp")
 
-# capability bits (linux/capability.h): netns creation, links, BPF, the AF_XDP socket
-_CAPS = {"CAP_SYS_ADMIN": 21, "CAP_NET_ADMIN": 12, "CAP_BPF": 39, "CAP_NET_RAW": 13}
+# netns creation, links, BPF, the AF_XDP socket
+_CAPS = ("CAP_SYS_ADMIN", "CAP_NET_ADMIN", "CAP_BPF", "CAP_NET_RAW")
 NS_PREFIX = "xdph-demo-"
 
 
 def require_privileges() -> None:
-    with open("/proc/self/status") as f:
-        eff = next(int(line.split()[1], 16) for line in f if line.startswith("CapEff:"))
-    missing = [name for name, bit in _CAPS.items() if not eff >> bit & 1]
+    from xdphints_cli.caps import missing as lacking
+
+    missing = lacking(_CAPS)
     if missing:
         raise PermissionDeniedError(f"demo needs root: {', '.join(missing)} missing (it creates network "
                                     "namespaces, a veth pair and XDP programs)")

@@ -8,6 +8,7 @@ from typing import Optional
 
 import click
 
+from xdphints_cli import caps
 from xdphints_cli.cli.app import App, dev_option, json_option, usage_error
 from xdphints_cli.cli.dump_output import (BatchWriter, JsonLines, announce, announce_attached, hexdump, json_line,
                                           output_closed_check, packet_json, packet_text, summary_json,
@@ -98,11 +99,11 @@ def dump(app: App, dev: Optional[str], queue_: str, count: Optional[int], durati
     """
     from xdphints_cli.hints import capture
 
+    _check_numbers(count, duration, snaplen, sample)
     try:
         queue = capture.parse_queues(queue_)
     except ValueError as e:
         raise usage_error(f"--queue: {e}") from None
-    _check_numbers(count, duration, snaplen, sample)
     from xdphints_cli.hints.program import Match
 
     for opt, given in (("--pinned", pinned), ("--struct", struct_name)):
@@ -122,6 +123,8 @@ def dump(app: App, dev: Optional[str], queue_: str, count: Optional[int], durati
             raise usage_error(f"{', '.join(bad)} cannot be used with --attached: they "
                               "configure the built-in program (your program decides what "
                               "it redirects)")
+        caps.require("dump --attached", ATTACHED_CAPS, "it opens the program, its XSKMAP "
+                     "and its BTF by id, and binds AF_XDP sockets")
         return _dump_attached(app, dev, queue, count, duration, hex_, snaplen, quiet,
                               write_path, pinned, struct_name, btf_file)
     try:
@@ -132,6 +135,8 @@ def dump(app: App, dev: Optional[str], queue_: str, count: Optional[int], durati
         app.warn("--match all captures ARP and IPv6 neighbour discovery too: the device does "
                  "not answer its neighbours while dump runs")
 
+    caps.require("dump", DUMP_CAPS, "it loads and attaches an XDP program and binds "
+                 "AF_XDP sockets")
     import contextlib
 
     from xdphints_cli.hints import clock as hclock
@@ -167,6 +172,12 @@ def dump(app: App, dev: Optional[str], queue_: str, count: Optional[int], durati
     _finish(app, cap, quiet)
 
 
+# what the kernel checks: CAP_BPF for maps and programs, CAP_NET_ADMIN for an XDP
+# program and an XSKMAP, CAP_NET_RAW for AF_XDP sockets; opening objects by id
+# (--attached) needs CAP_SYS_ADMIN. Without CAP_IPC_LOCK the UMEM is sized to fit
+# RLIMIT_MEMLOCK (xsk.umem.memlock_frames).
+DUMP_CAPS = ["CAP_BPF", "CAP_NET_ADMIN", "CAP_NET_RAW"]
+ATTACHED_CAPS = DUMP_CAPS + ["CAP_SYS_ADMIN"]
 MAX_SNAPLEN = 262144          # tcpdump's upper bound
 MAX_SAMPLE = 2**32 - 1         # the program compares a u32 random number
 

@@ -17,6 +17,7 @@ from typing import Callable, Dict, Iterator, List, Optional, Tuple
 from xdphints_cli.errors import NotFoundError, NotSupportedError, XdpHintsError
 from xdphints_cli.hints.decoding import HINTS, HintValue, RowLayout, hint_values
 from xdphints_cli.hints.packet import PacketSummary, summarize
+from xdphints_cli.xsk.umem import memlock_frames
 
 XDP_FEATURE_BASIC = 1
 POLL_MS = 100
@@ -210,6 +211,11 @@ class Capture:
         self.queue = self.queues[0]
         if len(self.queues) > 1:   # a UMEM per socket: keep the memory per queue modest
             frames, rx_size = min(frames, 4096), min(rx_size, 2048)
+        fit = memlock_frames(frames, frame_size, len(self.queues))
+        if fit < frames:
+            warn(f"no CAP_IPC_LOCK: {fit} frames per queue instead of {frames} to stay "
+                 "within RLIMIT_MEMLOCK (ulimit -l); bursts are likelier to be dropped")
+            frames, rx_size = fit, min(rx_size, fit // 2)
         self.match = match or Match()
         self.sample = sample
         # twice as many frames as RX ring entries: while a whole ring's batch is
@@ -246,22 +252,22 @@ class Capture:
         from xdphints_cli.bpf.link import DeviceBusyError, XdpLink
         from xdphints_cli.bpf.maps import Map
         from xdphints_cli.btf.kfuncs import xdp_rss_hash_types
+        from xdphints_cli.btf import reader
         from xdphints_cli.hints import program
-        from xdphints_cli.progbtf import spec_of_btf
 
         t, st = self.target, self._stack
         n_entries = max(t.rx_queues, max(self.queues) + 1)
         xmap = st.enter_context(Map.create(sc.BPF_MAP_TYPE_XSKMAP, 4, 4, n_entries,
                                            name="xdphints_xsks"))
-        prog, _pbtf = program.load(t.ifindex, t.kfuncs, xmap.fd, match=self.match,
-                                    sample=self.sample)
+        prog, pbtf = program.load(t.ifindex, t.kfuncs, xmap.fd, match=self.match,
+                                  sample=self.sample)
         st.enter_context(prog)
         info = prog.info()
         self.prog_id, self.btf_id = info.id, info.btf_id
-        # the reading side uses the kernel's copy of the program's BTF, like any tool
-        # would: the struct named by the program's own btf_id is found there, and its
-        # member offsets become one struct.Struct for the bulk path
-        self.spec = spec_of_btf(info.btf_id)
+        # the reading side parses the BTF blob the program was loaded with (what the
+        # kernel holds as btf_id: reading it back by id would need CAP_SYS_ADMIN); the
+        # hints struct's member offsets become one struct.Struct for the bulk path
+        self.spec = reader.parse(pbtf.blob)
         self.layout = RowLayout(self.spec, _hints_struct_id(self.spec))
         try:
             self.rss_table = xdp_rss_hash_types()
