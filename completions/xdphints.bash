@@ -77,7 +77,7 @@ _xdphints() {
                 --struct) COMPREPLY=(); return;;
                 --btf) COMPREPLY=($(compgen -f -- "$cur")); return;;
             esac
-            if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "-d --dev -q --queue -c --count --duration --hex --snaplen --quiet --match --sample -w --write --enable-timestamps --attached --pinned --struct --btf -j --json -h --help" -- "$cur"));
+            if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "-d --dev -q --queue -c --count --duration --hex --snaplen --quiet --match --sample -w --write --enable-timestamps --attached --pinned --struct --btf --pass -j --json -h --help" -- "$cur"));
             else COMPREPLY=(); fi;;
         demo)
             case "$prev" in

@@ -70,6 +70,7 @@ complete -c xdphints -n '__fish_seen_subcommand_from dump' -l attached -d 'Use t
 complete -c xdphints -n '__fish_seen_subcommand_from dump' -l pinned -x -d 'With --attached: the program (e'
 complete -c xdphints -n '__fish_seen_subcommand_from dump' -l struct -x -d 'With --attached: decode each packets metadata as struct NAME (for programs whose metadata has no trailing btf_id), ending where the packet begins'
 complete -c xdphints -n '__fish_seen_subcommand_from dump' -l btf -r -F -d 'With --struct: look NAME up in FILE first (an ELF object such as the programs '
+complete -c xdphints -n '__fish_seen_subcommand_from dump' -l pass -d 'Observe without taking packets away: the built-in program passes them to the kernel stack, where a tcx program reads the hints and the stacks own view (skb hash, VLAN tag, hwtstamp, queue)'
 complete -c xdphints -n '__fish_seen_subcommand_from dump' -s j -l json -d 'JSON output on stdout'
 complete -c xdphints -n '__fish_seen_subcommand_from dump' -s h -l help -d 'Show help'
 complete -c xdphints -n '__fish_seen_subcommand_from demo' -s j -l json -d 'JSON output on stdout'

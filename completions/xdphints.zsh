@@ -90,6 +90,7 @@ _xdphints() {
                     ''--pinned'[With --attached\: the program (e]:value: ' \
                     ''--struct'[With --attached\: decode each packet'\''s metadata as struct NAME (for programs whose metadata has no trailing btf_id), ending where the packet begins]:value: ' \
                     ''--btf'[With --struct\: look NAME up in FILE first (an ELF object such as the program'\''s ]:file:_files' \
+                    ''--pass'[Observe without taking packets away\: the built-in program passes them to the kernel stack, where a tcx program reads the hints and the stack'\''s own view (skb hash, VLAN tag, hwtstamp, queue)]' \
                     '(-j --json)'{-j,--json}'[JSON output on stdout]' \
                     '(-h --help)'{-h,--help}'[Show help]';;
                 demo) _arguments \

@@ -51,13 +51,17 @@ DEFAULT_SNAPLEN = 128
 @click.option("--btf", "btf_file", metavar="FILE", type=click.Path(dir_okay=False),
               help="With --struct: look NAME up in FILE first (an ELF object such as the "
                    "program's .o, its BTF or else its DWARF; or raw BTF).")
+@click.option("--pass", "pass_", is_flag=True,
+              help="Observe without taking packets away: the built-in program passes "
+                   "them to the kernel stack, where a tcx program reads the hints and "
+                   "the stack's own view (skb hash, VLAN tag, hwtstamp, queue).")
 @json_option
 @click.pass_obj
 def dump(app: App, dev: Optional[str], queue_: str, count: Optional[int], duration: Optional[float],
          hex_: bool, snaplen: Optional[int], quiet: bool, match_: str, sample: int,
          write_path: Optional[str], enable_timestamps: bool, attached: bool = False,
          pinned: Optional[str] = None, struct_name: Optional[str] = None,
-         btf_file: Optional[str] = None) -> None:
+         btf_file: Optional[str] = None, pass_: bool = False) -> None:
     """Dump packets received on one RX queue with their XDP hints.
 
     Loads a device-bound XDP program that calls the RX metadata kfuncs the device
@@ -96,6 +100,14 @@ def dump(app: App, dev: Optional[str], queue_: str, count: Optional[int], durati
     packet's. A program whose metadata has no trailing btf_id (the kernel's
     xdp_hw_metadata selftest) is decoded with --struct NAME [--btf FILE]: NAME is
     looked up in FILE's BTF, else FILE's DWARF, else the program's BTF, else vmlinux.
+
+    --pass takes nothing away: the built-in program writes the hints in front of the
+    matched packets and returns XDP_PASS; a tcx ingress program (a BPF link too) reads
+    them through __sk_buff->data_meta and copies them, the first --snaplen bytes and
+    the stack's view of the packet (skb hash, VLAN tag, hardware timestamp, recorded
+    queue; JSON key "stack") into a BPF ring buffer that dump reads. When dump falls
+    behind, records are dropped and counted in the summary, never packets. Needs tcx
+    (Linux 6.6) and a driver that keeps the metadata in the skb (exit 3 otherwise).
     """
     from xdphints_cli.hints import capture
 
@@ -111,6 +123,8 @@ def dump(app: App, dev: Optional[str], queue_: str, count: Optional[int], durati
             raise usage_error(f"{opt} needs --attached")
     if btf_file and not struct_name:
         raise usage_error("--btf needs --struct")
+    if pass_ and attached:
+        raise usage_error("--pass cannot be used with --attached")
     if attached:
         from click.core import ParameterSource
 
@@ -143,15 +157,21 @@ def dump(app: App, dev: Optional[str], queue_: str, count: Optional[int], durati
 
     target = capture.resolve_target(dev, queue, app.warn)
     out = sys.stdout
+    keep = snaplen or DEFAULT_SNAPLEN
     with contextlib.ExitStack() as es:
         stop = _stop_when(es.enter_context(capture.stop_on_signals()), quiet or write_path)
         if enable_timestamps:
             es.enter_context(hclock.rx_timestamping(target.ifname, app.warn))
         clock = hclock.open_clock(target.ifname, app.warn)
-        cap = es.enter_context(capture.Capture(target, queue, match=match, sample=sample,
+        if pass_:
+            from xdphints_cli.hints.pass_capture import PassCapture
+
+            cap = es.enter_context(PassCapture(target, queue, keep, match=match, sample=sample,
                                                warn=app.warn))
+        else:
+            cap = es.enter_context(capture.Capture(target, queue, match=match, sample=sample,
+                                                   warn=app.warn))
         announce(app, cap)
-        keep = snaplen or DEFAULT_SNAPLEN
         # closed before the capture is (ExitStack order), also when output fails
         batches = es.enter_context(contextlib.closing(cap.batches(count, duration, stop)))
         if clock is not None:
@@ -161,6 +181,9 @@ def dump(app: App, dev: Optional[str], queue_: str, count: Optional[int], durati
         elif quiet:
             for _ in batches:
                 pass
+        elif app.json and pass_:
+            _write_packets(out, cap, batches, keep, False,
+                           lambda pkt: json_line(packet_json(pkt, cap.rss_table, hex_, clock)))
         elif app.json:
             lines = JsonLines(cap.layout, cap.xsk.umem, cap.rss_table, keep if hex_ else None,
                               clock)

@@ -43,8 +43,10 @@ def announce(app: App, cap) -> None:
         app.warn(f"{t.ifname} does not provide {', '.join(missing)} (not in its "
                  "xdp-rx-metadata-features, or not in this kernel): shown as unsupported")
     sample = f", one in {cap.sample}" if cap.sample > 1 else ""
+    tc = getattr(cap, "tc_prog_id", 0)
+    via = f", tcx program id {tc}; packets go on to the stack" if tc else ""
     sys.stderr.write(f"xdphints: dumping {t.ifname} {queues_text(cap)} (XDP program id "
-                     f"{cap.prog_id}, btf-id {cap.btf_id}; match {cap.match}{sample}); "
+                     f"{cap.prog_id}, btf-id {cap.btf_id}{via}; match {cap.match}{sample}); "
                      "Ctrl-C to stop\n")
     sys.stderr.flush()
 
@@ -118,6 +120,8 @@ def packet_json(pkt, rss_table, with_data: bool = False, clock=None) -> dict:
         out["btf-id"] = pkt.btf_id
         for h in HINTS:
             out[h] = _hint_json(h, pkt.hints[h], rss_table, clock, pkt.time_ns)
+    if pkt.stack is not None:
+        out["stack"] = pkt.stack.to_json()
     if with_data and pkt.data is not None:
         out["data"] = pkt.data.hex()
     return out
@@ -151,8 +155,9 @@ def packet_text(pkt, rss_table, clock=None) -> str:
         return head + " | " + metadata_text(pkt.metadata)
     if pkt.btf_id is None:
         return head + " | no hints metadata"
-    return head + " | " + " | ".join(_hint_text(h, pkt.hints[h], rss_table, clock, pkt.time_ns)
-                                     for h in HINTS)
+    hints = " | ".join(_hint_text(h, pkt.hints[h], rss_table, clock, pkt.time_ns) for h in HINTS)
+    stack = "" if pkt.stack is None else " | " + pkt.stack.text()
+    return f"{head} | {hints}{stack}"
 
 
 def hints_comment(pkt, rss_table) -> str:
@@ -402,6 +407,8 @@ def summary_json(cap) -> dict:
     out.update(cap.stats.to_json())
     if hasattr(cap, "metadata_summary"):
         out["metadata"] = cap.metadata_summary()
+    if hasattr(cap, "counters_json"):
+        out["pass"] = cap.counters_json()
     return out
 
 
@@ -415,6 +422,10 @@ def summary_text(cap) -> str:
                      f"{x.get('rx_ring_full', 0)}, fill ring empty "
                      f"{x.get('rx_fill_ring_empty_descs', 0)}, invalid descs "
                      f"{x.get('rx_invalid_descs', 0)}")
+    if hasattr(cap, "counters_json"):
+        c = cap.counters_json()
+        lines.append(f"--pass: {c['marked']} packets marked by XDP, {c['records']} records, "
+                     f"{c['ring-dropped']} records dropped (ring buffer full)")
     parts = []
     if hasattr(cap, "metadata_summary"):
         parts = [f"{k}: {n}" for k, n in cap.metadata_summary().items()]

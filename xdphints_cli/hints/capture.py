@@ -39,6 +39,7 @@ class Packet:
     hints: Dict[str, HintValue]
     data: Optional[bytes] = None
     metadata: Optional[Dict] = None   # dump --attached: the JSON "metadata" object
+    stack: Optional[object] = None    # dump --pass: the stack's view (pass_capture.StackView)
 
 
 @dataclass(frozen=True)

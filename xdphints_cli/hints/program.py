@@ -5,7 +5,9 @@ xdp-rx-metadata-features) and the kernel has, by their BTF ids in the running ke
 into stack slots first (igc keeps its raw timestamp in the headroom that
 bpf_xdp_adjust_meta would overwrite), then reserves the metadata area, copies the
 results and return codes there with the struct's own BTF id last, and redirects to the
-XSKMAP entry of ctx->rx_queue_index (XDP_PASS when no socket is there).
+XSKMAP entry of ctx->rx_queue_index (XDP_PASS when no socket is there). Its XDP_PASS
+variant (dump --pass, verify) hands the same metadata to the kernel stack instead,
+where the tcx program of pass_program.py reads it.
 
 Only what the user asked for is redirected (`Match`, run in the program, not in
 Python): everything else, ARP and IPv6 neighbour discovery included (unless the match
@@ -28,6 +30,7 @@ from xdphints_cli.bpf.insn import (
 )
 from xdphints_cli.hints import layout as L
 
+HELPER_MAP_LOOKUP_ELEM = 1
 HELPER_GET_PRANDOM_U32 = 7
 HELPER_REDIRECT_MAP = 51
 HELPER_XDP_ADJUST_META = 54
@@ -35,6 +38,11 @@ HELPER_XDP_ADJUST_META = 54
 MD_DATA, MD_DATA_END, MD_DATA_META, MD_RX_QUEUE_INDEX = 0, 4, 8, 16
 # stack slots for the kfunc results, laid out like the first 20 bytes of the struct
 SLOT_TS, SLOT_HASH, SLOT_HASH_TYPE, SLOT_VLAN_PROTO, SLOT_VLAN_TCI = -24, -16, -12, -8, -6
+SLOT_KEY = -32                                   # a map key (dump --pass counters)
+# dump --pass: the per-CPU u64 counters shared with the tcx program (pass_program.py)
+COUNT_MARKED, COUNT_RECORDS, COUNT_DROPPED = 0, 1, 2
+N_COUNTS = 3
+PASS_PREFIX = 8                                  # u32 rx_queue_index, u32 zero
 ETH_P_ARP_LE, ETH_P_IPV6_LE = 0x0608, 0xDD86   # htons() as a little-endian u16 load sees it
 ETH_P_IP_LE, ETH_P_1588_LE = 0x0008, 0xF788
 VLAN_TPIDS_LE = (0x0081, 0xA888)                 # 802.1Q, 802.1ad
@@ -205,14 +213,38 @@ def _kfunc_call(kfuncs: Dict[str, int], name: str, ret_reg: int, slots) -> List[
     return out + [call_kfunc(kfuncs[name]), mov64_reg(ret_reg, R0)]
 
 
-def generate(kfuncs: Dict[str, int], xskmap_fd: int, struct_btf_id: int,
-             match: Optional[Match] = None, sample: int = 1) -> List[Item]:
+def queue_code(queues: Optional[List[int]], no: str = "pass") -> List[Item]:
+    """Only packets received on one of `queues` (None: every queue) go on."""
+    if queues is None:
+        return []
+    out: List[Item] = [ldx_mem(4, R0, R6, MD_RX_QUEUE_INDEX)]
+    out += [jmp_imm(JEQ, R0, q, "queue_ok") for q in queues]
+    return out + [ja(no), Label("queue_ok")]
+
+
+def _count_marked(counts_fd: int) -> List[Item]:
+    """counts[COUNT_MARKED] += 1 (a per-CPU array: no atomics needed)."""
+    return [st_mem(4, FP, SLOT_KEY, COUNT_MARKED), ld_map_fd(R1, counts_fd),
+            mov64_reg(R2, FP), add64_imm(R2, SLOT_KEY), call_helper(HELPER_MAP_LOOKUP_ELEM),
+            jmp_imm(JEQ, R0, 0, "pass"),
+            ldx_mem(8, R1, R0, 0), add64_imm(R1, 1), stx_mem(8, R0, R1, 0)]
+
+
+def generate(kfuncs: Dict[str, int], xskmap_fd: Optional[int], struct_btf_id: int,
+             match: Optional[Match] = None, sample: int = 1, counts_fd: Optional[int] = None,
+             queues: Optional[List[int]] = None) -> List[Item]:
     """The program's instructions. `kfuncs`: {kfunc name: BTF id} to call (see
     usable_kfuncs); the others are recorded as -EOPNOTSUPP. `match` (default `ip`)
-    selects the packets redirected, `sample` keeps one in N of those."""
+    selects the packets redirected, `sample` keeps one in N of those.
+
+    With no `xskmap_fd` it is the XDP_PASS variant (dump --pass): the matching
+    packets of `queues` (None: all) get the metadata and go on to the stack, and
+    counts[COUNT_MARKED] in the per-CPU array `counts_fd` counts them."""
     off = L.OFFSET
     match = match or Match()
     prog: List[Item] = [mov64_reg(R6, R1)]
+    if xskmap_fd is None:
+        prog += queue_code(queues)
     if not match.after_kfuncs:
         prog += match_code(match, "sample")
         prog += [Label("sample"), *sample_code(sample)]
@@ -225,14 +257,22 @@ def generate(kfuncs: Dict[str, int], xskmap_fd: int, struct_btf_id: int,
     if match.after_kfuncs:
         prog += match_code(match, "sample")
         prog += [Label("sample"), *sample_code(sample)]
+    # the XDP_PASS variant puts the RX queue in a word of its own in front of the
+    # struct (the stack may not record it): PASS_PREFIX bytes the tcx program reads
+    size = L.META_SIZE + (PASS_PREFIX if xskmap_fd is None else 0)
     prog += [
         Label("capture"),
-        mov64_reg(R1, R6), mov64_imm(R2, -L.META_SIZE), call_helper(HELPER_XDP_ADJUST_META),
+        mov64_reg(R1, R6), mov64_imm(R2, -size), call_helper(HELPER_XDP_ADJUST_META),
         jmp_imm(JNE, R0, 0, "pass"),
         ldx_mem(4, R2, R6, MD_DATA_META),
         ldx_mem(4, R3, R6, MD_DATA),
-        mov64_reg(R4, R2), add64_imm(R4, L.META_SIZE),
+        mov64_reg(R4, R2), add64_imm(R4, size),
         jmp_reg(JGT, R4, R3, "pass"),
+    ]
+    if xskmap_fd is None:
+        prog += [ldx_mem(4, R1, R6, MD_RX_QUEUE_INDEX), stx_mem(4, R2, R1, 0),
+                 st_mem(4, R2, 4, 0), add64_imm(R2, PASS_PREFIX)]
+    prog += [
         ldx_mem(8, R1, FP, SLOT_TS), stx_mem(8, R2, R1, off["rx_timestamp"]),
         ldx_mem(8, R1, FP, SLOT_HASH), stx_mem(8, R2, R1, off["rx_hash"]),        # + hash_type
         ldx_mem(4, R1, FP, SLOT_VLAN_PROTO), stx_mem(4, R2, R1, off["rx_vlan_proto"]),  # + tci
@@ -241,29 +281,32 @@ def generate(kfuncs: Dict[str, int], xskmap_fd: int, struct_btf_id: int,
         stx_mem(4, R2, R9, off["rx_vlan_ret"]),
         st_mem(4, R2, off["kfuncs"], kfunc_mask(kfuncs)),
         st_mem(4, R2, off["btf_id"], struct_btf_id),
-        ldx_mem(4, R2, R6, MD_RX_QUEUE_INDEX),
-        ld_map_fd(R1, xskmap_fd),
-        mov64_imm(R3, XDP_PASS),
-        call_helper(HELPER_REDIRECT_MAP),
-        exit_(),
-        Label("pass"),
-        mov64_imm(R0, XDP_PASS),
-        exit_(),
     ]
-    return prog
+    if xskmap_fd is None:
+        prog += _count_marked(counts_fd) if counts_fd is not None else []
+    else:
+        prog += [ldx_mem(4, R2, R6, MD_RX_QUEUE_INDEX),
+                 ld_map_fd(R1, xskmap_fd),
+                 mov64_imm(R3, XDP_PASS),
+                 call_helper(HELPER_REDIRECT_MAP),
+                 exit_()]
+    return prog + [Label("pass"), mov64_imm(R0, XDP_PASS), exit_()]
 
 
-def load(ifindex: int, kfuncs: Dict[str, int], xskmap_fd: int,
-         name: str = "xdphints_dump", match: Optional[Match] = None, sample: int = 1):
+def load(ifindex: int, kfuncs: Dict[str, int], xskmap_fd: Optional[int],
+         name: str = "xdphints_dump", match: Optional[Match] = None, sample: int = 1,
+         counts_fd: Optional[int] = None, queues: Optional[List[int]] = None):
     """Generate, then load dev-bound to `ifindex` with the program BTF (so bpftool and
-    other tools see a btf_id). Returns (Program, ProgramBtf)."""
+    other tools see a btf_id). Returns (Program, ProgramBtf). No `xskmap_fd`: the
+    XDP_PASS variant (see generate)."""
     from xdphints_cli.bpf import syscall as sc
     from xdphints_cli.bpf.btf import load_btf
     from xdphints_cli.bpf.prog import Program
 
     pbtf = L.build_btf()
     with load_btf(pbtf.blob) as btf_fd:
-        prog = Program.load(generate(kfuncs, xskmap_fd, pbtf.struct_id, match, sample), ifindex=ifindex,
+        prog = Program.load(generate(kfuncs, xskmap_fd, pbtf.struct_id, match, sample,
+                                     counts_fd, queues), ifindex=ifindex,
                             flags=sc.BPF_F_XDP_DEV_BOUND_ONLY, name=name,
                             btf_fd=btf_fd.fd, func_info=[(0, pbtf.func_id)])
     return prog, pbtf

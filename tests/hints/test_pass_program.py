@@ -1,0 +1,45 @@
+"""The --pass programs pass the verifier: the XDP_PASS variant for every kfunc subset
+and queue filter, the tcx program for small and large snap lengths; both get a btf_id."""
+
+from __future__ import annotations
+
+import pytest
+
+from xdphints_cli import netns
+from xdphints_cli.bpf import percpu
+from xdphints_cli.bpf.ringbuf import RingBuffer
+from xdphints_cli.btf.kfuncs import xdp_metadata_kfunc_ids
+from xdphints_cli.hints import pass_program as PP
+from xdphints_cli.hints import program as P
+from xdphints_cli.progbtf import spec_of_btf
+
+pytestmark = pytest.mark.privileged
+
+
+@pytest.mark.parametrize("mask,queues", [(0, None), (7, None), (5, [0]), (7, [0, 3, 7])])
+def test_xdp_pass_variant_loads(veth, mask, queues):
+    kfuncs = P.usable_kfuncs(mask, xdp_metadata_kfunc_ids())
+    with netns.inside(veth.ns), percpu.counters(P.N_COUNTS, "t_counts") as counts:
+        prog, _pbtf = P.load(veth.ifindex(), kfuncs, None, counts_fd=counts.fd, queues=queues)
+        with prog:
+            assert prog.info().btf_id
+
+
+@pytest.mark.parametrize("snaplen", [1, 128, 9000])
+def test_tcx_program_loads_with_its_record_struct(snaplen):
+    with percpu.counters(P.N_COUNTS, "t_counts") as counts, RingBuffer(1 << 16) as ring:
+        with PP.load(ring.fd, counts.fd, 5, snaplen) as prog:
+            spec = spec_of_btf(prog.info().btf_id)
+            rec = next(t for t in spec.types if getattr(t, "name", "") == PP.RECORD_NAME)
+            assert rec.size == PP.RECORD_HEADER + snaplen
+            offsets = {m.name: m.offset for m in rec.members}
+            assert offsets["meta"] == PP.REC_META and offsets["data"] == PP.RECORD_HEADER
+            assert offsets["rx_queue"] == PP.REC_RX_QUEUE
+
+
+def test_percpu_sums_start_at_zero():
+    with percpu.counters(3, "t_counts") as counts:
+        assert percpu.read_sums(counts) == [0, 0, 0]
+    assert percpu.parse_cpu_list("0-3\n") == 4
+    assert percpu.parse_cpu_list("0,2-5") == 6
+    assert percpu.parse_cpu_list("0") == 1

@@ -1,0 +1,182 @@
+"""`xdphints dump --pass` end to end on veth: packets reach the stack, the hints and
+the stack's view come through a tcx program and a ring buffer."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import need_tool
+from test_dump import SCHEMA_PATH, finish, send_udp, start_dump
+
+pytestmark = pytest.mark.privileged
+
+RECEIVER = """
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 22)
+s.bind((sys.argv[1], int(sys.argv[2])))
+s.settimeout(5)
+n = 0
+print('ready', flush=True)
+try:
+    while n < int(sys.argv[3]):
+        s.recv(2048)
+        n += 1
+except socket.timeout:
+    pass
+print(n)
+"""
+TCP_SERVER = """
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((sys.argv[1], int(sys.argv[2])))
+s.listen(1)
+print('ready', flush=True)
+s.settimeout(10)
+c, _ = s.accept()
+data = b''
+while not data.endswith(b'end'):
+    chunk = c.recv(65536)
+    if not chunk:
+        break
+    data += chunk
+c.sendall(data[::-1])
+c.close()
+"""
+TCP_CLIENT = """
+import socket, sys
+c = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=10)
+msg = b'x' * 100000 + b'end'
+c.sendall(msg)
+back = b''
+while len(back) < len(msg):
+    chunk = c.recv(65536)
+    if not chunk:
+        break
+    back += chunk
+print('ok' if back == msg[::-1] else 'bad %d' % len(back))
+"""
+
+
+def _in_ns(ns, *args):
+    return ["ip", "netns", "exec", ns, sys.executable, *args]
+
+
+def _receiver(pair, port, count):
+    p = subprocess.Popen(_in_ns(pair.ns, "-c", RECEIVER, pair.addr, str(port), str(count)),
+                         stdout=subprocess.PIPE, text=True)
+    assert p.stdout.readline().strip() == "ready"
+    return p
+
+
+def test_pass_udp_socket_gets_every_datagram_and_hashes_agree(veth):
+    import jsonschema
+
+    with open(SCHEMA_PATH) as f:
+        validator = jsonschema.Draft202012Validator(json.load(f))
+    per_flow, ports = 20, (40000, 40001, 40002)
+    total = per_flow * len(ports)
+    rx = _receiver(veth, 9999, total)
+    p = start_dump(veth, "-d", veth.dev, "--queue", "all", "--pass", "--match", "udp:9999",
+                   "--count", str(total), "-j", "--hex")
+    send_udp(veth, per_flow, src_ports=ports, port=9999)
+    rc, out, err = finish(p)
+    assert rc == 0, err
+    assert int(rx.communicate(timeout=30)[0].split()[-1]) == total   # the stack got them all
+    pkts = [json.loads(line) for line in out.splitlines()]
+    assert len(pkts) == total
+    by_flow = {}
+    for pk in pkts:
+        validator.validate(pk)
+        assert pk["rx-hash"]["status"] == "ok"
+        assert pk["stack"]["hash"] == pk["rx-hash"]["hash"]
+        assert pk["stack"]["vlan-present"] is False
+        assert pk["queue"] == 0 and len(pk["data"]) == 2 * 74
+        by_flow.setdefault(pk["src-port"], set()).add(pk["rx-hash"]["hash"])
+    assert set(by_flow) == set(ports)
+    assert all(len(h) == 1 for h in by_flow.values())
+    assert len({next(iter(h)) for h in by_flow.values()}) == len(ports)
+    assert f"{total} records, 0 records dropped" in err
+
+
+def test_pass_ping_and_tcp_keep_working(veth):
+    p = start_dump(veth, "-d", veth.dev, "--queue", "0", "--pass", "--quiet", "-j")
+    try:
+        ping = veth.run_peer("ping", "-c", "3", "-i", "0.2", "-W", "2", veth.addr, check=False)
+        assert ping.returncode == 0, ping.stdout + ping.stderr
+        srv = subprocess.Popen(_in_ns(veth.ns, "-c", TCP_SERVER, veth.addr, "7777"),
+                               stdout=subprocess.PIPE, text=True)
+        assert srv.stdout.readline().strip() == "ready"
+        cli = veth.run_peer(sys.executable, "-c", TCP_CLIENT, veth.addr, "7777")
+        assert cli.stdout.strip() == "ok"
+        srv.wait(10)
+    finally:
+        p.send_signal(signal.SIGINT)
+    rc, out, err = finish(p)
+    assert rc == 0, err
+    summary = json.loads(out)
+    assert summary["pass"]["records"] >= 3 + 10      # the pings and the TCP segments
+    assert summary["pass"]["records"] == summary["packets"]
+
+
+def test_pass_kill9_leaves_neither_program(veth):
+    bpftool = need_tool("bpftool")
+    p = start_dump(veth, "-d", veth.dev, "--queue", "0", "--pass")
+    line = p.stderr.readline()
+    m = re.search(r"XDP program id (\d+).*tcx program id (\d+)", line)
+    assert m, line
+    ids = m.groups()
+    p.kill()
+    p.wait(10)
+    assert "prog/xdp" not in veth.run("ip", "link", "show", veth.dev).stdout
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        alive = [i for i in ids
+                 if subprocess.run([bpftool, "prog", "show", "id", i], capture_output=True).returncode == 0]
+        if not alive:
+            break
+        time.sleep(0.1)
+    assert not alive, f"programs still loaded: {alive}"
+    tcx = veth.run(bpftool, "net", "show", "dev", veth.dev).stdout
+    assert "xdphints" not in tcx
+
+
+def test_pass_ring_overflow_is_counted_not_hidden(veth):
+    """dump stopped (SIGSTOP) while packets arrive: the ring fills, records are
+    dropped and counted; every packet still reaches the stack."""
+    n = 30000
+    p = start_dump(veth, "-d", veth.dev, "--queue", "0", "--pass", "--match", "udp:9999",
+                   "--quiet", "-j")
+    p.send_signal(signal.SIGSTOP)
+    try:
+        send_udp(veth, n, port=9999)
+    finally:
+        p.send_signal(signal.SIGCONT)
+    time.sleep(1)
+    p.send_signal(signal.SIGINT)
+    rc, out, err = finish(p)
+    assert rc == 0, err
+    s = json.loads(out)
+    c = s["pass"]
+    assert c["marked"] == n
+    assert c["ring-dropped"] > 0
+    assert c["records"] + c["ring-dropped"] == n
+    assert s["packets"] == c["records"]
+    assert f"{c['ring-dropped']} records dropped (ring buffer full)" in err
+
+
+def test_pass_with_attached_is_a_usage_error(veth):
+    from conftest import xdphints
+
+    res = xdphints("dump", "-d", veth.dev, "--queue", "0", "--pass", "--attached", ns=veth.ns)
+    assert res.returncode == 2
+    assert "--pass cannot be used with --attached" in res.stderr
