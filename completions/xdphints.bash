@@ -24,7 +24,7 @@ _xdphints() {
                 -n|--netns) COMPREPLY=($(compgen -W "$(ip netns list 2>/dev/null | cut -d" " -f1)" -- "$cur")); return;;
             esac
             if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "-j --json -p --pretty -n --netns --no-color --debug -h --help --version" -- "$cur"));
-            else COMPREPLY=($(compgen -W "show enable disable check btf dump demo" -- "$cur")); fi;;
+            else COMPREPLY=($(compgen -W "show enable disable check btf dump verify demo" -- "$cur")); fi;;
         show)
             case "$prev" in
                 -d|--dev) COMPREPLY=($(compgen -W "$(ls /sys/class/net 2>/dev/null)" -- "$cur")); return;;
@@ -78,6 +78,16 @@ _xdphints() {
                 --btf) COMPREPLY=($(compgen -f -- "$cur")); return;;
             esac
             if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "-d --dev -q --queue -c --count --duration --hex --snaplen --quiet --match --sample -w --write --enable-timestamps --attached --pinned --struct --btf --pass -j --json -h --help" -- "$cur"));
+            else COMPREPLY=(); fi;;
+        verify)
+            case "$prev" in
+                -d|--dev) COMPREPLY=($(compgen -W "$(ls /sys/class/net 2>/dev/null)" -- "$cur")); return;;
+                -q|--queue) COMPREPLY=($(compgen -W "$(_xdphints_queues) all" -- "$cur")); return;;
+                -c|--count) COMPREPLY=(); return;;
+                --duration) COMPREPLY=(); return;;
+                --match) COMPREPLY=(); return;;
+            esac
+            if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "-d --dev -q --queue -c --count --duration --match -j --json -h --help" -- "$cur"));
             else COMPREPLY=(); fi;;
         demo)
             case "$prev" in

@@ -21,6 +21,7 @@ complete -c xdphints -n '__fish_use_subcommand' -a disable -d 'Turn the hardware
 complete -c xdphints -n '__fish_use_subcommand' -a check -d 'Exit 0 if hints are usable now, 6 if they need enable, 3 if not supported'
 complete -c xdphints -n '__fish_use_subcommand' -a btf -d 'Show the hints structs (metadata layouts) in a programs or files BTF'
 complete -c xdphints -n '__fish_use_subcommand' -a dump -d 'Dump packets of one RX queue with their XDP hints (AF_XDP)'
+complete -c xdphints -n '__fish_use_subcommand' -a verify -d 'Compare the XDP hints with what the kernel stack holds for the same packets'
 complete -c xdphints -n '__fish_use_subcommand' -a demo -d 'Show XDP hints end to end on a throwaway veth pair (no NIC needed)'
 complete -c xdphints -n '__fish_seen_subcommand_from show' -s d -l dev -x -a '(ls /sys/class/net 2>/dev/null)' -d 'Device (default: $XDPHINTS_DEV, else the only non-loopback interface that is up)'
 complete -c xdphints -n '__fish_seen_subcommand_from show' -s j -l json -d 'JSON output on stdout'
@@ -73,6 +74,13 @@ complete -c xdphints -n '__fish_seen_subcommand_from dump' -l btf -r -F -d 'With
 complete -c xdphints -n '__fish_seen_subcommand_from dump' -l pass -d 'Observe without taking packets away: the built-in program passes them to the kernel stack, where a tcx program reads the hints and the stacks own view (skb hash, VLAN tag, hwtstamp, queue)'
 complete -c xdphints -n '__fish_seen_subcommand_from dump' -s j -l json -d 'JSON output on stdout'
 complete -c xdphints -n '__fish_seen_subcommand_from dump' -s h -l help -d 'Show help'
+complete -c xdphints -n '__fish_seen_subcommand_from verify' -s d -l dev -x -a '(ls /sys/class/net 2>/dev/null)' -d 'Device (default: $XDPHINTS_DEV, else the only non-loopback interface that is up)'
+complete -c xdphints -n '__fish_seen_subcommand_from verify' -s q -l queue -x -a '(__xdphints_queues)' -d 'RX queue(s) to look at'
+complete -c xdphints -n '__fish_seen_subcommand_from verify' -s c -l count -x -d 'Stop after N packets'
+complete -c xdphints -n '__fish_seen_subcommand_from verify' -l duration -x -d 'Stop after S seconds'
+complete -c xdphints -n '__fish_seen_subcommand_from verify' -l match -x -d 'Packets to compare: ip, all, udp, tcp, udp:PORT, tcp:PORT, ptp, vlan'
+complete -c xdphints -n '__fish_seen_subcommand_from verify' -s j -l json -d 'JSON output on stdout'
+complete -c xdphints -n '__fish_seen_subcommand_from verify' -s h -l help -d 'Show help'
 complete -c xdphints -n '__fish_seen_subcommand_from demo' -s j -l json -d 'JSON output on stdout'
 complete -c xdphints -n '__fish_seen_subcommand_from demo' -s h -l help -d 'Show help'
-# commands: show enable disable check btf dump demo
+# commands: show enable disable check btf dump verify demo

@@ -31,6 +31,7 @@ _xdphints() {
                 'check:Exit 0 if hints are usable now, 6 if they need enable, 3 if not supported'
                 'btf:Show the hints structs (metadata layouts) in a program'\''s or file'\''s BTF'
                 'dump:Dump packets of one RX queue with their XDP hints (AF_XDP)'
+                'verify:Compare the XDP hints with what the kernel stack holds for the same packets'
                 'demo:Show XDP hints end to end on a throwaway veth pair (no NIC needed)'
             )
             _describe command commands;;
@@ -91,6 +92,14 @@ _xdphints() {
                     ''--struct'[With --attached\: decode each packet'\''s metadata as struct NAME (for programs whose metadata has no trailing btf_id), ending where the packet begins]:value: ' \
                     ''--btf'[With --struct\: look NAME up in FILE first (an ELF object such as the program'\''s ]:file:_files' \
                     ''--pass'[Observe without taking packets away\: the built-in program passes them to the kernel stack, where a tcx program reads the hints and the stack'\''s own view (skb hash, VLAN tag, hwtstamp, queue)]' \
+                    '(-j --json)'{-j,--json}'[JSON output on stdout]' \
+                    '(-h --help)'{-h,--help}'[Show help]';;
+                verify) _arguments \
+                    '(-d --dev)'{-d,--dev}'[Device (default\: $XDPHINTS_DEV, else the only non-loopback interface that is up)]:device:_xdphints_devices' \
+                    '(-q --queue)'{-q,--queue}'[RX queue(s) to look at]:queue:_xdphints_queues' \
+                    '(-c --count)'{-c,--count}'[Stop after N packets]:value: ' \
+                    ''--duration'[Stop after S seconds]:value: ' \
+                    ''--match'[Packets to compare\: ip, all, udp, tcp, udp\:PORT, tcp\:PORT, ptp, vlan]:value: ' \
                     '(-j --json)'{-j,--json}'[JSON output on stdout]' \
                     '(-h --help)'{-h,--help}'[Show help]';;
                 demo) _arguments \

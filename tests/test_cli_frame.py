@@ -106,7 +106,7 @@ def test_man_page_documents_every_command_and_option():
             assert re.search(rf"^\.SS {name}\b", man, re.M), f"man page lacks a section for {name}"
         for opt in options:
             assert opt in man, f"man page lacks {opt} ({name or 'global'})"
-    for code in range(0, 7):
+    for code in range(0, 8):
         assert re.search(rf"^\.B {code}$|^\.IP {code}\b|^{code}\b", man, re.M), f"exit code {code}"
 
 
@@ -124,7 +124,7 @@ def test_readme_documents_every_command_option_and_exit_code():
             assert f"xdphints {name}" in readme, name
         for opt in options:
             assert opt in readme, f"README lacks {opt} ({name or 'global'})"
-    for code in range(0, 7):
+    for code in range(0, 8):
         assert re.search(rf"^\| {code} \|", readme, re.M), f"README lacks exit code {code}"
 
 

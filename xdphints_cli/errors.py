@@ -2,7 +2,8 @@
 
 Exit codes (documented in README.md and man/xdphints.8):
   0 success, 1 operation failed, 2 usage error, 3 not supported,
-  4 permission denied, 5 no such device or object, 6 (check) needs enable.
+  4 permission denied, 5 no such device or object, 6 (check) needs enable,
+  7 (verify) the hints disagree with the kernel stack.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ EXIT_UNSUPPORTED = 3
 EXIT_PERMISSION = 4
 EXIT_NOT_FOUND = 5
 EXIT_NEEDS_ENABLE = 6
+EXIT_DISAGREE = 7
 EXIT_INTERRUPTED = 130  # as a shell reports a command ended by SIGINT
 EXIT_OUTPUT_CLOSED = 141  # stdout closed early (| head): as a command ended by SIGPIPE
 

@@ -149,8 +149,11 @@ def dump(app: App, dev: Optional[str], queue_: str, count: Optional[int], durati
         app.warn("--match all captures ARP and IPv6 neighbour discovery too: the device does "
                  "not answer its neighbours while dump runs")
 
-    caps.require("dump", DUMP_CAPS, "it loads and attaches an XDP program and binds "
-                 "AF_XDP sockets")
+    if pass_:
+        caps.require("dump --pass", PASS_CAPS, PASS_WHY)
+    else:
+        caps.require("dump", DUMP_CAPS, "it loads and attaches an XDP program and binds "
+                     "AF_XDP sockets")
     import contextlib
 
     from xdphints_cli.hints import clock as hclock
@@ -201,6 +204,9 @@ def dump(app: App, dev: Optional[str], queue_: str, count: Optional[int], durati
 # RLIMIT_MEMLOCK (xsk.umem.memlock_frames).
 DUMP_CAPS = ["CAP_BPF", "CAP_NET_ADMIN", "CAP_NET_RAW"]
 ATTACHED_CAPS = DUMP_CAPS + ["CAP_SYS_ADMIN"]
+# --pass and verify: no AF_XDP socket, an XDP and a tcx program and their maps
+PASS_CAPS = ["CAP_BPF", "CAP_NET_ADMIN"]
+PASS_WHY = "it loads and attaches an XDP and a tcx program"
 MAX_SNAPLEN = 262144          # tcpdump's upper bound
 MAX_SAMPLE = 2**32 - 1         # the program compares a u32 random number
 

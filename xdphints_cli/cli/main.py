@@ -26,6 +26,7 @@ COMMANDS = {
     "check": ("xdphints_cli.cli.check", "check", "Exit 0 if hints are usable now, 6 if they need enable, 3 if not supported."),
     "btf": ("xdphints_cli.cli.btf", "btf", "Show the hints structs (metadata layouts) in a program's or file's BTF."),
     "dump": ("xdphints_cli.cli.dump", "dump", "Dump packets of one RX queue with their XDP hints (AF_XDP)."),
+    "verify": ("xdphints_cli.cli.verify", "verify", "Compare the XDP hints with what the kernel stack holds for the same packets."),
     "demo": ("xdphints_cli.cli.demo", "demo", "Show XDP hints end to end on a throwaway veth pair (no NIC needed)."),
 }
 
@@ -58,7 +59,8 @@ def cli(ctx: click.Context, json_: bool, pretty: bool, netns: Optional[str], no_
     VLAN tag) an XDP program reads from the NIC and hands to AF_XDP.
 
     Exit codes: 0 success, 1 failure, 2 usage error, 3 not supported,
-    4 permission denied, 5 no such device or object, 6 (check) needs enable.
+    4 permission denied, 5 no such device or object, 6 (check) needs enable,
+    7 (verify) hints disagree with the kernel stack.
     """
     app = ctx.ensure_object(App)
     app.json = app.json or json_ or pretty

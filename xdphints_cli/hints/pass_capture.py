@@ -78,6 +78,19 @@ class StackView:
         return "stack: " + " ".join(parts)
 
 
+def decode_record(r, layout: RowLayout, time_ns: int, snaplen: Optional[int] = None) -> Packet:
+    """One ring record (pass_program.py's layout) as a Packet with its stack view;
+    `layout` reads the hints struct. `snaplen` trims the packet bytes kept."""
+    if len(r) < PP.RECORD_HEADER:
+        raise XdpHintsError(f"ring record of {len(r)} bytes, shorter than its header")
+    h = HEADER.unpack_from(r)
+    head = bytes(r[PP.RECORD_HEADER:PP.RECORD_HEADER + h[1]])
+    row = layout.struct.unpack_from(r, PP.REC_META + PP.L.META_SIZE - layout.size)
+    return Packet(time_ns, h[7], h[0], summarize(head), layout.type_id,
+                  hint_values(layout.meta(row)), head[:snaplen] if snaplen else head,
+                  stack=StackView.from_header(h))
+
+
 @dataclass(frozen=True)
 class PassBatch:
     time_ns: int
@@ -223,16 +236,8 @@ class PassCapture(Capture):
             self.read_counts()
 
     def decode(self, batch: PassBatch, snaplen: Optional[int] = None) -> Iterator[Packet]:
-        lay = self.layout
-        meta_off = PP.REC_META + PP.L.META_SIZE - lay.size
         for r in batch.records:
-            h = HEADER.unpack_from(r)
-            caplen = h[1]
-            head = bytes(r[PP.RECORD_HEADER:PP.RECORD_HEADER + caplen])
-            row = lay.struct.unpack_from(r, meta_off)
-            yield Packet(batch.time_ns, h[7], h[0], summarize(head), lay.type_id,
-                         hint_values(lay.meta(row)), head[:snaplen] if snaplen else head,
-                         stack=StackView.from_header(h))
+            yield decode_record(r, self.layout, batch.time_ns, snaplen)
 
     def counters_json(self) -> Dict[str, int]:
         c = self.counts

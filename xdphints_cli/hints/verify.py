@@ -1,0 +1,121 @@
+"""`xdphints verify`'s comparison: what the XDP metadata kfuncs returned for a packet
+against what the kernel stack holds for the same packet (its sk_buff at tc ingress).
+
+Both views travel in one ring record (dump --pass), so the pairing is exact. Per hint,
+each packet is one of: agree, disagree (both have a value and they differ), xdp-only
+(the kfunc gave a value the stack lacks), stack-only, neither. "compared" counts the
+packets where both had a value (agree + disagree). Pure logic on decoded Packets:
+no kernel, no I/O.
+
+- rx-hash: the kfunc's hash vs skb->hash (0 in the skb means the stack has none).
+  skb->l4_hash is not in __sk_buff, so the hash type's L4 bit is not compared.
+- rx-vlan: the kfunc's (proto, TCI) vs the skb's out-of-frame tag (vlan_present,
+  vlan_proto, vlan_tci): proto, VID, PCP and DEI must all match.
+- rx-timestamp: the kfunc's ns vs skb_hwtstamps(skb)->hwtstamp (0: none).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, Iterable, List, Optional, Tuple
+
+HINTS = ("rx-hash", "rx-vlan", "rx-timestamp")
+OUTCOMES = ("agree", "disagree", "xdp-only", "stack-only", "neither")
+MAX_EXAMPLES = 5
+
+
+def _vlan_text(proto: int, tci: int) -> str:
+    return f"0x{proto:04x} vid {tci & 0xFFF} pcp {tci >> 13} dei {(tci >> 12) & 1}"
+
+
+def views(pkt) -> Dict[str, Tuple[Optional[str], Optional[str]]]:
+    """{hint: (xdp value, stack value)} as comparable text; None where that side has
+    no value. Equal text means agreement."""
+    hv, st = pkt.hints, pkt.stack
+    out: Dict[str, Tuple[Optional[str], Optional[str]]] = {}
+    h = hv.get("rx-hash")
+    xdp = f"0x{h.get('rx_hash'):08x}" if h is not None and h.status == "ok" else None
+    out["rx-hash"] = (xdp, f"0x{st.hash:08x}" if st.hash else None)
+    v = hv.get("rx-vlan")
+    xdp = (_vlan_text(v.get("rx_vlan_proto"), v.get("rx_vlan_tci"))
+           if v is not None and v.status == "ok" else None)
+    out["rx-vlan"] = (xdp, _vlan_text(st.vlan_proto, st.vlan_tci) if st.vlan_present else None)
+    t = hv.get("rx-timestamp")
+    xdp = str(t.get("rx_timestamp")) if t is not None and t.status == "ok" else None
+    out["rx-timestamp"] = (xdp, str(st.hwtstamp) if st.hwtstamp else None)
+    return out
+
+
+def outcome(xdp: Optional[str], stack: Optional[str]) -> str:
+    if xdp is None:
+        return "stack-only" if stack is not None else "neither"
+    if stack is None:
+        return "xdp-only"
+    return "agree" if xdp == stack else "disagree"
+
+
+@dataclass
+class HintTally:
+    counts: Dict[str, int] = field(default_factory=lambda: dict.fromkeys(OUTCOMES, 0))
+    examples: List[dict] = field(default_factory=list)
+
+    @property
+    def compared(self) -> int:
+        return self.counts["agree"] + self.counts["disagree"]
+
+    def to_json(self) -> dict:
+        return {"compared": self.compared, **self.counts, "examples": self.examples}
+
+
+@dataclass
+class Verification:
+    """Tallies per hint over the packets added."""
+
+    packets: int = 0
+    hints: Dict[str, HintTally] = field(default_factory=lambda: {h: HintTally() for h in HINTS})
+
+    def add(self, pkts: Iterable) -> None:
+        for pkt in pkts:
+            self.packets += 1
+            for hint, (xdp, stack) in views(pkt).items():
+                tally = self.hints[hint]
+                kind = outcome(xdp, stack)
+                tally.counts[kind] += 1
+                if kind == "disagree" and len(tally.examples) < MAX_EXAMPLES:
+                    summary = pkt.summary.text() if pkt.summary is not None else ""
+                    ex = {"summary": summary, "xdp": xdp, "stack": stack}
+                    if hint == "rx-timestamp":
+                        ex["diff-ns"] = int(stack) - int(xdp)
+                    tally.examples.append(ex)
+
+    @property
+    def disagrees(self) -> bool:
+        return any(t.counts["disagree"] for t in self.hints.values())
+
+    @property
+    def verdict(self) -> str:
+        """"disagree" when any hint disagreed on any packet; "agree" when something was
+        compared and all of it agreed; "nothing compared" otherwise."""
+        if self.disagrees:
+            return "disagree"
+        if any(t.compared for t in self.hints.values()):
+            return "agree"
+        return "nothing compared"
+
+    def to_json(self, ifname: str, ifindex: int) -> dict:
+        return {"ifname": ifname, "ifindex": ifindex, "packets": self.packets,
+                "hints": {h: t.to_json() for h, t in self.hints.items()},
+                "verdict": self.verdict}
+
+    def text(self, ifname: str) -> str:
+        lines = []
+        for h, t in self.hints.items():
+            c = t.counts
+            lines.append(f"{h:<13} compared {t.compared}, agree {c['agree']}, disagree "
+                         f"{c['disagree']}, xdp-only {c['xdp-only']}, stack-only "
+                         f"{c['stack-only']}, neither {c['neither']}")
+            for ex in t.examples:
+                diff = f" ({ex['diff-ns']:+d} ns)" if "diff-ns" in ex else ""
+                lines.append(f"  disagree: {ex['summary']}: xdp {ex['xdp']}, stack {ex['stack']}{diff}")
+        lines.append(f"verdict: {self.verdict} ({self.packets} packets on {ifname})")
+        return "\n".join(lines) + "\n"
