@@ -37,8 +37,12 @@ def test_demo_text():
     p, out, err = run_demo("demo")
     assert p.returncode == 0, err
     for heading in ("== 1. What the device offers ==", "== 2. Turn on the hardware side ==",
-                    "== 3. Capture with the built-in hints program ==", "== 4. What the hints show =="):
+                    "== 3. Capture with the built-in hints program ==",
+                    "== 4. Check the hints against the kernel stack ==", "== 5. What the hints show =="):
         assert heading in out
+    assert "rx-hash       compared 12, agree 12, disagree 0" in out
+    assert "rx-vlan       compared 3, agree 3, disagree 0, xdp-only 0, stack-only 0, neither 9" in out
+    assert "verdict: agree (12 packets on xd0)" in out
     assert "RX metadata kfuncs:         timestamp hash vlan-tag" in out  # the real show view
     assert "rx-hash: fixed: rx-hashing is off [fixed]" in out  # veth cannot change it
     assert "rx-timestamp: unsupported" in out
@@ -69,6 +73,9 @@ def test_demo_json():
     assert obs["rx-vlan"]["per-flow"]["40004->7002"] == ["vid 100 pcp 5 (0x8100)"] * 3
     assert obs["rx-vlan"]["per-flow"]["40001->7000"] == ["ENODATA"] * 3
     assert obs["rx-timestamp"]["values"] == ["none"]
+    v = doc["verify"]
+    assert v["verdict"] == "agree" and v["packets"] == 12
+    assert v["hints"]["rx-vlan"]["agree"] == 3 and v["hints"]["rx-timestamp"]["neither"] == 12
     assert demo_namespaces(p.pid) == []
 
 

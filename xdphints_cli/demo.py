@@ -1,6 +1,6 @@
 """`xdphints demo`: XDP hints end to end on a throwaway veth pair, with no NIC needed.
 
-The demo runs the real commands (show, enable, dump) as a user would, inside two
+The demo runs the real commands (show, enable, dump, verify) as a user would, inside two
 network namespaces it creates and always removes: the device under test `xd0` in
 one, its peer `xd1` in the other sending a few UDP flows, one of them VLAN-tagged
 by the sender's tx-vlan offload (a tiny tcx program calling bpf_skb_vlan_push).
@@ -301,6 +301,19 @@ def run(emit, json_mode: bool) -> dict:
         doc["packets"] = packets
         doc["dump-summary"] = [line.replace("xdphints: ", "", 1) for line in err.strip().splitlines()]
         emit("packets", {"packets": packets, "summary": doc["dump-summary"]})
+
+        args = ("-j", "verify", "-d", DUT, "--match", "udp", "--count", str(TOTAL),
+                "--duration", "20")
+        emit("verify", {"command": lab.command(*args[1:])})
+        with lab.dump(*args) as proc:
+            lab.send(FLOWS, PER_FLOW)
+            with lab.vlan_tagging():
+                lab.send((VLAN_FLOW,), PER_FLOW)
+            out, err = proc.communicate(timeout=60)
+        if proc.returncode not in (0, 7):
+            raise XdpHintsError(f"verify failed: {err.strip()}")
+        doc["verify"] = json.loads(out)
+        emit("verified", {"result": doc["verify"], "code": proc.returncode})
 
         obs = observe(packets)
         doc["observations"] = obs.to_json()

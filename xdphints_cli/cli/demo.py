@@ -15,8 +15,8 @@ from xdphints_cli.cli.app import App, json_option
 def demo(app: App) -> None:
     """Show XDP hints end to end with no NIC: create two throwaway network namespaces
     with a veth pair, show the device, enable what can be enabled, capture UDP flows
-    (one VLAN-tagged by the sender's offload) with the built-in hints program, explain
-    what each hint shows, and remove everything, also when interrupted.
+    (one VLAN-tagged by the sender's offload) with the built-in hints program, check
+    the hints against the kernel stack (verify), explain what each hint shows, and remove everything, also when interrupted.
 
     Needs root. Exit codes: 0 done, 1 a step failed, 4 not root, 130 interrupted.
     """
@@ -88,8 +88,19 @@ class _TextReport:
         for line in d["summary"]:
             self.out(line)
 
+    def _verify(self, d: dict) -> None:
+        self.heading("4. Check the hints against the kernel stack")
+        self.out("The same flows again, this time passed on to the stack: verify compares what "
+                 "the kfuncs returned with what the stack's sk_buff holds for each packet.")
+        self.out("$ " + " ".join(d["command"]))
+
+    def _verified(self, d: dict) -> None:
+        from xdphints_cli.hints.verify import render_text
+
+        self.out(render_text(d["result"]).rstrip())
+
     def _explain(self, d: dict) -> None:
-        self.heading("4. What the hints show")
+        self.heading("5. What the hints show")
         for hint, text in d["explanations"].items():
             self.out(f"{hint}: {text}")
 

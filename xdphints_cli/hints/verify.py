@@ -108,14 +108,19 @@ class Verification:
                 "verdict": self.verdict}
 
     def text(self, ifname: str) -> str:
-        lines = []
-        for h, t in self.hints.items():
-            c = t.counts
-            lines.append(f"{h:<13} compared {t.compared}, agree {c['agree']}, disagree "
-                         f"{c['disagree']}, xdp-only {c['xdp-only']}, stack-only "
-                         f"{c['stack-only']}, neither {c['neither']}")
-            for ex in t.examples:
-                diff = f" ({ex['diff-ns']:+d} ns)" if "diff-ns" in ex else ""
-                lines.append(f"  disagree: {ex['summary']}: xdp {ex['xdp']}, stack {ex['stack']}{diff}")
-        lines.append(f"verdict: {self.verdict} ({self.packets} packets on {ifname})")
-        return "\n".join(lines) + "\n"
+        return render_text(self.to_json(ifname, 0))
+
+
+def render_text(doc: dict) -> str:
+    """verify's text output from its JSON document: a line per hint, its examples,
+    the verdict."""
+    lines = []
+    for h, t in doc["hints"].items():
+        lines.append(f"{h:<13} compared {t['compared']}, agree {t['agree']}, disagree "
+                     f"{t['disagree']}, xdp-only {t['xdp-only']}, stack-only "
+                     f"{t['stack-only']}, neither {t['neither']}")
+        for ex in t["examples"]:
+            diff = f" ({ex['diff-ns']:+d} ns)" if "diff-ns" in ex else ""
+            lines.append(f"  disagree: {ex['summary']}: xdp {ex['xdp']}, stack {ex['stack']}{diff}")
+    lines.append(f"verdict: {doc['verdict']} ({doc['packets']} packets on {doc['ifname']})")
+    return "\n".join(lines) + "\n"
