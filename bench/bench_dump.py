@@ -12,6 +12,11 @@ its stderr summary):
 
   (a) stats only: `dump --quiet -j`  (one summary object, no per-packet output)
   (b) JSON lines to a file: `dump -j > FILE`
+  (c) `dump --pass --quiet -j` beside (a), at the same offered rates: the packets go on
+      to the kernel stack (no socket listens: the stack drops them after the tcx copy);
+      shown: the generator's rate beside a run with no program at all (does the copy
+      slow the traffic?), the packets the device delivered (its rx counter), the
+      ring-buffer records and the records dropped
 
 First at full generator speed; when that drops packets, at lower trafgen rates
 (`--rate Npps`) to find the highest rate sustained with zero drops.
@@ -154,7 +159,9 @@ def run_once(s: Setup, conf: str, mode: str, rate: Optional[int], n: int) -> dic
     """One trafgen run of n packets (at `rate` pps, or full speed) into dump."""
     out = tempfile.NamedTemporaryFile("w+", prefix="xhbench-", suffix=".jsonl", delete=False)
     try:
-        args = ["--count", str(n), "-j"] + (["--quiet"] if mode == "stats" else [])
+        args = ["--count", str(n), "-j"] + (["--quiet"] if mode in ("stats", "pass") else [])
+        args += ["--pass"] if mode == "pass" else []
+        rx_before = rx_packets(s)
         dump = start_dump(s, args, out)
         t0, gen = run_trafgen(s, conf, n, rate)
         gen_out, _ = gen.communicate(timeout=600)
@@ -171,9 +178,11 @@ def run_once(s: Setup, conf: str, mode: str, rate: Optional[int], n: int) -> dic
         t_dump = time.monotonic() - t0
         out.flush()
         out.seek(0)
-        if mode == "stats":
+        ring = {}
+        if mode in ("stats", "pass"):
             summary = json.loads(out.read().strip().splitlines()[-1])
             got, xsk, active = summary["packets"], summary["xsk"], summary["active-pps"]
+            ring = summary.get("pass", {})
         else:
             got = sum(1 for _ in out)
             xsk, active = _xsk_from_stderr(err), _active_pps_from_stderr(err)
@@ -181,14 +190,35 @@ def run_once(s: Setup, conf: str, mode: str, rate: Optional[int], n: int) -> dic
                 raise SystemExit(f"dump counted {_packets_from_stderr(err)} packets, file has {got}")
         return {"mode": mode, "rate_asked": rate, "sent": n, "gen_s": t_gen, "gen_pps": n / t_gen,
                 "received": got, "drops": n - got, "xsk": xsk, "active_pps": active,
-                "dump_pps": got / t_dump if got == n else active, "rc": dump.returncode}
+                "dump_pps": got / t_dump if got == n else active, "rc": dump.returncode,
+                "ring": ring, "delivered": rx_packets(s) - rx_before}
     finally:
         out.close()
         os.unlink(out.name)
 
 
+def run_baseline(s: Setup, conf: str, rate: Optional[int], n: int) -> dict:
+    """trafgen into the device with no program at all: what (c) is compared with."""
+    before = rx_packets(s)
+    t0, gen = run_trafgen(s, conf, n, rate)
+    gen.communicate(timeout=600)
+    t_gen = time.monotonic() - t0
+    time.sleep(0.2)
+    return {"gen_pps": n / t_gen, "delivered": rx_packets(s) - before, "sent": n}
+
+
+def rx_packets(s: Setup) -> int:
+    """The device's RX packet counter (XDP_PASS and redirected packets alike)."""
+    return int(sh("cat", f"/sys/class/net/{s.dev}/statistics/rx_packets", ns=s.ns).stdout)
+
+
 def show(r: dict) -> str:
     asked = f"{r['rate_asked']:>9,} pps" if r["rate_asked"] else "full speed  "
+    if r["mode"] == "pass":
+        return (f"  trafgen {asked}: sent {r['sent']:,} at {r['gen_pps']:,.0f} pps | device "
+                f"delivered {r['delivered']:,} to the stack | dump read {r['received']:,} "
+                f"records at {r['dump_pps']:,.0f} pps, ring-dropped "
+                f"{r['ring'].get('ring-dropped', '?'):,}")
     return (f"  trafgen {asked}: sent {r['sent']:,} at {r['gen_pps']:,.0f} pps | dump received "
             f"{r['received']:,} at {r['dump_pps']:,.0f} pps, lost {r['drops']:,} "
             f"(XDP_STATISTICS rx-dropped {r['xsk'].get('rx-dropped', '?')}, rx-ring-full "
@@ -222,6 +252,16 @@ def main() -> int:
               f"{N:,} packets of 74 bytes per full-speed run")
         print("(a) stats only: dump --quiet -j")
         a_full, a_ok = sustained(s, cfg.name, "stats", N)
+        print("(c) observing without stealing: dump --pass --quiet -j, at (a)'s rates")
+        c_runs = [run_once(s, cfg.name, "pass", r["rate_asked"], r["sent"])
+                  for r in ([a_full] + ([a_ok] if a_ok is not None and a_ok is not a_full else []))]
+        for r in c_runs:
+            print(show(r), flush=True)
+        c_base = [run_baseline(s, cfg.name, r["rate_asked"], r["sent"]) for r in c_runs]
+        for r, b in zip(c_runs, c_base):
+            offered = f"{r['rate_asked']:>9,} pps" if r["rate_asked"] else "full speed  "
+            print(f"  trafgen {offered}: no program at all: sent {b['sent']:,} at "
+                  f"{b['gen_pps']:,.0f} pps, device delivered {b['delivered']:,}", flush=True)
         print("(b) JSON lines to a file: dump -j > FILE")
         b_full, b_ok = sustained(s, cfg.name, "json", N)
 
@@ -237,6 +277,13 @@ def main() -> int:
               + (f"{a_ok['gen_pps']:,.0f} pps" if a_ok else "none"))
     print(f"      target >= {STATS_TARGET_RATIO}x generator with 0 drops: "
           f"{'met' if a_met else 'NOT met'}")
+    for c, a, base in zip(c_runs, [a_full, a_ok], c_base):
+        offered = f"{c['rate_asked']:,} pps" if c["rate_asked"] else "full speed"
+        print(f"  (c) --pass, offered {offered}: generator {c['gen_pps']:,.0f} pps (no program: "
+              f"{base['gen_pps']:,.0f}; redirect mode: {a['gen_pps']:,.0f}), delivered to the "
+              f"stack {c['delivered']:,}/"
+              f"{c['sent']:,}, records {c['received']:,}, ring-dropped "
+              f"{c['ring'].get('ring-dropped', '?')}")
     b_rate = b_ok["dump_pps"] if b_ok else 0.0
     b_met = b_ok is not None and b_rate >= JSON_TARGET_PPS
     print(f"  (b) JSON lines at full speed:     {b_full['dump_pps']:,.0f} pps, drops "
