@@ -145,7 +145,7 @@ def dump(app: App, dev: Optional[str], queue_: str, count: Optional[int], durati
         match = Match.parse(match_)
     except ValueError as e:
         raise usage_error(f"--match: {e}") from None
-    if match.kind == "all":
+    if match.kind == "all" and not pass_:
         app.warn("--match all captures ARP and IPv6 neighbour discovery too: the device does "
                  "not answer its neighbours while dump runs")
 

@@ -168,8 +168,9 @@ def hints_comment(pkt, rss_table) -> str:
         return metadata_text(pkt.metadata)
     if pkt.btf_id is None:
         return "no hints metadata"
+    stack = "" if pkt.stack is None else " | " + pkt.stack.text()
     return f"btf-id {pkt.btf_id} | " + " | ".join(_hint_text(h, pkt.hints[h], rss_table)
-                                                  for h in HINTS)
+                                                  for h in HINTS) + stack
 
 
 def packet_time_ns(pkt, clock=None) -> int:

@@ -250,19 +250,33 @@ class Capture:
 
     def _open(self) -> None:
         from xdphints_cli.bpf import syscall as sc
-        from xdphints_cli.bpf.link import DeviceBusyError, XdpLink
         from xdphints_cli.bpf.maps import Map
-        from xdphints_cli.btf.kfuncs import xdp_rss_hash_types
-        from xdphints_cli.btf import reader
-        from xdphints_cli.hints import program
 
         t, st = self.target, self._stack
         n_entries = max(t.rx_queues, max(self.queues) + 1)
         xmap = st.enter_context(Map.create(sc.BPF_MAP_TYPE_XSKMAP, 4, 4, n_entries,
                                            name="xdphints_xsks"))
-        prog, pbtf = program.load(t.ifindex, t.kfuncs, xmap.fd, match=self.match,
-                                  sample=self.sample)
-        st.enter_context(prog)
+        prog = self._load_program(xmap.fd)[0]
+        if self.layout.size > XDP_PACKET_HEADROOM:
+            raise NotSupportedError(f"hints struct of {self.layout.size} bytes does not fit "
+                                    f"in the {XDP_PACKET_HEADROOM}-byte headroom")
+        self._open_sockets()
+        for q, x in zip(self.queues, self.sockets):
+            xmap.update_u32(q, x.fd)
+        self._attach_xdp(prog.fd)
+        self.stats.started = time.monotonic()
+
+    def _load_program(self, xskmap_fd: Optional[int], **kw):
+        """Load the built-in program (owned by the stack) and learn what reading its
+        metadata needs: spec, layout, rss_table. Returns (Program, ProgramBtf)."""
+        from xdphints_cli.btf.kfuncs import xdp_rss_hash_types
+        from xdphints_cli.btf import reader
+        from xdphints_cli.hints import program
+
+        t = self.target
+        prog, pbtf = program.load(t.ifindex, t.kfuncs, xskmap_fd, match=self.match,
+                                  sample=self.sample, **kw)
+        self._stack.enter_context(prog)
         info = prog.info()
         self.prog_id, self.btf_id = info.id, info.btf_id
         # the reading side parses the BTF blob the program was loaded with (what the
@@ -274,14 +288,15 @@ class Capture:
             self.rss_table = xdp_rss_hash_types()
         except XdpHintsError:
             self.rss_table = {}
-        if self.layout.size > XDP_PACKET_HEADROOM:
-            raise NotSupportedError(f"hints struct of {self.layout.size} bytes does not fit "
-                                    f"in the {XDP_PACKET_HEADROOM}-byte headroom")
-        self._open_sockets()
-        for q, x in zip(self.queues, self.sockets):
-            xmap.update_u32(q, x.fd)
+        return prog, pbtf
+
+    def _attach_xdp(self, prog_fd: int) -> None:
+        """Attach with a BPF link; a device that has a program already is refused."""
+        from xdphints_cli.bpf.link import DeviceBusyError, XdpLink
+
+        t = self.target
         try:
-            st.enter_context(XdpLink.attach(prog.fd, t.ifindex))
+            self._stack.enter_context(XdpLink.attach(prog_fd, t.ifindex))
         except DeviceBusyError:
             from xdphints_cli.netlink import rtnl
             from xdphints_cli.netlink.session import Netlink
@@ -289,7 +304,6 @@ class Capture:
             with Netlink() as nl:
                 link = rtnl.get_link(nl, t.ifname)
             raise attached_program_error(t.ifname, link.xdp.programs) from None
-        self.stats.started = time.monotonic()
 
     def _open_sockets(self) -> None:
         """One AF_XDP socket per queue (the first also serves the single-queue loop),

@@ -20,7 +20,7 @@ from typing import Callable, Dict, Iterator, List, Optional
 
 from xdphints_cli.errors import KernelError, NotSupportedError, XdpHintsError
 from xdphints_cli.hints import pass_program as PP
-from xdphints_cli.hints.capture import Capture, Packet, Stats, Target, _hints_struct_id, _wait_ms
+from xdphints_cli.hints.capture import Capture, Packet, Stats, Target, _wait_ms
 from xdphints_cli.hints.decoding import RowLayout, hint_values
 from xdphints_cli.hints.packet import summarize
 from xdphints_cli.hints.program import COUNT_DROPPED, COUNT_MARKED, COUNT_RECORDS, N_COUNTS
@@ -126,30 +126,16 @@ class PassCapture(Capture):
 
     def _open(self) -> None:
         from xdphints_cli.bpf import percpu
-        from xdphints_cli.bpf.link import DeviceBusyError, TcxLink, XdpLink
+        from xdphints_cli.bpf.link import TcxLink
         from xdphints_cli.bpf.ringbuf import RingBuffer
-        from xdphints_cli.btf import reader
-        from xdphints_cli.btf.kfuncs import xdp_rss_hash_types
-        from xdphints_cli.hints import program
-        from xdphints_cli.hints.capture import attached_program_error
         from xdphints_cli.netlink.linkwatch import LinkWatch
 
         t, st = self.target, self._stack
         self.counters = st.enter_context(percpu.counters(N_COUNTS, "xdphints_counts"))
         rec = PP.record_size(self.snap) + 8
         self.ring = st.enter_context(RingBuffer(max(RING_BYTES, RING_RECORDS * rec)))
-        prog, pbtf = program.load(t.ifindex, t.kfuncs, None, match=self.match,
-                                  sample=self.sample, counts_fd=self.counters.fd,
-                                  queues=self._queue_filter)
-        st.enter_context(prog)
-        info = prog.info()
-        self.prog_id, self.btf_id = info.id, info.btf_id
-        self.spec = reader.parse(pbtf.blob)
-        self.layout = RowLayout(self.spec, _hints_struct_id(self.spec))
-        try:
-            self.rss_table = xdp_rss_hash_types()
-        except XdpHintsError:
-            self.rss_table = {}
+        prog, pbtf = self._load_program(None, counts_fd=self.counters.fd,
+                                        queues=self._queue_filter)
         tc = st.enter_context(PP.load(self.ring.fd, self.counters.fd, pbtf.struct_id, self.snap))
         self.tc_prog_id = tc.info().id
         self.watch = st.enter_context(LinkWatch(t.ifindex, t.ifname, t.up, t.mtu))
@@ -161,15 +147,7 @@ class PassCapture(Capture):
                 raise NotSupportedError(f"{e}: this kernel cannot attach tc programs with "
                                         "tcx links (Linux 6.6 or later needed for --pass)") from None
             raise
-        try:
-            st.enter_context(XdpLink.attach(prog.fd, t.ifindex))
-        except DeviceBusyError:
-            from xdphints_cli.netlink import rtnl
-            from xdphints_cli.netlink.session import Netlink
-
-            with Netlink() as nl:
-                link = rtnl.get_link(nl, t.ifname)
-            raise attached_program_error(t.ifname, link.xdp.programs) from None
+        self._attach_xdp(prog.fd)
         self.stats.started = time.monotonic()
 
     def read_counts(self) -> List[int]:
