@@ -62,13 +62,19 @@ def capture(pair, *args, count=4):
     pair.run_peer("sysctl", "-qw", f"net.ipv6.conf.{pair.peer}.disable_ipv6=1")
     p = subprocess.Popen(_cmd(pair.ns, "-d", pair.dev, "--queue", "0", "--attached", "-j",
                               "-c", str(count), *args),
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
-    line = p.stderr.readline()
-    assert "dumping" in line, line + p.communicate(timeout=30)[1]
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env(), bufsize=0)
+    line = b""
+    while not line.endswith(b"\n"):     # byte by byte: communicate() reads the fd, not a buffer
+        c = os.read(p.stderr.fileno(), 1)
+        if not c:
+            break
+        line += c
+    assert b"dumping" in line, line + p.communicate(timeout=30)[1]
     pair.run_peer(sys.executable, "-c", SENDER, pair.addr, str(count // 2))
     rc, out, err = finish(p)
+    err = (line + err).decode()
     assert rc == 0, err
-    return [json.loads(x) for x in out.splitlines()], line + err
+    return [json.loads(x) for x in out.decode().splitlines()], err
 
 
 def test_struct_decodes_a_selftest_style_layout(veth, hw_meta):
@@ -95,7 +101,7 @@ def test_struct_decodes_a_selftest_style_layout(veth, hw_meta):
 
 def test_without_struct_nothing_is_taken_for_a_btf_id(veth, hw_meta):
     pkts, err = capture(veth)
-    assert "has no hints struct" in err and "--struct NAME" in err
+    assert "has no hints struct" in err and "--struct NAME" in err, err
     assert err.count("has no hints struct") == 1                       # said once
     for pk in pkts:
         assert set(pk["metadata"]) == {"raw"}                          # never a btf-id
