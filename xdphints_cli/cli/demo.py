@@ -6,11 +6,12 @@ import signal
 
 import click
 
-from xdphints_cli.cli.app import App, json_option
+from xdphints_cli.cli.app import App
+from xdphints_cli.cli.options import global_options
 
 
 @click.command("demo")
-@json_option
+@global_options
 @click.pass_obj
 def demo(app: App) -> None:
     """Show XDP hints end to end with no NIC: create two throwaway network namespaces

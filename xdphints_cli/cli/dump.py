@@ -8,7 +8,8 @@ from typing import Optional
 
 import click
 
-from xdphints_cli.cli.app import App, dev_option, json_option, usage_error
+from xdphints_cli.cli.app import App, dev_option, usage_error
+from xdphints_cli.cli.options import global_options
 from xdphints_cli.cli.dump_output import (BatchWriter, JsonLines, announce, hexdump, json_line, packet_json,
                                           packet_text, queues_text, summary_json, summary_text, write_pcapng)
 
@@ -42,7 +43,7 @@ DEFAULT_SNAPLEN = 128
 @click.option("--pinned", "pinned", metavar="PATH",
               help="With --attached: the program (e.g. under a libxdp dispatcher) or the "
                    "XSKMAP pinned at PATH (bpffs) instead of the device's program.")
-@json_option
+@global_options
 @click.pass_obj
 def dump(app: App, dev: Optional[str], queue_: str, count: Optional[int], duration: Optional[float],
          hex_: bool, snaplen: Optional[int], quiet: bool, match_: str, sample: int,

@@ -6,13 +6,14 @@ from typing import List, Optional
 
 import click
 
-from xdphints_cli.cli.app import App, complete_devices, dev_option, json_option, usage_error
+from xdphints_cli.cli.app import App, complete_devices, dev_option, usage_error
+from xdphints_cli.cli.options import global_options
 
 
 @click.command("show")
 @click.argument("device", required=False, metavar="[DEV]", shell_complete=complete_devices)
 @dev_option
-@json_option
+@global_options
 @click.pass_obj
 def show(app: App, device: Optional[str], dev: Optional[str]) -> None:
     """Show a device's XDP hints state; without DEV, one row per interface.
