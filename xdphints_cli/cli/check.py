@@ -38,7 +38,7 @@ def check(app: App, hints: Tuple[str, ...], dev: Optional[str]) -> None:
     with Netlink() as nl:
         report = gather(nl, dev or default_device(nl))
     names = list(dict.fromkeys(hints)) or None
-    found = verdicts(report, names)
+    found = verdicts(report, names, app.netns)
     if names:  # in the order asked for
         found.sort(key=lambda v: names.index(v.hint))
     states = {v.state for v in found}

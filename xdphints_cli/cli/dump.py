@@ -31,8 +31,8 @@ DEFAULT_SNAPLEN = 128
                    "the rest goes to the kernel stack.")
 @click.option("--sample", type=int, default=1, metavar="N",
               help="Capture one in N matching packets, chosen at random.")
-@click.option("-w", "--write", "write_path", metavar="FILE", type=click.Path(dir_okay=False),
-              help="Write the packets to a pcapng file instead of printing them.")
+@click.option("-w", "--write", "write_path", metavar="FILE", type=click.Path(dir_okay=False, allow_dash=True),
+              help="Write the packets to a pcapng file instead of printing them (- for stdout).")
 @click.option("--enable-timestamps", is_flag=True,
               help="Turn on hardware RX timestamping (rx-filter all) while dumping; the "
                    "previous setting is put back on exit.")
@@ -99,20 +99,25 @@ def dump(app: App, dev: Optional[str], queue_: str, count: Optional[int], durati
         raise usage_error("--sample must be 1 or more")
     from xdphints_cli.hints.program import Match
 
+    if write_path == "-" and app.json:
+        raise usage_error("-w - writes pcapng to stdout, where JSON cannot go too")
     if pinned and not attached:
         raise usage_error("--pinned needs --attached")
     if attached:
         from click.core import ParameterSource
 
         ctx = click.get_current_context()
-        bad = [o for o, p in (("--match", "match_"), ("--sample", "sample"),
-                              ("--enable-timestamps", "enable_timestamps"))
+        bad = [o for o, p in (("--match", "match_"), ("--sample", "sample"))
                if ctx.get_parameter_source(p) not in (None, ParameterSource.DEFAULT,
                                                       ParameterSource.DEFAULT_MAP)]
         if bad:
             raise usage_error(f"{', '.join(bad)} cannot be used with --attached: they "
                               "configure the built-in program (your program decides what "
                               "it redirects)")
+        if enable_timestamps:
+            raise usage_error("--enable-timestamps cannot be used with --attached: the "
+                              "timestamping config is left to the program's owner (turn it on "
+                              "with 'xdphints enable rx-timestamp')")
         return _dump_attached(app, dev, queue, count, duration, hex_, snaplen, quiet,
                               write_path, pinned)
     try:
@@ -200,7 +205,8 @@ def _write_packets(out, cap, batches, keep: int, hex_: bool, line) -> None:
 
 
 def _finish(app: App, cap, quiet: bool) -> None:
-    if quiet and app.json:
+    if quiet and app.json:  # the summary is the output: JSON only, as the README says
         app.emit_json(summary_json(cap))
+        return
     sys.stderr.write(summary_text(cap))
     sys.stderr.flush()

@@ -39,7 +39,7 @@ def show(app: App, device: Optional[str], dev: Optional[str]) -> None:
         report = devmod.gather(nl, name)
     from xdphints_cli.readiness import verdicts
 
-    hints = verdicts(report)
+    hints = verdicts(report, netns=app.netns)
     if app.json:
         app.emit_json(report_json(report, hints))
     else:
