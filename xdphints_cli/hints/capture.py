@@ -365,7 +365,6 @@ class Capture:
                     rows = self.rows(addrs, umem)
                     stats.packets += n
                     stats.batches += 1
-                stats.batches += 1
                     stats.bytes += sum(lengths)
                     try:
                         yield Batch(now, q, addrs, lengths, rows, umem)
