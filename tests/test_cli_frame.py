@@ -70,7 +70,6 @@ def test_bash_completion_words():
     assert "--netns" in _bash_complete(["xdphints", "--"], 1)
     assert "lo" in _bash_complete(["xdphints", "show", "-d", ""], 3)
     assert "--dev" in _bash_complete(["xdphints", "-j", "show", "--"], 3)
-    assert "lo" in _bash_complete(["xdphints", "-n", "x", "show", ""], 4)
     assert {"rx-timestamp", "rx-hash", "rx-vlan"} <= set(_bash_complete(["xdphints", "enable", ""], 2))
     assert {"0", "all"} <= set(_bash_complete(["xdphints", "dump", "-d", "lo", "--queue", ""], 5))
 

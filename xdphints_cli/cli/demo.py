@@ -81,6 +81,8 @@ class _TextReport:
     def _packets(self, d: dict) -> None:
         from xdphints_cli.demo import flow_key, hint_text
 
+        for line in d["start"]:
+            self.out(line)
         self.out(f"  {'FLOW':<13} {'RX-HASH':<32} {'RX-VLAN':<26} RX-TIMESTAMP")
         for p in d["packets"]:
             self.out(f"  {flow_key(p):<13} {hint_text(p.get('rx-hash'), 'rx-hash'):<32} "
