@@ -129,7 +129,7 @@ def _describe_source(source: dict) -> str:
     if t == "module":
         return f"module {source['name']}"
     where = f" on {source['ifname']} ({source['mode']})" if "ifname" in source else ""
-    return f"program {source['prog-id']} {source.get('name') or '-'}{where}, btf-id {source.get('btf-id')}"
+    return f"program {source['prog-id']} {source.get('name') or '-'}{where}, btf-obj-id {source.get('btf-id')}"
 
 
 # --- hints structs (default mode) --------------------------------------------------

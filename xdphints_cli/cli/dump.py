@@ -177,7 +177,7 @@ def _dump_attached(app: App, dev, queue, count, duration, hex_, snaplen, quiet, 
         sys.stderr.write(f"xdphints: dumping {target.ifname} {queues_text(cap)} through the "
                          f"attached XDP program id {prog.id}"
                          f"{' (' + prog.name + ')' if prog.name else ''}, XSKMAP id "
-                         f"{cap.map_id}, btf-id {prog.btf_id}; Ctrl-C to stop\n")
+                         f"{cap.map_id}, btf-obj-id {prog.btf_id}; Ctrl-C to stop\n")
         sys.stderr.flush()
         batches = cap.batches(count, duration, stop)
         if write_path:

@@ -42,7 +42,7 @@ def announce(app: App, cap) -> None:
                  "xdp-rx-metadata-features, or not in this kernel): shown as unsupported")
     sample = f", one in {cap.sample}" if cap.sample > 1 else ""
     sys.stderr.write(f"xdphints: dumping {t.ifname} {queues_text(cap)} (XDP program id "
-                     f"{cap.prog_id}, btf-id {cap.btf_id}; match {cap.match}{sample}); "
+                     f"{cap.prog_id}, btf-obj-id {cap.btf_id}; match {cap.match}{sample}); "
                      "Ctrl-C to stop\n")
     sys.stderr.flush()
 

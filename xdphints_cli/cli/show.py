@@ -124,7 +124,7 @@ def _words(items) -> str:
 def _program_line(p) -> str:
     if p.name is None:
         return f"{p.mode}: id {p.id}"
-    extra = f" btf-id {p.btf_id}" if p.btf_id else " (no BTF)"
+    extra = f" btf-obj-id {p.btf_id}" if p.btf_id else " (no BTF)"
     maps = ",".join(map(str, p.map_ids)) or "none"
     line = f"{p.mode}: id {p.id} name {p.name or '-'} tag {p.tag}{extra} maps {maps}"
     if p.hints_structs is not None:
