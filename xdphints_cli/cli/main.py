@@ -106,6 +106,10 @@ def cli() -> None:
     """
 
 
+# click 8.2 and later raise it for a bare `xdphints`; older ones print the help and exit 0
+_NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
+
 def main(argv: Optional[List[str]] = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     app = App()
@@ -116,7 +120,7 @@ def main(argv: Optional[List[str]] = None) -> None:
         sys.exit(e.exit_code)
     except (click.exceptions.Abort, KeyboardInterrupt):
         app.fail("interrupted", 130, app.json)
-    except click.exceptions.NoArgsIsHelpError as e:  # bare `xdphints`: the help, as a usage error
+    except _NO_ARGS_IS_HELP as e:  # bare `xdphints`: the help, as a usage error
         sys.stderr.write(e.format_message() + "\n")
         sys.exit(EXIT_USAGE)
     except click.ClickException as e:  # usage errors and bad parameters, with all their lines
