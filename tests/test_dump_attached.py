@@ -201,3 +201,15 @@ def test_attached_through_xdp_loader(veth, hook_obj):
     assert rc == 0, err
     check_packets(out, 2)
     assert prog_id(veth) == pid
+
+
+def test_pinned_path_that_is_not_a_bpf_object(veth, bpffs, tmp_path):
+    """A directory, the bpffs root or a file elsewhere: not a pinned BPF object (exit
+    5), not "permission denied" as the kernel's EACCES would suggest."""
+    os.mkdir(os.path.join(bpffs, "dir"))
+    plain = tmp_path / "plain"
+    plain.write_text("x")
+    for path in (bpffs, os.path.join(bpffs, "dir"), str(plain), str(tmp_path)):
+        r = run_dump(veth, "-d", veth.dev, "--queue", "0", "--attached", "--pinned", path)
+        assert r.returncode == 5, (path, r.stderr)
+        assert r.stderr.strip() == f"xdphints: error: {path} is not a pinned BPF object"

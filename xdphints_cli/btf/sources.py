@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Dict, Optional
 
-from ..errors import BTFError, NotFoundError, PermissionDeniedError, XdpHintsError
+from ..errors import BTFError, NotFoundError, PermissionDeniedError, UsageError, XdpHintsError
 from .reader import parse
 from .spec import Spec
 
@@ -19,18 +19,34 @@ _kernel_blob: Optional[bytes] = None
 _modules: Dict[str, Spec] = {}
 
 
-def read_file(path: str) -> bytes:
+def _open_regular(path: str):
+    """`path` opened for reading, refused unless it is a regular file: a FIFO or a
+    character device would block (or never end) where a BTF file is expected. The
+    O_NONBLOCK open itself cannot hang on a FIFO; the check is on the opened file."""
+    import stat
+
     try:
-        with open(path, "rb") as f:
-            return f.read()
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
         raise NotFoundError(f"{path}: no such file") from None
     except PermissionError:
         raise PermissionDeniedError(f"{path}: permission denied") from None
-    except IsADirectoryError:
-        raise XdpHintsError(f"{path}: is a directory") from None
     except OSError as e:
         raise XdpHintsError(f"{path}: {e.strerror or e}") from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        kind = "is a directory" if stat.S_ISDIR(mode) else "is not a regular file"
+        raise UsageError(f"{path}: {kind} (a BTF file or ELF object is expected)")
+    return os.fdopen(fd, "rb")
+
+
+def read_file(path: str) -> bytes:
+    with _open_regular(path) as f:
+        try:
+            return f.read()
+        except OSError as e:
+            raise XdpHintsError(f"{path}: {e.strerror or e}") from None
 
 
 def detect(path: str) -> str:
@@ -40,15 +56,11 @@ def detect(path: str) -> str:
 
 
 def read_file_head(path: str, n: int) -> bytes:
-    try:
-        with open(path, "rb") as f:
+    with _open_regular(path) as f:
+        try:
             return f.read(n)
-    except FileNotFoundError:
-        raise NotFoundError(f"{path}: no such file") from None
-    except PermissionError:
-        raise PermissionDeniedError(f"{path}: permission denied") from None
-    except OSError as e:
-        raise XdpHintsError(f"{path}: {e.strerror or e}") from None
+        except OSError as e:
+            raise XdpHintsError(f"{path}: {e.strerror or e}") from None
 
 
 def _detect_bytes(head: bytes, path: str) -> str:

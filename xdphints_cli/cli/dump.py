@@ -9,9 +9,10 @@ from typing import Optional
 import click
 
 from xdphints_cli.cli.app import App, dev_option, usage_error
+from xdphints_cli.cli.dump_output import (BatchWriter, JsonLines, announce, hexdump, json_line,
+                                          output_closed_check, packet_json, packet_text, queues_text,
+                                          summary_json, summary_text, write_pcapng)
 from xdphints_cli.cli.options import global_options
-from xdphints_cli.cli.dump_output import (BatchWriter, JsonLines, announce, hexdump, json_line, packet_json,
-                                          packet_text, queues_text, summary_json, summary_text, write_pcapng)
 
 DEFAULT_SNAPLEN = 128
 
@@ -89,14 +90,7 @@ def dump(app: App, dev: Optional[str], queue_: str, count: Optional[int], durati
         queue = capture.parse_queues(queue_)
     except ValueError as e:
         raise usage_error(f"--queue: {e}") from None
-    if count is not None and count < 1:
-        raise usage_error("--count must be 1 or more")
-    if duration is not None and duration <= 0:
-        raise usage_error("--duration must be more than 0")
-    if snaplen is not None and snaplen < 1:
-        raise usage_error("--snaplen must be 1 or more")
-    if sample < 1:
-        raise usage_error("--sample must be 1 or more")
+    _check_numbers(count, duration, snaplen, sample)
     from xdphints_cli.hints.program import Match
 
     if write_path == "-" and app.json:
@@ -135,14 +129,16 @@ def dump(app: App, dev: Optional[str], queue_: str, count: Optional[int], durati
     target = capture.resolve_target(dev, queue, app.warn)
     out = sys.stdout
     with contextlib.ExitStack() as es:
-        stop = es.enter_context(capture.stop_on_signals())
+        stop = _stop_when(es.enter_context(capture.stop_on_signals()), quiet or write_path)
         if enable_timestamps:
             es.enter_context(hclock.rx_timestamping(target.ifname, app.warn))
         clock = hclock.open_clock(target.ifname, app.warn)
-        cap = es.enter_context(capture.Capture(target, queue, match=match, sample=sample))
+        cap = es.enter_context(capture.Capture(target, queue, match=match, sample=sample,
+                                               warn=app.warn))
         announce(app, cap)
         keep = snaplen or DEFAULT_SNAPLEN
-        batches = cap.batches(count, duration, stop)
+        # closed before the capture is (ExitStack order), also when output fails
+        batches = es.enter_context(contextlib.closing(cap.batches(count, duration, stop)))
         if clock is not None:
             batches = hclock.refreshing(batches, clock)
         if write_path:
@@ -161,6 +157,24 @@ def dump(app: App, dev: Optional[str], queue_: str, count: Optional[int], durati
     _finish(app, cap, quiet)
 
 
+MAX_SNAPLEN = 262144          # tcpdump's upper bound
+MAX_SAMPLE = 2**32 - 1         # the program compares a u32 random number
+
+
+def _check_numbers(count, duration, snaplen, sample) -> None:
+    """Every numeric option, before anything is loaded or attached (exit 2)."""
+    import math
+
+    if count is not None and count < 1:
+        raise usage_error("--count must be 1 or more")
+    if duration is not None and not (math.isfinite(duration) and duration > 0):
+        raise usage_error(f"--duration must be a finite number of seconds more than 0, not {duration}")
+    if snaplen is not None and not 1 <= snaplen <= MAX_SNAPLEN:
+        raise usage_error(f"--snaplen must be 1 to {MAX_SNAPLEN}")
+    if not 1 <= sample <= MAX_SAMPLE:
+        raise usage_error(f"--sample must be 1 to {MAX_SAMPLE}")
+
+
 def _dump_attached(app: App, dev, queue, count, duration, hex_, snaplen, quiet, write_path,
                    pinned) -> None:
     import contextlib
@@ -172,14 +186,15 @@ def _dump_attached(app: App, dev, queue, count, duration, hex_, snaplen, quiet, 
     out = sys.stdout
     keep = snaplen or DEFAULT_SNAPLEN
     with contextlib.ExitStack() as es:
-        stop = es.enter_context(capture.stop_on_signals())
-        cap = es.enter_context(hatt.AttachedCapture(target, queue, prog, pinned_map))
+        stop = _stop_when(es.enter_context(capture.stop_on_signals()), quiet or write_path)
+        cap = es.enter_context(hatt.AttachedCapture(target, queue, prog, pinned_map,
+                                                    warn=app.warn))
         sys.stderr.write(f"xdphints: dumping {target.ifname} {queues_text(cap)} through the "
                          f"attached XDP program id {prog.id}"
                          f"{' (' + prog.name + ')' if prog.name else ''}, XSKMAP id "
                          f"{cap.map_id}, btf-obj-id {prog.btf_id}; Ctrl-C to stop\n")
         sys.stderr.flush()
-        batches = cap.batches(count, duration, stop)
+        batches = es.enter_context(contextlib.closing(cap.batches(count, duration, stop)))
         if write_path:
             write_pcapng(write_path, cap, batches)
         elif quiet:
@@ -190,6 +205,21 @@ def _dump_attached(app: App, dev, queue, count, duration, hex_, snaplen, quiet, 
         else:
             _write_packets(out, cap, batches, keep, hex_, lambda pkt: packet_text(pkt, None))
     _finish(app, cap, quiet)
+
+
+def _stop_when(signalled, no_stdout):
+    """stop() for the receive loop: a signal came, or (when packets go to stdout) its
+    reader went away, which then ends the command as a broken pipe does."""
+    if no_stdout:
+        return signalled
+    closed = output_closed_check()
+
+    def stop() -> bool:
+        if closed():
+            raise BrokenPipeError
+        return signalled()
+
+    return stop
 
 
 def _write_packets(out, cap, batches, keep: int, hex_: bool, line) -> None:
@@ -205,8 +235,14 @@ def _write_packets(out, cap, batches, keep: int, hex_: bool, line) -> None:
 
 
 def _finish(app: App, cap, quiet: bool) -> None:
-    if quiet and app.json:  # the summary is the output: JSON only, as the README says
+    """The summary (with --quiet -j the JSON one on stdout only, as the README says); then,
+    when the device went away under the capture, the error (exit 5) naming it."""
+    if quiet and app.json:
         app.emit_json(summary_json(cap))
-        return
-    sys.stderr.write(summary_text(cap))
-    sys.stderr.flush()
+    else:
+        sys.stderr.write(summary_text(cap))
+        sys.stderr.flush()
+    if cap.gone:
+        from xdphints_cli.errors import NotFoundError
+
+        raise NotFoundError(cap.gone)

@@ -189,6 +189,26 @@ def hexdump(data: bytes) -> str:
 
 # --- output -----------------------------------------------------------------------------
 
+def output_closed_check(out=None):
+    """A callable that is true once the reader of `out` (stdout) went away: a pipe
+    whose reader exited polls as POLLERR. The receive loop asks it between batches,
+    so `dump | head -1` ends at once, not at the next packet after the reader left."""
+    import select
+
+    out = sys.stdout if out is None else out
+    try:
+        fd = out.fileno()
+    except (OSError, ValueError, AttributeError):
+        return lambda: False
+    poller = select.poll()
+    poller.register(fd, 0)              # POLLERR and POLLHUP are always reported
+
+    def closed() -> bool:
+        return any(ev & select.POLLERR for _fd, ev in poller.poll(0))
+
+    return closed
+
+
 class BatchWriter:
     """Writes (and flushes) each batch's text from a thread of its own, so a slow
     file or pipe (page-cache writeback, a slow reader) does not stop the receive loop

@@ -16,7 +16,7 @@ import click
 from xdphints_cli import __version__
 from xdphints_cli.cli.app import App
 from xdphints_cli.cli.options import global_options
-from xdphints_cli.errors import EXIT_FAILED, EXIT_USAGE, XdpHintsError
+from xdphints_cli.errors import EXIT_FAILED, EXIT_OUTPUT_CLOSED, EXIT_USAGE, XdpHintsError
 
 # name -> (module, attribute, one-line help): the help text lives here so that
 # `xdphints --help` lists the commands without importing them.
@@ -110,12 +110,28 @@ def cli() -> None:
 _NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())
 
 
+def _output_closed() -> None:
+    """The reader of stdout went away (`| head`): stop quietly, like a tool that
+    SIGPIPE ended, but after the clean-up (detach, restore) has run. stdout is
+    pointed at /dev/null so the interpreter's final flush cannot complain."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except OSError:
+        pass
+    sys.exit(EXIT_OUTPUT_CLOSED)
+
+
 def main(argv: Optional[List[str]] = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     app = App()
     try:
         # without standalone mode, click returns ctx.exit()'s code instead of exiting
         rc = cli.main(args=argv, prog_name="xdphints", standalone_mode=False, obj=app)
+        sys.stdout.flush()     # a reader that left shows here, not in the interpreter's exit
     except click.exceptions.Exit as e:
         sys.exit(e.exit_code)
     except (click.exceptions.Abort, KeyboardInterrupt):
@@ -127,11 +143,11 @@ def main(argv: Optional[List[str]] = None) -> None:
         first, _, rest = e.format_message().partition("\n")
         app.fail(first, EXIT_USAGE if isinstance(e, click.UsageError) else e.exit_code, app.json,
                  detail=rest.rstrip())
+    except BrokenPipeError:
+        _output_closed()
     except (XdpHintsError, OSError) as e:
         if app.debug:
             traceback.print_exc()
-        if isinstance(e, BrokenPipeError):
-            sys.exit(EXIT_FAILED)
         if isinstance(e, XdpHintsError):
             app.fail(str(e), e.exit_code, app.json)
         app.fail(f"{e.strerror or e}", EXIT_FAILED, app.json)

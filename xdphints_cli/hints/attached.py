@@ -16,7 +16,8 @@ from collections import Counter
 from typing import Any, Dict, List, Optional, Tuple
 
 from xdphints_cli.errors import NotFoundError, NotSupportedError, UsageError, XdpHintsError
-from xdphints_cli.hints.capture import XDP_PACKET_HEADROOM, Batch, Capture, Packet, Target, check_queues
+from xdphints_cli.hints.capture import (XDP_PACKET_HEADROOM, Batch, Capture, Packet, Target, check_queues,
+                                        link_state)
 from xdphints_cli.hints.decoding import MetadataDecoder
 from xdphints_cli.hints.packet import summarize
 
@@ -90,11 +91,14 @@ def resolve(dev: Optional[str], queue, pinned: Optional[str]) -> Tuple[Target, A
     from xdphints_cli.netlink.session import Netlink
     from xdphints_cli.progbtf import prog_info
 
+    from xdphints_cli.queues import active_rx_queues
+
     with Netlink() as nl:
         name = dev or default_device(nl)
         link = rtnl.get_link(nl, name)
-    check_queues(link, queue)
-    target = Target(link.ifname, link.ifindex, link.num_rx_queues, 0, {})
+        rxq = active_rx_queues(nl, link)
+    check_queues(link.ifname, rxq, queue)
+    target = Target(link.ifname, link.ifindex, rxq.count, 0, {}, *link_state(link))
     pinned_map = None
     pi = None
     if pinned:

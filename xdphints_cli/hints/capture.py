@@ -99,9 +99,11 @@ class Stats:
 class Target:
     ifname: str
     ifindex: int
-    rx_queues: Optional[int]
+    rx_queues: int               # active RX queues (queues.active_rx_queues)
     advertised: int              # netdev xdp-rx-metadata-features bits
     kfuncs: Dict[str, int]       # kfunc name -> BTF id the program calls
+    up: bool = True              # IFF_UP and IFF_LOWER_UP when the capture began
+    mtu: Optional[int] = None
 
 
 def attached_program_error(ifname: str, programs) -> DeviceHasProgramError:
@@ -136,13 +138,12 @@ def parse_queues(text: str) -> Optional[List[int]]:
     return sorted(set(qs))
 
 
-def check_queues(link, queue) -> None:
-    """NotFoundError for a queue (an int, or a list of them) the device does not have."""
-    n = link.num_rx_queues
+def check_queues(ifname: str, rxq, queue) -> None:
+    """NotFoundError for a queue (an int, or a list of them) outside the device's
+    active RX queues (`rxq`, a queues.RxQueues)."""
     for q in [queue] if isinstance(queue, int) else (queue or []):
-        if n is not None and q >= n:
-            raise NotFoundError(f"device {link.ifname} has {n} RX queue{'s' if n != 1 else ''}; "
-                                f"queue {q} does not exist")
+        if q >= rxq.count:
+            raise NotFoundError(f"{rxq.describe(ifname)}; queue {q} is not one of them")
 
 
 def resolve_target(dev: Optional[str], queue, warn: Callable[[str], None]) -> Target:
@@ -155,13 +156,15 @@ def resolve_target(dev: Optional[str], queue, warn: Callable[[str], None]) -> Ta
     from xdphints_cli.hints.program import usable_kfuncs
     from xdphints_cli.netlink import netdev, rtnl
     from xdphints_cli.netlink.session import Netlink
+    from xdphints_cli.queues import active_rx_queues
 
     with Netlink() as nl:
         name = dev or default_device(nl)
         link = rtnl.get_link(nl, name)
         if link.xdp.programs:
             raise attached_program_error(link.ifname, link.xdp.programs)
-        check_queues(link, queue)
+        rxq = active_rx_queues(nl, link)
+        check_queues(link.ifname, rxq, queue)
         try:
             nd = netdev.get_dev(nl, link.ifindex, link.ifname)
         except KernelTooOldError as e:
@@ -173,8 +176,15 @@ def resolve_target(dev: Optional[str], queue, warn: Callable[[str], None]) -> Ta
                                 "generic mode)")
     advertised = nd.xdp_rx_metadata if nd is not None else 0
     ids = xdp_metadata_kfunc_ids()
-    return Target(link.ifname, link.ifindex, link.num_rx_queues, advertised,
-                  usable_kfuncs(advertised, ids))
+    return Target(link.ifname, link.ifindex, rxq.count, advertised,
+                  usable_kfuncs(advertised, ids), *link_state(link))
+
+
+def link_state(link) -> Tuple[bool, Optional[int]]:
+    """(up, mtu) of an rtnl.Link, as the link watch compares them."""
+    from xdphints_cli.netlink.linkwatch import IFF_LOWER_UP, IFF_UP
+
+    return link.flags & (IFF_UP | IFF_LOWER_UP) == IFF_UP | IFF_LOWER_UP, link.mtu
 
 
 def _hints_struct_id(spec) -> int:
@@ -191,14 +201,15 @@ class Capture:
     """Use as a context manager: __enter__ loads and attaches, __exit__ removes all."""
 
     def __init__(self, target: Target, queue, frames: int = 8192, frame_size: int = 4096,
-                 rx_size: int = 4096, match=None, sample: int = 1):
+                 rx_size: int = 4096, match=None, sample: int = 1,
+                 warn: Callable[[str], None] = lambda message: None):
         """`queue`: one queue, a list of queues, or None for all the device's RX queues
         (one AF_XDP socket per queue, all in one XSKMAP of one program)."""
         from xdphints_cli.hints.program import Match
 
         self.target = target
         if queue is None:
-            queue = list(range(target.rx_queues or 1))
+            queue = list(range(target.rx_queues))
         self.queues: List[int] = [queue] if isinstance(queue, int) else list(queue)
         self.queue = self.queues[0]
         if len(self.queues) > 1:   # a UMEM per socket: keep the memory per queue modest
@@ -211,6 +222,9 @@ class Capture:
         self.frame_size = frame_size
         self.rx_size = rx_size
         self.stats = Stats()
+        self.warn = warn
+        self.gone: Optional[str] = None   # why the capture ended early: the device went away
+        self._said: set = set()
         self._stack = contextlib.ExitStack()
         self.prog_id = 0
         self.btf_id = 0
@@ -238,7 +252,7 @@ class Capture:
         from xdphints_cli.progbtf import spec_of_btf
 
         t, st = self.target, self._stack
-        n_entries = max(t.rx_queues or 1, max(self.queues) + 1)
+        n_entries = max(t.rx_queues, max(self.queues) + 1)
         xmap = st.enter_context(Map.create(sc.BPF_MAP_TYPE_XSKMAP, 4, 4, n_entries,
                                            name="xdphints_xsks"))
         prog, _pbtf = program.load(t.ifindex, t.kfuncs, xmap.fd, match=self.match,
@@ -273,8 +287,13 @@ class Capture:
         self.stats.started = time.monotonic()
 
     def _open_sockets(self) -> None:
-        """One AF_XDP socket per queue; the first also serves the single-queue loop."""
+        """One AF_XDP socket per queue (the first also serves the single-queue loop),
+        and the watch that tells when the device goes away."""
+        from xdphints_cli.netlink.linkwatch import LinkWatch
         from xdphints_cli.xsk.socket import XskSocket
+
+        t = self.target
+        self.watch = self._stack.enter_context(LinkWatch(t.ifindex, t.ifname, t.up, t.mtu))
 
         self.sockets = [self._stack.enter_context(XskSocket(self.target.ifindex, q, frames=self.frames,
                                                             frame_size=self.frame_size,
@@ -302,6 +321,8 @@ class Capture:
                 if wait is None:
                     break
                 if not xsk.poll(wait):
+                    if self._device_gone():
+                        break
                     continue
                 n, first = xsk.rx_batch(max_n)
                 if count is not None:
@@ -321,10 +342,7 @@ class Capture:
                     stats.last_batch = time.monotonic()
         finally:
             stats.ended = time.monotonic()
-            try:
-                stats.xsk = xsk.statistics()
-            except XdpHintsError:
-                pass
+            stats.xsk = _statistics([xsk])
 
     def _batches_multi(self, count, duration, stop) -> Iterator[Batch]:
         """batches() over several sockets: poll(2) on all, a batch per ready socket."""
@@ -351,6 +369,8 @@ class Capture:
                     except InterruptedError:
                         pass
                     ready = [x for x in self.sockets if x.rx.available()]
+                    if not ready and self._device_gone():
+                        break
                 for x in ready:
                     if count is not None and stats.packets >= count:
                         break
@@ -373,14 +393,30 @@ class Capture:
                         stats.last_batch = time.monotonic()
         finally:
             stats.ended = time.monotonic()
-            total: Dict[str, int] = {}
-            for x in self.sockets:
-                try:
-                    for k, v in x.statistics().items():
-                        total[k] = total.get(k, 0) + v
-                except XdpHintsError:
-                    pass
-            stats.xsk = total
+            stats.xsk = _statistics(self.sockets)
+
+    def _device_gone(self) -> bool:
+        """Asked when no packet came for a poll interval: true once the device went
+        away (the loop ends; self.gone says why). That it went down or changed its
+        MTU is said once each, and the capture goes on."""
+        t = self.target
+        for event in self.watch.changes():
+            kind = event[0]
+            if kind == "gone":
+                self.gone = (f"{t.ifname} went away (deleted, or moved to another network "
+                             "namespace) during the capture")
+                return True
+            if kind in self._said:
+                continue
+            if kind == "down":
+                self._said.add(kind)
+                self.warn(f"{t.ifname} is down (or lost its carrier): no packets until it is "
+                          "up again; still capturing")
+            elif kind == "mtu":
+                self._said.add(kind)
+                self.warn(f"{t.ifname} changed its MTU from {event[1]} to {event[2]}; still "
+                          "capturing")
+        return False
 
     def rows(self, addrs: List[int], umem=None) -> List[Optional[tuple]]:
         """The hints row of each packet (RowLayout order), None where the metadata is
@@ -417,6 +453,20 @@ class Capture:
         """Like batches(), one decoded Packet at a time."""
         for b in self.batches(count, duration, stop):
             yield from self.decode(b, snaplen)
+
+
+def _statistics(sockets) -> Dict[str, int]:
+    """The AF_XDP drop counters of the still-open sockets, added up."""
+    total: Dict[str, int] = {}
+    for x in sockets:
+        if x.closed:
+            continue
+        try:
+            for k, v in x.statistics().items():
+                total[k] = total.get(k, 0) + v
+        except XdpHintsError:
+            pass
+    return total
 
 
 def _wait_ms(deadline: Optional[float]) -> Optional[int]:
