@@ -116,9 +116,11 @@ _xdphints() {
                 --sample) COMPREPLY=(); return;;
                 -w|--write) COMPREPLY=($(compgen -f -- "$cur")); return;;
                 --pinned) _xdphints_reply "$(find /sys/fs/bpf -mindepth 1 -maxdepth 4 ! -name '*.debug' 2>/dev/null)"; return;;
+                --struct) COMPREPLY=(); return;;
+                --btf) COMPREPLY=(); return;;
                 -n|--netns) _xdphints_reply "$(ip netns list 2>/dev/null | cut -d" " -f1)"; return;;
             esac
-            if [[ $cur == -* ]]; then _xdphints_reply "-d --dev -q --queue -c --count --duration --hex --snaplen --quiet --match --sample -w --write --enable-timestamps --attached --pinned -j --json -p --pretty -n --netns --no-color --debug -h --help";
+            if [[ $cur == -* ]]; then _xdphints_reply "-d --dev -q --queue -c --count --duration --hex --snaplen --quiet --match --sample -w --write --enable-timestamps --attached --pinned --struct --btf -j --json -p --pretty -n --netns --no-color --debug -h --help";
             else COMPREPLY=(); fi;;
         demo)
             case "$prev" in

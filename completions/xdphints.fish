@@ -156,6 +156,8 @@ complete -c xdphints -n '__fish_seen_subcommand_from dump' -s w -l write -r -F -
 complete -c xdphints -n '__fish_seen_subcommand_from dump' -l enable-timestamps -d 'Turn on hardware RX timestamping (rx-filter all) while dumping; the previous setting is put back on exit'
 complete -c xdphints -n '__fish_seen_subcommand_from dump' -l attached -d 'Use the XDP program already attached to the device (your hints hook) instead of the built-in one: dump\'s socket goes into its XSKMAP, the metadata is decoded through its BTF; the program is never detached'
 complete -c xdphints -n '__fish_seen_subcommand_from dump' -l pinned -x -a '(__xdphints_bpffs)' -d 'With --attached: the program (e.g. under a libxdp dispatcher) or the XSKMAP pinned at PATH (bpffs) instead of the device\'s program'
+complete -c xdphints -n '__fish_seen_subcommand_from dump' -l struct -x -d 'With --attached: decode each packet\'s metadata as struct NAME (for programs whose metadata has no trailing btf_id), ending where the packet begins'
+complete -c xdphints -n '__fish_seen_subcommand_from dump' -l btf -x -d 'With --struct: look NAME up in FILE first (an ELF object such as the program\'s .o, its BTF or else its DWARF; or raw BTF)'
 complete -c xdphints -n '__fish_seen_subcommand_from dump' -s j -l json -d 'JSON output on stdout'
 complete -c xdphints -n '__fish_seen_subcommand_from dump' -s p -l pretty -d 'Indented JSON (implies --json)'
 complete -c xdphints -n '__fish_seen_subcommand_from dump' -s n -l netns -x -a '(__xdphints_netns)' -d 'Run inside the named network namespace (like ip -n)'

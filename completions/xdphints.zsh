@@ -155,6 +155,8 @@ _xdphints() {
                     ''--enable-timestamps'[Turn on hardware RX timestamping (rx-filter all) while dumping; the previous setting is put back on exit]' \
                     ''--attached'[Use the XDP program already attached to the device (your hints hook) instead of the built-in one\: dump'\''s socket goes into its XSKMAP, the metadata is decoded through its BTF; the program is never detached]' \
                     ''--pinned'[With --attached\: the program (e.g. under a libxdp dispatcher) or the XSKMAP pinned at PATH (bpffs) instead of the device'\''s program]:bpffs:{_xdphints_lines bpffs}' \
+                    ''--struct'[With --attached\: decode each packet'\''s metadata as struct NAME (for programs whose metadata has no trailing btf_id), ending where the packet begins]:value: ' \
+                    ''--btf'[With --struct\: look NAME up in FILE first (an ELF object such as the program'\''s .o, its BTF or else its DWARF; or raw BTF)]:value: ' \
                     '(-j --json)'{-j,--json}'[JSON output on stdout]' \
                     '(-p --pretty)'{-p,--pretty}'[Indented JSON (implies --json)]' \
                     '(-n --netns)'{-n,--netns}'[Run inside the named network namespace (like ip -n)]:netns:_xdphints_netns' \

@@ -9,9 +9,9 @@ from typing import Optional
 import click
 
 from xdphints_cli.cli.app import App, dev_option, usage_error
-from xdphints_cli.cli.dump_output import (BatchWriter, JsonLines, announce, hexdump, json_line,
-                                          output_closed_check, packet_json, packet_text, queues_text,
-                                          summary_json, summary_text, write_pcapng)
+from xdphints_cli.cli.dump_output import (BatchWriter, JsonLines, announce, announce_attached, hexdump, json_line,
+                                          output_closed_check, packet_json, packet_text, summary_json,
+                                          summary_text, write_pcapng)
 from xdphints_cli.cli.options import global_options
 
 DEFAULT_SNAPLEN = 128
@@ -44,12 +44,20 @@ DEFAULT_SNAPLEN = 128
 @click.option("--pinned", "pinned", metavar="PATH",
               help="With --attached: the program (e.g. under a libxdp dispatcher) or the "
                    "XSKMAP pinned at PATH (bpffs) instead of the device's program.")
+@click.option("--struct", "struct_name", metavar="NAME",
+              help="With --attached: decode each packet's metadata as struct NAME (for "
+                   "programs whose metadata has no trailing btf_id), ending where the packet "
+                   "begins.")
+@click.option("--btf", "btf_file", metavar="FILE", type=click.Path(dir_okay=False),
+              help="With --struct: look NAME up in FILE first (an ELF object such as the "
+                   "program's .o, its BTF or else its DWARF; or raw BTF).")
 @global_options
 @click.pass_obj
 def dump(app: App, dev: Optional[str], queue_: str, count: Optional[int], duration: Optional[float],
          hex_: bool, snaplen: Optional[int], quiet: bool, match_: str, sample: int,
          write_path: Optional[str], enable_timestamps: bool, attached: bool = False,
-         pinned: Optional[str] = None) -> None:
+         pinned: Optional[str] = None, struct_name: Optional[str] = None,
+         btf_file: Optional[str] = None) -> None:
     """Dump packets received on one RX queue with their XDP hints.
 
     Loads a device-bound XDP program that calls the RX metadata kfuncs the device
@@ -83,6 +91,11 @@ def dump(app: App, dev: Optional[str], queue_: str, count: Optional[int], durati
     bytes with the id. --pinned PATH names a pinned program or XSKMAP to use instead
     of the device's program (a program under a dispatcher, a map with several).
     --match, --sample and --enable-timestamps do not apply (usage error).
+    The metadata area in front of each frame is zeroed before the frame is reused, so
+    a packet the program sent without metadata shows as such, never with an earlier
+    packet's. A program whose metadata has no trailing btf_id (the kernel's
+    xdp_hw_metadata selftest) is decoded with --struct NAME [--btf FILE]: NAME is
+    looked up in FILE's BTF, else FILE's DWARF, else the program's BTF, else vmlinux.
     """
     from xdphints_cli.hints import capture
 
@@ -95,8 +108,11 @@ def dump(app: App, dev: Optional[str], queue_: str, count: Optional[int], durati
 
     if write_path == "-" and app.json:
         raise usage_error("-w - writes pcapng to stdout, where JSON cannot go too")
-    if pinned and not attached:
-        raise usage_error("--pinned needs --attached")
+    for opt, given in (("--pinned", pinned), ("--struct", struct_name)):
+        if given and not attached:
+            raise usage_error(f"{opt} needs --attached")
+    if btf_file and not struct_name:
+        raise usage_error("--btf needs --struct")
     if attached:
         from click.core import ParameterSource
 
@@ -113,7 +129,7 @@ def dump(app: App, dev: Optional[str], queue_: str, count: Optional[int], durati
                               "timestamping config is left to the program's owner (turn it on "
                               "with 'xdphints enable rx-timestamp')")
         return _dump_attached(app, dev, queue, count, duration, hex_, snaplen, quiet,
-                              write_path, pinned)
+                              write_path, pinned, struct_name, btf_file)
     try:
         match = Match.parse(match_)
     except ValueError as e:
@@ -176,7 +192,7 @@ def _check_numbers(count, duration, snaplen, sample) -> None:
 
 
 def _dump_attached(app: App, dev, queue, count, duration, hex_, snaplen, quiet, write_path,
-                   pinned) -> None:
+                   pinned, struct_name, btf_file) -> None:
     import contextlib
 
     from xdphints_cli.hints import attached as hatt
@@ -188,12 +204,8 @@ def _dump_attached(app: App, dev, queue, count, duration, hex_, snaplen, quiet, 
     with contextlib.ExitStack() as es:
         stop = _stop_when(es.enter_context(capture.stop_on_signals()), quiet or write_path)
         cap = es.enter_context(hatt.AttachedCapture(target, queue, prog, pinned_map,
-                                                    warn=app.warn))
-        sys.stderr.write(f"xdphints: dumping {target.ifname} {queues_text(cap)} through the "
-                         f"attached XDP program id {prog.id}"
-                         f"{' (' + prog.name + ')' if prog.name else ''}, XSKMAP id "
-                         f"{cap.map_id}, btf-obj-id {prog.btf_id}; Ctrl-C to stop\n")
-        sys.stderr.flush()
+                                                    struct_name, btf_file, warn=app.warn))
+        announce_attached(app, cap)
         batches = es.enter_context(contextlib.closing(cap.batches(count, duration, stop)))
         if write_path:
             write_pcapng(write_path, cap, batches)

@@ -13,14 +13,16 @@ from xdphints_cli.cli.app import App
 
 
 def metadata_text(meta) -> str:
-    """One packet's --attached metadata as text: struct, btf-id and fields, or the
-    unknown btf-id and the raw bytes in front of the packet."""
+    """One packet's --attached metadata as text: struct (btf-id) and fields, or the
+    raw bytes of a layout nothing names."""
     if meta is None:
         return "no metadata"
     if "struct" not in meta:
-        return f"btf-id {meta['btf-id']} (not in the program's BTF) raw {meta['raw']}"
+        return f"metadata (unknown layout) {meta['raw'] or '-'}"
     fields = " ".join(f"{k} {v}" for k, v in meta["fields"].items() if k != "btf_id")
-    return f"struct {meta['struct']} btf-id {meta['btf-id']}: {fields}"
+    if "btf-id" in meta:
+        return f"struct {meta['struct']} btf-id {meta['btf-id']}: {fields}"
+    return f"struct {meta['struct']}: {fields}"
 
 
 def json_line(obj) -> str:
@@ -42,9 +44,25 @@ def announce(app: App, cap) -> None:
                  "xdp-rx-metadata-features, or not in this kernel): shown as unsupported")
     sample = f", one in {cap.sample}" if cap.sample > 1 else ""
     sys.stderr.write(f"xdphints: dumping {t.ifname} {queues_text(cap)} (XDP program id "
-                     f"{cap.prog_id}, btf-obj-id {cap.btf_id}; match {cap.match}{sample}); "
+                     f"{cap.prog_id}, BTF object id {cap.btf_id}; match {cap.match}{sample}); "
                      "Ctrl-C to stop\n")
     sys.stderr.flush()
+
+
+def announce_attached(app: App, cap) -> None:
+    prog, named = cap.prog, cap.named
+    how = (f"metadata as struct {named.name} from {named.where}" if named is not None
+           else f"BTF object id {prog.btf_id}")
+    sys.stderr.write(f"xdphints: dumping {cap.target.ifname} {queues_text(cap)} through the "
+                     f"attached XDP program id {prog.id}"
+                     f"{' (' + prog.name + ')' if prog.name else ''}, XSKMAP id "
+                     f"{cap.map_id}, {how}; Ctrl-C to stop\n")
+    sys.stderr.flush()
+    if named is None and not cap.has_hints_structs:
+        app.warn(f"the BTF of program id {prog.id} has no hints struct (none named xdp_hints* "
+                 "or ending in a __u32 btf_id), so nothing says what its metadata is: it is "
+                 "shown raw; name the layout with --struct NAME (and --btf FILE, e.g. the "
+                 "program's .o, when only its DWARF has it)")
 
 
 # --- per packet -------------------------------------------------------------------

@@ -13,16 +13,81 @@ from __future__ import annotations
 
 import struct
 from collections import Counter
+from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
 
 from xdphints_cli.errors import NotFoundError, NotSupportedError, UsageError, XdpHintsError
-from xdphints_cli.hints.capture import (XDP_PACKET_HEADROOM, Batch, Capture, Packet, Target, check_queues,
+from xdphints_cli.hints.capture import (Batch, Capture, Packet, Target, check_queues,
                                         link_state)
 from xdphints_cli.hints.decoding import MetadataDecoder
 from xdphints_cli.hints.packet import summarize
 
 _U32 = struct.Struct("<I")
-RAW_BYTES = 16          # bytes shown in front of the packet for an unknown btf_id
+# The most metadata an XDP program can put in front of a packet: the kernel keeps its
+# length in a u8 (skb_shared_info.meta_len) and wants a multiple of 4
+# (xdp_metalen_invalid()). AF_XDP does not say how long a packet's metadata is, and
+# writes nothing in front of a packet that has none: dump zeroes this area before a
+# frame goes back to the kernel, so what the decoder reads there is this packet's.
+META_MAX = 252
+_ZEROS = bytes(META_MAX)
+
+
+@dataclass(frozen=True)
+class NamedStruct:
+    """--struct NAME: the layout every packet's metadata is decoded as."""
+    spec: Any
+    type_id: int
+    name: str
+    size: int
+    where: str           # where the layout came from, for the start line
+
+
+def named_struct(name: str, btf_file: Optional[str], prog_spec) -> NamedStruct:
+    """Struct NAME from FILE's BTF, else FILE's DWARF, else the program's BTF, else
+    vmlinux; NotFoundError naming the places looked in."""
+    from xdphints_cli.btf import sources, wire
+
+    looked = []
+    candidates = []
+    if btf_file:
+        candidates.append((lambda: sources.load(btf_file), f"{btf_file} (BTF)"))
+        if sources.detect(btf_file) == "elf":
+            candidates.append((lambda: _dwarf_struct(btf_file, name), f"{btf_file} (DWARF)"))
+    if prog_spec is not None:
+        candidates.append((lambda: prog_spec, "the program's BTF"))
+    candidates.append((sources.kernel, "vmlinux BTF"))
+    for load, where in candidates:
+        looked.append(where)
+        try:
+            got = load()
+        except NotFoundError:
+            continue
+        except XdpHintsError as e:
+            if "DWARF" in where:        # no DWARF at all: say so only if nothing else has it
+                looked[-1] = f"{where}: {e}"
+                continue
+            raise
+        spec, tid = got if isinstance(got, tuple) else (got, None)
+        if tid is None:
+            ids = [i for i in spec.ids_by_name(name)
+                   if spec.kind_of(i) in (wire.KIND_STRUCT, wire.KIND_UNION)]
+            if not ids:
+                continue
+            tid = ids[0]
+        t = spec[tid]
+        if t.size > META_MAX:
+            raise UsageError(f"struct {name} ({where}) is {t.size} bytes: metadata in front of "
+                             f"a packet is at most {META_MAX} bytes")
+        if t.size == 0:
+            raise UsageError(f"struct {name} ({where}) has no size")
+        return NamedStruct(spec, tid, name, t.size, where)
+    raise NotFoundError(f"no struct {name} in {', '.join(looked)}")
+
+
+def _dwarf_struct(path: str, name: str):
+    from xdphints_cli.btf.dwarf import struct_from_dwarf
+
+    return struct_from_dwarf(path, name)
 
 
 def _xskmaps(map_ids) -> List[int]:
@@ -132,29 +197,36 @@ def resolve(dev: Optional[str], queue, pinned: Optional[str]) -> Tuple[Target, A
 
 class AttachedCapture(Capture):
     """A Capture whose program is the user's: nothing is loaded or attached; our
-    sockets go into the program's XSKMAP and come out of it on exit."""
+    sockets go into the program's XSKMAP and come out of it on exit. Each frame's
+    metadata area is zeroed before it goes back to the kernel (see META_MAX)."""
 
     def __init__(self, target: Target, queue, prog, pinned_map_fd: Optional[int] = None,
-                 **kw):
+                 struct_name: Optional[str] = None, btf_file: Optional[str] = None, **kw):
         super().__init__(target, queue, **kw)
         self.prog = prog
         self.prog_id = prog.id
         self.btf_id = prog.btf_id
         self._pinned_map_fd = pinned_map_fd
+        self._struct_args = (struct_name, btf_file)
+        self.named: Optional[NamedStruct] = None
         self.stats.hints = {}
         self.metadata_counts: Counter = Counter()
         self.layout = None
         self.rss_table = {}
         self.map_id = 0
+        self.has_hints_structs = False
+        self.scrub = _scrub
 
     def _open(self) -> None:
         from xdphints_cli.bpf import info
         from xdphints_cli.bpf import syscall as sc
         from xdphints_cli.bpf.maps import Map
+        from xdphints_cli.btf.hints import hints_structs
         from xdphints_cli.progbtf import no_btf_error, spec_of_btf
 
         t, st, pi = self.target, self._stack, self.prog
         what = f"XDP program id {pi.id}" + (f" ({pi.name})" if pi.name else "")
+        struct_name, btf_file = self._struct_args
         if self._pinned_map_fd is not None:
             xmap = st.enter_context(Map.from_fd(self._pinned_map_fd))
             self._pinned_map_fd = None
@@ -169,12 +241,19 @@ class AttachedCapture(Capture):
                                         f"{', '.join(map(str, maps))}): pin the one to use and "
                                         "give it with --pinned PATH")
             xmap = st.enter_context(Map.from_fd(info.map_fd_by_id(maps[0])))
-        if not pi.btf_id:
+        if not pi.btf_id and not struct_name:
             raise no_btf_error(pi.id, pi.name)
         map_info = xmap.info()
         self.map_id = map_info.id
-        self.spec = spec_of_btf(pi.btf_id)
-        self.decoder = MetadataDecoder(self.spec)
+        self.spec = spec_of_btf(pi.btf_id) if pi.btf_id else None
+        if struct_name:
+            from xdphints_cli.btf.decode import compile_decoder
+
+            self.named = named_struct(struct_name, btf_file, self.spec)
+            self._named_fn = compile_decoder(self.named.spec, self.named.type_id)
+        else:
+            self.decoder = MetadataDecoder(self.spec)
+            self.has_hints_structs = bool(hints_structs(self.spec))
         n = map_info.max_entries
         for q in self.queues:
             if q >= n:
@@ -196,26 +275,37 @@ class AttachedCapture(Capture):
         self.stats.started = time.monotonic()
 
     def rows(self, addrs: List[int], umem=None) -> List[Optional[tuple]]:
-        """The btf_id in front of each packet, as a 1-tuple (None: 0, no metadata)."""
+        """Per packet the u32 just before it, as a 1-tuple; None when the whole
+        metadata area is zero: the program wrote no metadata for this packet."""
         umem = self._umem if umem is None else umem
         unpack = _U32.unpack_from
         rows: List[Optional[tuple]] = []
         counts = self.metadata_counts
+        named = self.named
         for a in addrs:
-            r = unpack(umem, a - 4)
-            if r[0]:
-                rows.append(r)
-                counts[r[0]] += 1
-            else:
+            if umem[a - META_MAX:a] == _ZEROS:
                 rows.append(None)
                 self.stats.no_metadata += 1
+                continue
+            r = unpack(umem, a - 4)
+            rows.append(r)
+            if named is not None:
+                counts[named.name] += 1
+            else:
+                d = self.decoder._decoder_for(r[0])
+                counts[self.decoder.struct_name(r[0]) if d is not None else RAW_KEY] += 1
         return rows
 
-    def metadata(self, umem, addr: int, btf_id: int) -> Dict[str, Any]:
-        """The JSON `metadata` object of one packet."""
-        got = self.decoder.decode(umem, addr, XDP_PACKET_HEADROOM)
+    def metadata(self, umem, addr: int) -> Dict[str, Any]:
+        """The JSON `metadata` object of one packet: the struct and its fields, or,
+        when no known layout names it, the raw bytes of the area (see raw_area)."""
+        named = self.named
+        if named is not None:
+            members = self._named_fn(umem, addr - named.size)
+            return {"struct": named.name, "fields": {k: _plain(v) for k, v in members.items()}}
+        got = self.decoder.decode(umem, addr, META_MAX)
         if got is None:
-            return {"btf-id": btf_id, "raw": bytes(umem[addr - RAW_BYTES:addr]).hex()}
+            return {"raw": raw_area(umem, addr)}
         tid, members = got
         return {"struct": self.decoder.struct_name(tid), "btf-id": tid,
                 "fields": {k: _plain(v) for k, v in members.items()}}
@@ -224,18 +314,32 @@ class AttachedCapture(Capture):
         umem = batch.umem if batch.umem is not None else self.xsk.umem
         for addr, length, row in zip(batch.addrs, batch.lengths, batch.rows):
             head = bytes(umem[addr:addr + min(length, max(snaplen or 0, 256))])
-            meta = None if row is None else self.metadata(umem, addr, row[0])
+            meta = None if row is None else self.metadata(umem, addr)
             yield Packet(batch.time_ns, batch.queue, length, summarize(head), None, {},
                          head[:snaplen] if snaplen else head, meta)
 
     def metadata_summary(self) -> Dict[str, int]:
-        """{struct name, or "btf-id N" for an id the BTF does not know: packets}."""
-        out: Dict[str, int] = {}
-        for tid, n in sorted(self.metadata_counts.items()):
-            d = self.decoder._decoder_for(tid)
-            key = self.decoder.struct_name(tid) if d is not None else f"btf-id {tid}"
-            out[key] = out.get(key, 0) + n
-        return out
+        """{struct name, or "raw" for metadata no known layout describes: packets}."""
+        return dict(sorted(self.metadata_counts.items()))
+
+
+RAW_KEY = "unknown-layout"   # a summary key no C struct name can be
+
+
+def raw_area(umem, addr: int) -> str:
+    """The metadata area in front of the packet at `addr`, hex, from its first
+    non-zero 4-byte word on (metadata is a multiple of 4 bytes; the zeros before it
+    are dump's own, see META_MAX)."""
+    area = bytes(umem[addr - META_MAX:addr])
+    first = len(area) - len(area.lstrip(b"\0"))
+    return area[first - first % 4:].hex()
+
+
+def _scrub(umem, addrs: List[int]) -> None:
+    """Zero the metadata area of frames about to go back to the kernel."""
+    zeros = _ZEROS
+    for a in addrs:
+        umem[a - META_MAX:a] = zeros
 
 
 def _plain(v):

@@ -224,6 +224,8 @@ class Capture:
         self.stats = Stats()
         self.warn = warn
         self.gone: Optional[str] = None   # why the capture ended early: the device went away
+        # called with (umem, addrs) before a batch's frames go back to the kernel
+        self.scrub: Optional[Callable] = None
         self._said: set = set()
         self._stack = contextlib.ExitStack()
         self.prog_id = 0
@@ -338,6 +340,8 @@ class Capture:
                 try:
                     yield Batch(now, self.queue, addrs, lengths, rows, self._umem)
                 finally:
+                    if self.scrub is not None:
+                        self.scrub(self._umem, addrs)
                     xsk.rx_release(n)
                     stats.last_batch = time.monotonic()
         finally:
@@ -389,6 +393,8 @@ class Capture:
                     try:
                         yield Batch(now, q, addrs, lengths, rows, umem)
                     finally:
+                        if self.scrub is not None:
+                            self.scrub(umem, addrs)
                         x.rx_release(n)
                         stats.last_batch = time.monotonic()
         finally:
