@@ -147,6 +147,8 @@ def test_attached_usage_errors(veth, extra):
     r = run_dump(veth, "-d", veth.dev, "--queue", "0", "--attached", *extra)
     assert r.returncode == 2, r.stderr
     assert "--attached" in r.stderr
+    # the reason fits the option: timestamping does not configure the built-in program
+    assert ("built-in program" in r.stderr) == (extra[0] != "--enable-timestamps"), r.stderr
 
 
 def test_pinned_needs_attached(veth):

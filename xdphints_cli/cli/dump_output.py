@@ -44,7 +44,7 @@ def announce(app: App, cap) -> None:
                  "xdp-rx-metadata-features, or not in this kernel): shown as unsupported")
     sample = f", one in {cap.sample}" if cap.sample > 1 else ""
     sys.stderr.write(f"xdphints: dumping {t.ifname} {queues_text(cap)} (XDP program id "
-                     f"{cap.prog_id}, btf-id {cap.btf_id}; match {cap.match}{sample}); "
+                     f"{cap.prog_id}, BTF object id {cap.btf_id}; match {cap.match}{sample}); "
                      "Ctrl-C to stop\n")
     sys.stderr.flush()
 
@@ -184,7 +184,7 @@ def write_pcapng(path: str, cap, batches, clock=None) -> None:
 
     frame = cap.frame_size
     rss = cap.rss_table
-    with PcapngWriter(path) as w:
+    with PcapngWriter(sys.stdout.buffer if path == "-" else path) as w:  # "-": stdout, as tcpdump -w -
         if_id = w.add_interface(cap.target.ifname, f"xdphints dump {queues_text(cap)}")
         for b in batches:
             for pkt in cap.decode(b, frame):
@@ -405,10 +405,15 @@ def summary_json(cap) -> dict:
     return out
 
 
+def plural(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def summary_text(cap) -> str:
     s = cap.stats
-    lines = [f"{s.packets} packets, {s.bytes} bytes in {s.seconds:.2f} s ({s.rate:.1f} pps; "
-             f"{s.active_rate:.1f} pps while receiving) on {cap.target.ifname} {queues_text(cap)}"]
+    active = f"; {s.active_rate:.1f} pps while receiving" if s.active_rate is not None else ""
+    lines = [f"{plural(s.packets, 'packet')}, {plural(s.bytes, 'byte')} in {s.seconds:.2f} s "
+             f"({s.rate:.1f} pps{active}) on {cap.target.ifname} {queues_text(cap)}"]
     x = s.xsk
     if x:
         lines.append(f"AF_XDP drops: rx_dropped {x.get('rx_dropped', 0)}, rx_ring_full "
@@ -423,5 +428,5 @@ def summary_text(cap) -> str:
         parts.append(f"{h}: " + (", ".join(f"{k} {n}" for k, n in sorted(c.items())) or "-"))
     lines.append("; ".join(parts))
     if s.no_metadata:
-        lines.append(f"{s.no_metadata} packets without hints metadata")
+        lines.append(f"{plural(s.no_metadata, 'packet')} without hints metadata")
     return "".join(f"xdphints: {line}\n" for line in lines)

@@ -6,13 +6,14 @@ from typing import List, Optional
 
 import click
 
-from xdphints_cli.cli.app import App, complete_devices, dev_option, json_option, usage_error
+from xdphints_cli.cli.app import App, complete_devices, dev_option, usage_error
+from xdphints_cli.cli.options import global_options
 
 
 @click.command("show")
 @click.argument("device", required=False, metavar="[DEV]", shell_complete=complete_devices)
 @dev_option
-@json_option
+@global_options
 @click.pass_obj
 def show(app: App, device: Optional[str], dev: Optional[str]) -> None:
     """Show a device's XDP hints state; without DEV, one row per interface.
@@ -38,7 +39,7 @@ def show(app: App, device: Optional[str], dev: Optional[str]) -> None:
         report = devmod.gather(nl, name)
     from xdphints_cli.readiness import verdicts
 
-    hints = verdicts(report)
+    hints = verdicts(report, netns=app.netns)
     if app.json:
         app.emit_json(report_json(report, hints))
     else:
@@ -130,7 +131,7 @@ def _words(items) -> str:
 def _program_line(p) -> str:
     if p.name is None:
         return f"{p.mode}: id {p.id}"
-    extra = f" btf-id {p.btf_id}" if p.btf_id else " (no BTF)"
+    extra = f" btf-obj-id {p.btf_id}" if p.btf_id else " (no BTF)"
     maps = ",".join(map(str, p.map_ids)) or "none"
     line = f"{p.mode}: id {p.id} name {p.name or '-'} tag {p.tag}{extra} maps {maps}"
     if p.hints_structs is not None:

@@ -61,6 +61,7 @@ class Stats:
     ended: float = 0.0
     first_batch: float = 0.0     # monotonic: first packets taken
     last_batch: float = 0.0      # monotonic: last batch handed back
+    batches: int = 0             # a receive rate needs two: one batch's time is its processing
     hints: Dict[str, Counter] = field(default_factory=lambda: {h: Counter() for h in HINTS})
     xsk: Dict[str, int] = field(default_factory=dict)
 
@@ -78,18 +79,21 @@ class Stats:
         return max(self.last_batch - self.first_batch, 0.0)
 
     @property
-    def active_rate(self) -> float:
+    def active_rate(self) -> Optional[float]:
+        """Packets per second while receiving; None from fewer than two batches."""
         s = self.active_seconds
-        return self.packets / s if s > 0 else 0.0
+        return self.packets / s if s > 0 and self.batches > 1 else None
 
     def to_json(self) -> dict:
-        return {"packets": self.packets, "bytes": self.bytes,
-                "seconds": round(self.seconds, 6), "pps": round(self.rate, 1),
-                "active-seconds": round(self.active_seconds, 6),
-                "active-pps": round(self.active_rate, 1),
-                "no-metadata": self.no_metadata,
-                "xsk": {k.replace("_", "-"): self.xsk[k] for k in XSK_STAT_KEYS if k in self.xsk},
-                "hints": {h: dict(c) for h, c in self.hints.items()}}
+        out = {"packets": self.packets, "bytes": self.bytes,
+               "seconds": round(self.seconds, 6), "pps": round(self.rate, 1)}
+        if self.active_rate is not None:
+            out.update({"active-seconds": round(self.active_seconds, 6),
+                        "active-pps": round(self.active_rate, 1)})
+        out.update({"no-metadata": self.no_metadata,
+                    "xsk": {k.replace("_", "-"): self.xsk[k] for k in XSK_STAT_KEYS if k in self.xsk},
+                    "hints": {h: dict(c) for h, c in self.hints.items()}})
+        return out
 
 
 @dataclass(frozen=True)
@@ -337,6 +341,7 @@ class Capture:
                 addrs, lengths = _ring_slices(xsk, first, n)
                 rows = rows_of(addrs)
                 stats.packets += n
+                stats.batches += 1
                 stats.bytes += sum(lengths)
                 try:
                     yield Batch(now, self.queue, addrs, lengths, rows, self._umem)
@@ -389,6 +394,7 @@ class Capture:
                     addrs, lengths = _ring_slices(x, first, n)
                     rows = self.rows(addrs, umem)
                     stats.packets += n
+                    stats.batches += 1
                     stats.bytes += sum(lengths)
                     try:
                         yield Batch(now, q, addrs, lengths, rows, umem)
