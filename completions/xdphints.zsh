@@ -37,12 +37,12 @@ _xdphints() {
         args)
             case $line[1] in
                 show) _arguments \
-                    '(-d --dev)'{-d,--dev}'[Device (default\: $XDPHINTS_DEV, else the only non-loopback interface that is up)]:device:_xdphints_devices' \
+                    '(-d --dev)'{-d,--dev}'[Device name (default\: $XDPHINTS_DEV, else the only non-loopback interface that is up)]:device:_xdphints_devices' \
                     '(-j --json)'{-j,--json}'[JSON output on stdout]' \
                     '(-h --help)'{-h,--help}'[Show help]' \
                     '*:device:_xdphints_devices';;
                 enable) _arguments \
-                    '(-d --dev)'{-d,--dev}'[Device (default\: $XDPHINTS_DEV, else the only non-loopback interface that is up)]:device:_xdphints_devices' \
+                    '(-d --dev)'{-d,--dev}'[Device name (default\: $XDPHINTS_DEV, else the only non-loopback interface that is up)]:device:_xdphints_devices' \
                     ''--rx-filter'[rx-timestamp\: the hwtstamp rx-filter to ask for (default\: all), a name of the kernel'\''s string set that the device lists, e]:value: ' \
                     ''--tx-type'[tx-timestamp\: the hwtstamp tx-type to ask for (default\: on), e]:value: ' \
                     ''--dry-run'[Print what would change and change nothing]' \
@@ -50,18 +50,18 @@ _xdphints() {
                     '(-h --help)'{-h,--help}'[Show help]' \
                     '*:words:(rx-timestamp tx-timestamp rx-hash rx-vlan rx-vlan-stag)';;
                 disable) _arguments \
-                    '(-d --dev)'{-d,--dev}'[Device (default\: $XDPHINTS_DEV, else the only non-loopback interface that is up)]:device:_xdphints_devices' \
+                    '(-d --dev)'{-d,--dev}'[Device name (default\: $XDPHINTS_DEV, else the only non-loopback interface that is up)]:device:_xdphints_devices' \
                     ''--dry-run'[Print what would change and change nothing]' \
                     '(-j --json)'{-j,--json}'[JSON output on stdout]' \
                     '(-h --help)'{-h,--help}'[Show help]' \
                     '*:words:(rx-timestamp tx-timestamp rx-hash rx-vlan rx-vlan-stag)';;
                 check) _arguments \
-                    '(-d --dev)'{-d,--dev}'[Device (default\: $XDPHINTS_DEV, else the only non-loopback interface that is up)]:device:_xdphints_devices' \
+                    '(-d --dev)'{-d,--dev}'[Device name (default\: $XDPHINTS_DEV, else the only non-loopback interface that is up)]:device:_xdphints_devices' \
                     '(-j --json)'{-j,--json}'[JSON output on stdout]' \
                     '(-h --help)'{-h,--help}'[Show help]' \
                     '*:words:(rx-timestamp rx-hash rx-vlan)';;
                 btf) _arguments \
-                    '(-d --dev)'{-d,--dev}'[Device (default\: $XDPHINTS_DEV, else the only non-loopback interface that is up)]:device:_xdphints_devices' \
+                    '(-d --dev)'{-d,--dev}'[Device name (default\: $XDPHINTS_DEV, else the only non-loopback interface that is up)]:device:_xdphints_devices' \
                     ''--prog-id'[A loaded program, by id]:value: ' \
                     ''--pinned'[A program pinned in bpffs]:value: ' \
                     ''--file'[An ELF object (]:file:_files' \
@@ -75,7 +75,7 @@ _xdphints() {
                     '(-j --json)'{-j,--json}'[JSON output on stdout]' \
                     '(-h --help)'{-h,--help}'[Show help]';;
                 dump) _arguments \
-                    '(-d --dev)'{-d,--dev}'[Device (default\: $XDPHINTS_DEV, else the only non-loopback interface that is up)]:device:_xdphints_devices' \
+                    '(-d --dev)'{-d,--dev}'[Device name (default\: $XDPHINTS_DEV, else the only non-loopback interface that is up)]:device:_xdphints_devices' \
                     '(-q --queue)'{-q,--queue}'[RX queue(s) to capture (0-based), or all\: one AF_XDP socket per queue]:queue:_xdphints_queues' \
                     '(-c --count)'{-c,--count}'[Stop after N packets]:value: ' \
                     ''--duration'[Stop after S seconds]:value: ' \

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Tuple, TypeVar
 
 from xdphints_cli import drvinfo, hwtstamp
-from xdphints_cli.errors import KernelError, KernelTooOldError, PermissionDeniedError, UsageError
+from xdphints_cli.errors import KernelError, KernelTooOldError, NotFoundError, PermissionDeniedError, UsageError
 from xdphints_cli.netlink import ethtool, netdev, rtnl
 from xdphints_cli.netlink.ethtool_msgs import ETH_SS_TS_RX_FILTERS, ETH_SS_TS_TX_TYPES
 from xdphints_cli.netlink.session import Netlink
@@ -105,10 +105,10 @@ def _xsk_queues(nl: Netlink, link: rtnl.Link) -> Tuple[int, ...]:
                         if q.type == netdev.QUEUE_TYPE_RX and q.xsk))
 
 
-def gather(nl: Netlink, dev: str, brief: bool = False) -> DeviceReport:
-    """Read a device's hints state. `brief` skips what the interface list does not show."""
-    link = rtnl.get_link(nl, dev)
-    return gather_link(nl, link, brief)
+def gather(nl: Netlink, dev: Optional[str], brief: bool = False) -> DeviceReport:
+    """Read a device's hints state (dev None: the default device, see resolve_link).
+    `brief` skips what the interface list does not show."""
+    return gather_link(nl, resolve_link(nl, dev), brief)
 
 
 def gather_link(nl: Netlink, link: rtnl.Link, brief: bool = False) -> DeviceReport:
@@ -129,17 +129,30 @@ def gather_link(nl: Netlink, link: rtnl.Link, brief: bool = False) -> DeviceRepo
     return report
 
 
-def default_device(nl: Netlink) -> str:
-    """$XDPHINTS_DEV, else the only non-loopback interface that is up."""
+def resolve_link(nl: Netlink, dev: Optional[str]) -> rtnl.Link:
+    """The device a command acts on: DEV or -d (a name, never an ifindex), else
+    $XDPHINTS_DEV, else the only non-loopback interface that is up."""
+    if dev is not None:
+        return rtnl.get_link(nl, dev)
     env = os.environ.get("XDPHINTS_DEV")
     if env:
-        return env
-    candidates = [link.ifname for link in rtnl.list_links(nl) if link.is_up and not link.is_loopback]
+        try:
+            return rtnl.get_link(nl, env)
+        except NotFoundError as e:
+            raise NotFoundError(f"{e} (the name came from $XDPHINTS_DEV)") from None
+    candidates = [link for link in rtnl.list_links(nl) if link.is_up and not link.is_loopback]
     if len(candidates) == 1:
         return candidates[0]
     if not candidates:
         raise UsageError("no device given and no non-loopback interface is up: use -d DEV")
-    raise UsageError(f"no device given and several interfaces are up ({', '.join(candidates)}): use -d DEV")
+    raise UsageError("no device given and several interfaces are up "
+                     f"({', '.join(link.ifname for link in candidates)}): use -d DEV")
+
+
+def default_device(nl: Netlink) -> str:
+    """The name of resolve_link(nl, None): $XDPHINTS_DEV (checked), else the only
+    non-loopback interface that is up."""
+    return resolve_link(nl, None).ifname
 
 
 def list_reports(nl: Netlink) -> List[DeviceReport]:

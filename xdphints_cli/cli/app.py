@@ -78,9 +78,16 @@ def complete_devices(ctx, param, incomplete: str):
     return [n for n in names if n.startswith(incomplete)]
 
 
+def check_device_name(ctx, param, value: Optional[str]) -> Optional[str]:
+    """An empty DEV is a usage error here, before any command could take '' for "not given"."""
+    if value == "":
+        raise click.BadParameter("an interface name cannot be empty", ctx=ctx, param=param)
+    return value
+
+
 def dev_option(f):
-    return click.option("-d", "--dev", metavar="DEV", shell_complete=complete_devices,
-                        help="Device (default: $XDPHINTS_DEV, else the only non-loopback interface that is up).")(f)
+    return click.option("-d", "--dev", metavar="DEV", shell_complete=complete_devices, callback=check_device_name,
+                        help="Device name (default: $XDPHINTS_DEV, else the only non-loopback interface that is up).")(f)
 
 
 def usage_error(message: str) -> click.UsageError:

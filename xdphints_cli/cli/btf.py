@@ -106,16 +106,14 @@ def _attached(dev: Optional[str], source: dict):
     """ProgInfo of the program attached to DEV (the first one if several modes are used)."""
     from xdphints_cli import device, progbtf
     from xdphints_cli.errors import NotFoundError
-    from xdphints_cli.netlink import rtnl
     from xdphints_cli.netlink.session import Netlink
 
     with Netlink() as nl:
-        name = dev or device.default_device(nl)
-        link = rtnl.get_link(nl, name)
+        link = device.resolve_link(nl, dev)
     if not link.xdp.programs:
-        raise NotFoundError(f"no XDP program attached to {name}")
+        raise NotFoundError(f"no XDP program attached to {link.ifname}")
     mode, prog_id = link.xdp.programs[0]
-    source.update({"ifname": name, "mode": mode})
+    source.update({"ifname": link.ifname, "mode": mode})
     return progbtf.prog_info(prog_id)
 
 

@@ -65,7 +65,7 @@ def cli(ctx: click.Context, json_: bool, pretty: bool, netns: Optional[str], no_
     app.pretty = app.pretty or pretty
     app.no_color = no_color
     app.debug = debug
-    if netns:
+    if netns is not None:  # -n '' is an error, not "no namespace"
         from xdphints_cli import netns as ns
 
         ns.enter(netns)

@@ -6,11 +6,11 @@ from typing import List, Optional
 
 import click
 
-from xdphints_cli.cli.app import App, complete_devices, dev_option, json_option, usage_error
+from xdphints_cli.cli.app import App, check_device_name, complete_devices, dev_option, json_option, usage_error
 
 
 @click.command("show")
-@click.argument("device", required=False, metavar="[DEV]", shell_complete=complete_devices)
+@click.argument("device", required=False, metavar="[DEV]", shell_complete=complete_devices, callback=check_device_name)
 @dev_option
 @json_option
 @click.pass_obj
@@ -21,13 +21,13 @@ def show(app: App, device: Optional[str], dev: Optional[str]) -> None:
     feature bits, RX metadata kfuncs the driver implements, hardware timestamping
     capabilities and current config, offloads, and a verdict per hint.
     """
-    if device and dev and device != dev:
+    if device is not None and dev is not None and device != dev:
         raise usage_error(f"two devices given: {device} and {dev}")
     from xdphints_cli import device as devmod
     from xdphints_cli.netlink.session import Netlink
 
     with Netlink() as nl:
-        name = device or dev
+        name = device if device is not None else dev
         if name is None:
             reports = devmod.list_reports(nl)
             if app.json:

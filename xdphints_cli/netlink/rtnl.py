@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import List, Optional, Tuple
 
 from pyroute2.netlink import nla, nlmsg
 
-from xdphints_cli.errors import KernelError, NotFoundError
+from xdphints_cli.errors import KernelError, NotFoundError, UsageError
 from xdphints_cli.netlink.session import Netlink
 
 RTM_GETLINK = 18
@@ -93,7 +94,10 @@ class Link:
     @classmethod
     def from_msg(cls, msg) -> "Link":
         info = msg.get_attr("IFLA_LINKINFO")
-        return cls(msg["index"], msg.get_attr("IFLA_IFNAME") or "", msg["flags"],
+        name = msg.get_attr("IFLA_IFNAME") or ""
+        if isinstance(name, bytes):  # not UTF-8: keep the bytes, as argv and os.listdir do
+            name = os.fsdecode(name)
+        return cls(msg["index"], name, msg["flags"],
                    OPERSTATES.get(msg.get_attr("IFLA_OPERSTATE") or 0, "unknown"),
                    msg.get_attr("IFLA_MTU"), info.get_attr("IFLA_INFO_KIND") if info else None,
                    msg.get_attr("IFLA_NUM_RX_QUEUES"), msg.get_attr("IFLA_NUM_TX_QUEUES"),
@@ -114,7 +118,7 @@ def _getlink(nl: Netlink, index: int = 0, name: Optional[str] = None, dump: bool
     msg["index"] = index
     attrs = [("IFLA_EXT_MASK", IFLA_EXT_MASK_SKIP_STATS)]
     if name:
-        attrs.append(("IFLA_IFNAME", name))
+        attrs.append(("IFLA_IFNAME", os.fsencode(name)))  # any bytes but NUL and '/' make a name
     msg["attrs"] = attrs
     what = "listing interfaces" if dump else f"reading interface {name or index}"
     return [Link.from_msg(r) for r in nl.rtnl.request(RTM_GETLINK, msg, link_msg, what, dump=dump)
@@ -125,15 +129,18 @@ def list_links(nl: Netlink) -> List[Link]:
     return sorted(_getlink(nl, dump=True), key=lambda link: link.ifindex)
 
 
+IFNAMSIZ = 16  # include/uapi/linux/if.h: names are at most 15 bytes
+
+
 def get_link(nl: Netlink, dev: str) -> Link:
-    """A link by name (or by ifindex given as digits); NotFoundError when there is none."""
+    """A link by its name. Always a name, as for ip and ethtool: "2" is the interface
+    called 2, never the one whose ifindex is 2. NotFoundError when there is none."""
+    if not dev:
+        raise UsageError("an interface name cannot be empty")
+    if len(os.fsencode(dev)) >= IFNAMSIZ:
+        raise NotFoundError(f"no such device: {dev} (interface names are at most {IFNAMSIZ - 1} bytes)")
     try:
-        if dev.isdigit():
-            links = _getlink(nl, index=int(dev))
-        else:
-            if len(dev.encode()) >= 16:
-                raise NotFoundError(f"no such device: {dev} (interface names are at most 15 bytes)")
-            links = _getlink(nl, name=dev)
+        links = _getlink(nl, name=dev)
     except KernelError as e:
         if e.exit_code == NotFoundError.exit_code:
             raise NotFoundError(f"no such device: {dev}") from None
