@@ -6,6 +6,7 @@ types with everything they depend on, in an order a C compiler accepts.
 
 from __future__ import annotations
 
+import re
 from typing import Dict, Iterable, List, Optional, Set, Tuple
 
 from ..errors import BTFError
@@ -14,11 +15,24 @@ from . import wire
 from .spec import Spec, recursion_guard
 
 _NESTING = wire.MAX_NESTING
+_C_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
+class NotCError(BTFError):
+    """A name in the BTF is not a C identifier, so the types cannot be written as C."""
+
+
+def _c_name(name: str, what: str) -> str:
+    if name and not _C_IDENTIFIER.match(name):
+        raise NotCError(f"{what} name {name!r} is not a C identifier: cannot write it as C")
+    return name
 
 
 class Names:
     """C names for types, with `___N` suffixes where BTF has several types (or
-    enumerators) with one name, as bpftool's btf_dump does."""
+    enumerators) with one name, as bpftool's btf_dump does. Every name must be a C
+    identifier (NotCError otherwise): BTF names may hold any byte, and one such as
+    "x; } evil; struct {" would otherwise turn into other C."""
 
     def __init__(self, spec: Spec):
         self.spec = spec
@@ -36,6 +50,7 @@ class Names:
     def tag(self, t: T.Type) -> str:
         name = self._tags.get(t.id)
         if name is None:
+            _c_name(t.name, t.kind_name.lower())
             if isinstance(t, T.Fwd):
                 # A forward declaration names the same tag as its definition.
                 name = t.name
@@ -49,19 +64,26 @@ class Names:
         name = self._idents.get(key)
         if name is None:
             raw = t.name if index < 0 else t.values[index].name  # type: ignore[attr-defined]
-            name = self._unique(self._ident_count, raw)
+            name = self._unique(self._ident_count, _c_name(raw, t.kind_name.lower()))
             self._idents[key] = name
         return name
 
+    def field(self, name: str, what: str = "member") -> str:
+        """A member, parameter or variable name."""
+        return _c_name(name, what)
+
 
 class _Plain(Names):
-    """No renaming: for one-off type names."""
+    """No renaming and no checks: for one-off type names shown as text."""
 
     def tag(self, t: T.Type) -> str:
         return t.name
 
     def ident(self, t: T.Type, index: int = -1) -> str:
         return t.name if index < 0 else t.values[index].name  # type: ignore[attr-defined]
+
+    def field(self, name: str, what: str = "member") -> str:
+        return name
 
 
 def _join(base: str, inner: str) -> str:
@@ -114,7 +136,7 @@ class _Renderer:
         if k == wire.KIND_FUNC:
             return self.decl(t.type, inner or self.names.ident(t), indent, depth + 1)  # type: ignore
         if k == wire.KIND_VAR or k == wire.KIND_DECL_TAG:
-            return self.decl(t.type, inner or t.name, indent, depth + 1)  # type: ignore
+            return self.decl(t.type, inner or self.names.field(t.name, "variable"), indent, depth + 1)  # type: ignore
         return _join(self.base_name(t, indent, depth), inner)
 
     def _skip_tags(self, tid: int, depth: int) -> int:
@@ -125,7 +147,7 @@ class _Renderer:
         raise BTFError(f"type tag chain too long or cyclic at {tid}")
 
     def params(self, proto: T.FuncProto, depth: int) -> str:
-        ps = [self.decl(p.type, p.name, 0, depth + 1) for p in proto.params]
+        ps = [self.decl(p.type, self.names.field(p.name, "parameter"), 0, depth + 1) for p in proto.params]
         if proto.variadic:
             ps.append("...")
         return ", ".join(ps) or "void"
@@ -170,7 +192,7 @@ class _Renderer:
         pad = "\t" * (indent + 1)
         lines = [head]
         for m in t.members:
-            d = self.decl(m.type, m.name, indent + 1, depth + 1)
+            d = self.decl(m.type, self.names.field(m.name), indent + 1, depth + 1)
             if m.bitfield_size:
                 d += f": {m.bitfield_size}"
             line = f"{pad}{d};"
@@ -236,7 +258,7 @@ class _Renderer:
             return "extern " + self.decl(t.type, self.names.ident(t)) + ";" \
                 if isinstance(proto, T.FuncProto) else f"/* FUNC {t.name}: bad prototype */"
         if isinstance(t, T.Var):
-            return f"extern {self.decl(t.type, t.name)};"
+            return f"extern {self.decl(t.type, self.names.field(t.name, 'variable'))};"
         return self.decl(tid) + ";"
 
 

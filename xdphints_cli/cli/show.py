@@ -7,6 +7,7 @@ from typing import List, Optional
 import click
 
 from xdphints_cli.cli.app import App, check_device_name, complete_devices, dev_option, json_option, usage_error
+from xdphints_cli.cli.safe_text import escape
 
 
 @click.command("show")
@@ -205,7 +206,7 @@ def render_list(app: App, reports) -> None:
         xdp = s["xdp-mode"] + (f" {progs}" if progs else "")
         hwts = NA if "hw-timestamping" not in s else ("yes" if s["hw-timestamping"] else "no")
         xsk = NA if "xsk-queues" not in s else (",".join(map(str, s["xsk-queues"])) or "-")
-        table.add_row(s["ifname"], s.get("driver", NA), s["operstate"], xdp,
+        table.add_row(escape(s["ifname"]), escape(s.get("driver", NA)), s["operstate"], xdp,
                       _words(s.get("xdp-rx-metadata-features", ())) if "xdp-rx-metadata-features" in s else NA,
                       hwts, xsk)
     app.console.print(table)
