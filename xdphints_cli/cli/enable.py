@@ -35,7 +35,8 @@ hardware timestamps from every program on the device, PTP daemons included.
 
 _EPILOG = ("Exit codes: 0 done (also when nothing needed changing), 1 failed (what this call had "
            "changed is restored), 2 usage error (unknown feature or filter), 3 unsupported or "
-           "[fixed] on this device, 4 permission denied (needs CAP_NET_ADMIN), 5 no such device.")
+           "[fixed] on this device, 4 permission denied (needs CAP_NET_ADMIN), 5 no such device, "
+           "128+N interrupted by signal N (SIGINT, SIGTERM, SIGHUP; what was changed is restored).")
 
 
 def _feature_argument(f):
