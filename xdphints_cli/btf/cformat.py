@@ -15,6 +15,8 @@ from . import wire
 from .spec import Spec, recursion_guard
 
 _NESTING = wire.MAX_NESTING
+# Where pahole puts its /* offset size */ comments: column 57, tabs counted as 8.
+_COMMENT_COLUMN = 57
 _C_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
@@ -100,6 +102,10 @@ class _Renderer:
         self.names = names or _Plain(spec)
         self.offsets = offsets
         self.anon_enums: Set[int] = set()
+        # bit offset, from the outermost struct, of the composite being rendered: an
+        # anonymous struct/union is written inline, and pahole gives its members'
+        # offsets from the outer struct, not from the anonymous one
+        self._base_bits = 0
 
     # -- declarators -------------------------------------------------------------------
 
@@ -191,13 +197,20 @@ class _Renderer:
         head = f"{kw} {self.names.tag(t)} {{" if t.name else f"{kw} {{"
         pad = "\t" * (indent + 1)
         lines = [head]
+        base = self._base_bits
         for m in t.members:
-            d = self.decl(m.type, self.names.field(m.name), indent + 1, depth + 1)
+            self._base_bits = base + m.bit_offset
+            try:
+                d = self.decl(m.type, self.names.field(m.name), indent + 1, depth + 1)
+            finally:
+                self._base_bits = base
             if m.bitfield_size:
                 d += f": {m.bitfield_size}"
             line = f"{pad}{d};"
             if self.offsets:
-                line += "\t" + self._offset_comment(m)
+                # an anonymous member's comment goes on its closing line, as pahole's does
+                last = len(line.rsplit("\n", 1)[-1].expandtabs(8))
+                line += " " * max(1, _COMMENT_COLUMN - last) + self._offset_comment(m, base)
             lines.append(line)
         tail = "\t" * indent + "}"
         if self._packed(t):
@@ -207,14 +220,19 @@ class _Renderer:
         lines.append(tail)
         return "\n".join(lines)
 
-    def _offset_comment(self, m: T.Member) -> str:
+    def _offset_comment(self, m: T.Member, base_bits: int) -> str:
+        """pahole's `/* offset size */`, the offset counted from the start of the
+        outermost struct; for a bitfield `/* unit:bit size */`, the byte offset of its
+        storage unit (a whole one of its type's size) and the bit offset in that unit."""
         try:
             size = self.spec.size_of(m.type)
         except BTFError:
             size = 0
+        bits = base_bits + m.bit_offset
         if m.bitfield_size:
-            return f"/* {m.bit_offset // 8}:{m.bit_offset % 8} {size} */"
-        return f"/* {m.bit_offset // 8} {size} */"
+            unit = 8 * size or 8
+            return f"/* {bits // unit * (unit // 8):5d}:{bits % unit:2d} {size:2d} */"
+        return f"/* {bits // 8:5d} {size:5d} */"
 
     def _packed(self, t: T.Composite) -> bool:
         try:
@@ -309,6 +327,7 @@ class _Dumper:
         self.r = _Renderer(spec, Names(spec), offsets)
         self.state: Dict[int, int] = {}
         self.declared: Set[int] = set()
+        self.forward_at: Dict[int, int] = {}  # type id -> index in out of its 'struct foo;'
         self.out: List[str] = []
         self.depth = 0
 
@@ -343,6 +362,7 @@ class _Dumper:
                 self.define(t, depth + 1)
             elif tid not in self.declared and self.state.get(tid) != _DEFINED:
                 self.declared.add(tid)
+                self.forward_at[tid] = len(self.out)
                 self.out.append(f"{'struct' if t.kind == wire.KIND_STRUCT else 'union'} "
                                 f"{self.r.names.tag(t)};")
         elif isinstance(t, T.Enum):
@@ -363,6 +383,10 @@ class _Dumper:
         self.state[t.id] = _BUSY
         for m in t.members:
             self.need(m.type, True, depth + 1)
+        if self.forward_at.get(t.id) == len(self.out) - 1:
+            # declared (by a pointer to itself) with nothing in between that needs it:
+            # the definition declares the tag itself
+            self.out.pop()
         self.out.append(self.r.definition(t.id))
         self.state[t.id] = _DEFINED
 
