@@ -31,7 +31,7 @@ from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence,
 
 from xdphints_cli import hwtstamp
 from xdphints_cli.errors import (EXIT_FAILED, EXIT_PERMISSION, EXIT_UNSUPPORTED, KernelError,
-                                 KernelTooOldError, NotSupportedError, UsageError, XdpHintsError)
+                                 KernelTooOldError, NotSupportedError, UsageError, XdpHintsError, errno_name)
 from xdphints_cli.features import FEATURE_NAMES, Feature, feature as feature_by_name
 from xdphints_cli.netlink import ethtool
 from xdphints_cli.netlink.ethtool_msgs import ETH_SS_TS_RX_FILTERS, ETH_SS_TS_TX_TYPES
@@ -233,11 +233,9 @@ class KernelBackend(Backend):
             except KernelTooOldError:
                 self._no_tsconfig = "the kernel has no ethtool TSCONFIG (Linux 6.14)"
             except KernelError as e:
-                # EOPNOTSUPP: driver without ndo_hwtstamp_get/set. ENODEV: a driver with
-                # them but no PHC (net/ethtool/tsconfig.c answers GET with -ENODEV then).
-                if e.errno not in (errno.EOPNOTSUPP, errno.ENODEV):
+                if e.errno not in ethtool.TSCONFIG_FALLBACK_ERRNOS:
                     raise
-                self._no_tsconfig = f"ethtool TSCONFIG_GET gave {'EOPNOTSUPP' if e.errno == errno.EOPNOTSUPP else 'ENODEV'}"
+                self._no_tsconfig = f"ethtool TSCONFIG_GET gave {errno_name(e.errno)}"
         raw = self._ioctl_read()
         self._via = VIA_IOCTL
         return self._from_raw(raw)

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Tuple, TypeVar
 
 from xdphints_cli import drvinfo, hwtstamp
-from xdphints_cli.errors import KernelError, KernelTooOldError, NotFoundError, PermissionDeniedError, UsageError
+from xdphints_cli.errors import (KernelError, KernelTooOldError, NotFoundError, PermissionDeniedError, UsageError,
+                                 errno_name)
 from xdphints_cli.netlink import ethtool, netdev, rtnl
 from xdphints_cli.netlink.ethtool_msgs import ETH_SS_TS_RX_FILTERS, ETH_SS_TS_TX_TYPES
 from xdphints_cli.netlink.session import Netlink
@@ -82,9 +83,10 @@ def _read_hwtstamp(nl: Netlink, link: rtnl.Link, report: DeviceReport) -> Option
     except KernelTooOldError:
         via_netlink = "kernel has no ethtool TSCONFIG"
     except KernelError as e:
-        if e.errno != errno.EOPNOTSUPP:
+        if e.errno not in ethtool.TSCONFIG_FALLBACK_ERRNOS:
             raise
-        via_netlink = "driver has no ethtool TSCONFIG (EOPNOTSUPP)"
+        via_netlink = (f"ethtool TSCONFIG_GET gave {errno_name(e.errno)}" if e.errno != errno.EOPNOTSUPP
+                       else "driver has no ethtool TSCONFIG (EOPNOTSUPP)")
     try:
         raw = hwtstamp.get_config(link.ifname)
     except KernelError as e:
