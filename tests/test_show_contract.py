@@ -77,3 +77,34 @@ def test_macvlan_hwtstamp_config_falls_back_to_the_ioctl(kinds):
         doc = json.loads(xdphints("-j", "show", dev, ns=ns).stdout)
         why = doc["unavailable"]["hwtstamp-config"]
         assert why.startswith("ethtool TSCONFIG_GET gave EINVAL and SIOCGHWTSTAMP is not supported (EOPNOTSUPP)"), why
+
+
+@pytest.fixture
+def uneven_veth():
+    """qa with 1 RX queue whose peer qb uses 3 TX queues (`ethtool -L qb tx 3`): the
+    kernel clears qa's xdp-features for that configuration."""
+    ns = unique_name("xdph-q")
+    sh("ip", "netns", "add", ns)
+    try:
+        sh("ip", "-n", ns, "link", "add", "name", "qa", "numrxqueues", "1", "type", "veth", "peer", "name", "qb",
+           "numtxqueues", "4")
+        sh("ethtool", "-L", "qb", "tx", "3", ns=ns)
+        yield ns
+    finally:
+        sh("ip", "netns", "del", ns, check=False)
+
+
+def test_veth_xdp_off_for_its_queues_is_not_blamed_on_the_driver(uneven_veth):
+    ns = uneven_veth
+    doc = json.loads(xdphints("-j", "show", "qa", ns=ns).stdout)
+    assert doc["xdp-features"] == []
+    for verdict in doc["hints"].values():
+        assert verdict["state"] == "unsupported"
+        assert "has no native XDP support" not in verdict["reason"]
+        assert verdict["reason"].startswith("the kernel reports no native XDP for qa (xdp-features lacks basic")
+        assert "(qa has 1 RX queue, its peer qb has 3 TX queues); XDP on a veth needs at least as many RX " \
+               "queues as its peer has TX queues" in verdict["reason"]
+    res = xdphints("check", "-d", "qa", ns=ns)
+    assert res.returncode == 3 and "its peer qb has 3 TX queues" in res.stdout
+    # the other way round the kernel is content: qb has at least as many RX queues as qa has TX queues
+    assert json.loads(xdphints("-j", "show", "qb", ns=ns).stdout)["xdp-features"][0] == "basic"

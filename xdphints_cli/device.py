@@ -40,6 +40,33 @@ class HwtstampState:
         return out
 
 
+@dataclass(frozen=True)
+class VethQueues:
+    """What decides whether a veth has XDP: drivers/net/veth.c (veth_set_xdp_features)
+    clears its xdp-features while the peer has more TX queues than it has RX queues."""
+
+    rx: Optional[int]  # this device's RX queues in use (ethtool channels, else rtnetlink)
+    peer: Optional[str]  # None when the peer is in another namespace
+    peer_tx: Optional[int]
+
+
+def _veth_queues(nl: Netlink, link: rtnl.Link, channels: Optional[ethtool.Channels]) -> VethQueues:
+    def channels_of(l: rtnl.Link) -> Optional[ethtool.Channels]:
+        try:
+            return ethtool.get_channels(nl, l.ifindex, l.ifname)
+        except (KernelError, KernelTooOldError, PermissionDeniedError):
+            return None
+
+    ch = channels or channels_of(link)
+    rx = ch.rx_count if ch is not None and ch.rx_count else link.num_rx_queues
+    peer = rtnl.get_link_by_index(nl, link.peer_ifindex) if link.peer_ifindex else None
+    if peer is None:
+        return VethQueues(rx, None, None)
+    peer_ch = channels_of(peer)
+    return VethQueues(rx, peer.ifname, peer_ch.tx_count if peer_ch is not None and peer_ch.tx_count
+                      else peer.num_tx_queues)
+
+
 @dataclass
 class DeviceReport:
     link: rtnl.Link
@@ -51,6 +78,7 @@ class DeviceReport:
     tsinfo: Optional[ethtool.TsInfo] = None
     hwtstamp: Optional[HwtstampState] = None
     features: Optional[ethtool.Features] = None
+    veth_queues: Optional[VethQueues] = None  # a veth whose XDP is off: why
     unavailable: Dict[str, str] = field(default_factory=dict)
 
     @property
@@ -128,6 +156,8 @@ def gather_link(nl: Netlink, link: rtnl.Link, brief: bool = False) -> DeviceRepo
         report.unavailable["channels"] += "; queue counts from IFLA_NUM_RX/TX_QUEUES"
     report.hwtstamp = _section(report, "hwtstamp-config", lambda: _read_hwtstamp(nl, link, report))
     report.features = _section(report, "offloads", lambda: ethtool.get_features(nl, link.ifindex, link.ifname))
+    if report.driver == "veth" and report.netdev is not None and not report.netdev.xdp_features & 1:
+        report.veth_queues = _veth_queues(nl, link, report.channels)
     return report
 
 

@@ -29,11 +29,13 @@ class link_msg(nlmsg):
         (1, "IFLA_ADDRESS", "hex"),
         (3, "IFLA_IFNAME", "asciiz"),
         (4, "IFLA_MTU", "uint32"),
+        (5, "IFLA_LINK", "uint32"),
         (16, "IFLA_OPERSTATE", "uint8"),
         (18, "IFLA_LINKINFO", "linkinfo"),
         (29, "IFLA_EXT_MASK", "uint32"),
         (31, "IFLA_NUM_TX_QUEUES", "uint32"),
         (32, "IFLA_NUM_RX_QUEUES", "uint32"),
+        (37, "IFLA_LINK_NETNSID", "int32"),
         (43, "IFLA_XDP", "xdp"),
     )
 
@@ -90,6 +92,8 @@ class Link:
     num_tx_queues: Optional[int]
     xdp: XdpAttachment
     address: Optional[str] = None
+    # the link this one is tied to (a veth's peer), when it is in the same namespace
+    peer_ifindex: Optional[int] = None
 
     @classmethod
     def from_msg(cls, msg) -> "Link":
@@ -101,7 +105,8 @@ class Link:
                    OPERSTATES.get(msg.get_attr("IFLA_OPERSTATE") or 0, "unknown"),
                    msg.get_attr("IFLA_MTU"), info.get_attr("IFLA_INFO_KIND") if info else None,
                    msg.get_attr("IFLA_NUM_RX_QUEUES"), msg.get_attr("IFLA_NUM_TX_QUEUES"),
-                   XdpAttachment.from_nla(msg.get_attr("IFLA_XDP")), msg.get_attr("IFLA_ADDRESS"))
+                   XdpAttachment.from_nla(msg.get_attr("IFLA_XDP")), msg.get_attr("IFLA_ADDRESS"),
+                   None if msg.get_attr("IFLA_LINK_NETNSID") is not None else msg.get_attr("IFLA_LINK") or None)
 
     @property
     def is_up(self) -> bool:
@@ -148,3 +153,15 @@ def get_link(nl: Netlink, dev: str) -> Link:
     if not links:
         raise NotFoundError(f"no such device: {dev}")
     return links[0]
+
+
+def get_link_by_index(nl: Netlink, ifindex: int) -> Optional[Link]:
+    """A link by ifindex, for links the kernel names by index (a veth's peer); None if gone.
+    Never for user input: a device the user names is a name (get_link)."""
+    try:
+        links = _getlink(nl, index=ifindex)
+    except KernelError as e:
+        if e.exit_code == NotFoundError.exit_code:
+            return None
+        raise
+    return links[0] if links else None
