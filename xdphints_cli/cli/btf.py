@@ -41,7 +41,7 @@ def btf(app: App, dev: Optional[str], prog_id: Optional[int], pinned: Optional[s
         kernel: bool, module: Optional[str], struct_name: Optional[str], all_: bool, kfuncs: bool,
         fmt: str, offsets: bool) -> None:
     """Show the XDP hints structs in BTF: by default those of the program attached to
-    DEV. A hints struct is named xdp_hints* or ends in a 32-bit `btf_id` member.
+    DEV. A hints struct is named xdp_hints*, or its last 4 bytes are a 32-bit `btf_id` member.
 
     With --struct, any named type; with --all, every named type; with --kfuncs, the
     bpf_xdp_metadata_* kfuncs of the running kernel with prototypes and BTF ids.
