@@ -555,16 +555,13 @@ _ROLLBACK_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 class _SignalGuard:
     """While armed, the first of _ROLLBACK_SIGNALS raises _Signalled in the main
-    thread; disarmed (rolling back), signals are only noted, so a second Ctrl-C or a
-    `kill` cannot interrupt the rollback itself."""
+    thread; disarmed (rolling back), they are ignored, so a second Ctrl-C or a `kill`
+    cannot interrupt the rollback itself."""
 
     def __init__(self) -> None:
         self.armed = True
-        self.signum: Optional[int] = None
 
     def _handler(self, signum: int, _frame) -> None:
-        if self.signum is None:
-            self.signum = signum
         if self.armed:
             self.armed = False
             raise _Signalled(signum)
