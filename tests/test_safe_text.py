@@ -4,6 +4,8 @@ BTF names are escaped in text output and kept exact in JSON."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 
 import pytest
 
@@ -88,3 +90,24 @@ def test_btf_names_are_escaped_in_text_exact_in_json_and_never_c(tmp_path):
     assert s["name"] == f"xdp_hints{CLEAR}" and s["members"][0]["name"] == f"a{OSC}"
     one = json.loads(xdphints("-j", "btf", "--file", path, "--struct", f"xdp_hints{CLEAR}").stdout)
     assert one["type"]["name"] == f"xdp_hints{CLEAR}" and "c" not in one["type"]
+
+
+@pytest.mark.privileged
+def test_interface_name_that_is_not_utf8():
+    """Any bytes but NUL, '/' and whitespace make an interface name: one that is not
+    UTF-8 is found, changed and shown with the byte escaped."""
+    ns = unique_name("xdph-u")
+    sh("ip", "netns", "add", ns)
+    try:
+        dev = os.fsdecode(b"u\xff")  # as argv hands it over
+        subprocess.run(["ip", "-n", ns, "link", "add", "name", b"u\xff", "type", "veth", "peer", "name", "w0"],
+                       check=True)
+        listed = xdphints("show", ns=ns)
+        assert listed.returncode == 0, listed.stderr
+        assert any(line.startswith("u\\xff ") for line in listed.stdout.splitlines())
+        res = xdphints("disable", "rx-vlan", "-d", dev, ns=ns)
+        assert (res.returncode, res.stdout) == (0, "u\\xff: rx-vlan: rx-vlan-hw-parse on -> off\n"), res.stderr
+        assert b"rx-vlan-offload: off" in subprocess.run(["ip", "netns", "exec", ns, "ethtool", "-k", b"u\xff"],
+                                                         capture_output=True).stdout
+    finally:
+        sh("ip", "netns", "del", ns, check=False)
