@@ -111,6 +111,16 @@ def test_file_errors(tmp_path):
         assert res.returncode == 4 and "permission denied" in res.stderr
 
 
+def test_file_that_is_not_a_regular_file(tmp_path):
+    """A FIFO would block the read forever; a directory is no file either: exit 2."""
+    fifo = tmp_path / "fifo"
+    os.mkfifo(str(fifo))
+    res = xdphints("btf", "--file", str(fifo))       # the runner's timeout catches a hang
+    assert res.returncode == 2 and res.stderr.strip().endswith("is not a regular file (a BTF file or ELF object is expected)"), res.stderr
+    res = xdphints("btf", "--file", str(tmp_path))
+    assert res.returncode == 2 and "is a directory" in res.stderr, res.stderr
+
+
 def test_usage_errors(hints_object):
     res = xdphints("btf", "--kernel", "--file", hints_object)
     assert res.returncode == 2 and "one source" in res.stderr

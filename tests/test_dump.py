@@ -167,7 +167,7 @@ def test_device_with_program_is_refused_and_untouched(veth):
 def test_missing_queue(veth):
     res = run_dump(veth, "-d", veth.dev, "--queue", "4")
     assert res.returncode == 5
-    assert res.stderr.strip() == "xdphints: error: device xh0 has 1 RX queue; queue 4 does not exist"
+    assert res.stderr.strip() == "xdphints: error: xh0 has 1 active RX queue (0); queue 4 is not one of them"
     assert not xdp_attached(veth)
 
 
@@ -187,10 +187,14 @@ def test_unprivileged_is_a_permission_error(veth):
 
 
 def test_usage_errors():
-    for args in (["--queue", "-1"], ["--queue", "0", "--count", "0"], []):
+    bad_numbers = (["--duration", "nan"], ["--duration", "inf"], ["--duration", "0"],
+                   ["--sample", "4294967296"], ["--sample", "0"], ["--snaplen", "0"],
+                   ["--snaplen", "262145"], ["--count", "0"])
+    for args in [["--queue", "-1"], []] + [["-d", "lo", "--queue", "0", *b] for b in bad_numbers]:
         res = subprocess.run([sys.executable, "-m", "xdphints_cli", "dump", *args], capture_output=True,
                              text=True, env=_env(), timeout=60)
         assert res.returncode == 2, (args, res.stderr)
+        assert len(res.stderr.splitlines()) == 1 and "Traceback" not in res.stderr, res.stderr
 
 
 # --- hints as the sender or the driver makes them; schema; legacy attachments ----------

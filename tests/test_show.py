@@ -140,7 +140,9 @@ def test_unknown_device_and_bad_input(veth):
     assert res.returncode == 5 and json.loads(res.stdout)["error"] == "no such device: nosuchdev0"
     res = xdphints("-n", "xdph-no-such-netns", "show")
     assert res.returncode == 5 and res.stderr.count("\n") == 1 and "not found" in res.stderr
-    for args in (["show", "--bogus"], ["nosuchcommand"], ["show", "a", "-d", "b"], ["-n"]):
+    # a word that is no command is a device (`xdphints DEV`), unless it is a near miss
+    assert xdphints("nosuchcommand", ns=veth.ns).returncode == 5
+    for args in (["show", "--bogus"], ["shwo"], ["show", "a", "-d", "b"], ["-n"]):
         res = xdphints(*args, ns=veth.ns)
         assert res.returncode == 2, args
         assert res.stderr.startswith("xdphints: error: ") and res.stderr.count("\n") == 1, res.stderr

@@ -19,6 +19,7 @@ from xdphints_cli.netlink import ethtool, netdev, rtnl
 from xdphints_cli.netlink.ethtool_msgs import ETH_SS_TS_RX_FILTERS, ETH_SS_TS_TX_TYPES
 from xdphints_cli.netlink.session import Netlink
 from xdphints_cli.programs import Program, describe_programs
+from xdphints_cli.queues import RxQueues, active_rx_queues
 
 T = TypeVar("T")
 
@@ -81,17 +82,7 @@ class DeviceReport:
     veth_queues: Optional[VethQueues] = None  # a veth whose XDP is off: why
     unavailable: Dict[str, str] = field(default_factory=dict)
 
-    @property
-    def rx_queues(self) -> Optional[int]:
-        if self.channels is not None and self.channels.rx_queues:
-            return self.channels.rx_queues
-        return self.link.num_rx_queues
-
-    @property
-    def tx_queues(self) -> Optional[int]:
-        if self.channels is not None and self.channels.tx_queues:
-            return self.channels.tx_queues
-        return self.link.num_tx_queues
+    rx_active: Optional[RxQueues] = None
 
 
 def _section(report: DeviceReport, key: str, fn: Callable[[], T]) -> Optional[T]:
@@ -151,9 +142,7 @@ def gather_link(nl: Netlink, link: rtnl.Link, brief: bool = False) -> DeviceRepo
     if brief:
         return report
     report.channels = _section(report, "channels", lambda: ethtool.get_channels(nl, link.ifindex, link.ifname))
-    if report.channels is None and "channels" in report.unavailable:
-        # the queue counts still come from rtnetlink; say where they came from instead
-        report.unavailable["channels"] += "; queue counts from IFLA_NUM_RX/TX_QUEUES"
+    report.rx_active = active_rx_queues(nl, link, report.channels, channels_read=True)
     report.hwtstamp = _section(report, "hwtstamp-config", lambda: _read_hwtstamp(nl, link, report))
     report.features = _section(report, "offloads", lambda: ethtool.get_features(nl, link.ifindex, link.ifname))
     if report.driver == "veth" and report.netdev is not None and not report.netdev.xdp_features & 1:

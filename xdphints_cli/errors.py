@@ -19,6 +19,7 @@ EXIT_PERMISSION = 4
 EXIT_NOT_FOUND = 5
 EXIT_NEEDS_ENABLE = 6
 EXIT_INTERRUPTED = 130  # as a shell reports a command ended by SIGINT
+EXIT_OUTPUT_CLOSED = 141  # stdout closed early (| head): as a command ended by SIGPIPE
 
 
 class XdpHintsError(Exception):

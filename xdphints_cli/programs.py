@@ -51,13 +51,14 @@ def describe(prog_id: int, mode: str) -> Program:
 
 
 def describe_programs(xdp: XdpAttachment, unavailable: Dict[str, str]) -> Tuple[Program, ...]:
-    """Every attached program; with only ids where bpf(2) says no (no CAP_BPF)."""
+    """Every attached program; with only ids where bpf(2) says no (opening a program by
+    id needs CAP_SYS_ADMIN: BPF_PROG_GET_FD_BY_ID)."""
     out = []
     for mode, prog_id in xdp.programs:
         try:
             out.append(describe(prog_id, mode))
         except PermissionDeniedError:
-            unavailable["xdp"] = "program details need CAP_SYS_ADMIN or CAP_BPF (run as root)"
+            unavailable["xdp"] = "program details need CAP_SYS_ADMIN (run as root)"
             out.append(Program(prog_id, mode))
         except XdpHintsError as e:
             unavailable["xdp"] = f"program {prog_id}: {e}"

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import shlex
+from dataclasses import dataclass, replace
 from typing import List, Optional
 
 from xdphints_cli.device import DeviceReport
@@ -28,8 +29,10 @@ class Verdict:
         return out
 
 
-def _fix(report: DeviceReport, h: Hint) -> str:
-    return f"xdphints enable {h.feature} -d {report.link.ifname}"
+def _fix(report: DeviceReport, h: Hint, netns: Optional[str] = None) -> str:
+    """The command that fixes the hint, ready to paste (with -n when the device is in a namespace)."""
+    ns = f" -n {shlex.quote(netns)}" if netns else ""
+    return f"xdphints{ns} enable {h.feature} -d {shlex.quote(report.link.ifname)}"
 
 
 def _driver(report: DeviceReport) -> str:
@@ -101,5 +104,13 @@ def verdict(report: DeviceReport, h: Hint) -> Verdict:
     return _offload(report, h)
 
 
-def verdicts(report: DeviceReport, names: Optional[List[str]] = None) -> List[Verdict]:
-    return [verdict(report, h) for h in HINTS if names is None or h.name in names]
+def verdicts(report: DeviceReport, names: Optional[List[str]] = None,
+             netns: Optional[str] = None) -> List[Verdict]:
+    """The verdicts of `names` (all hints by default); `netns` is the namespace the device
+    was read in (the CLI's -n), so that the fix commands name it."""
+    out = []
+    for h in HINTS:
+        if names is None or h.name in names:
+            v = verdict(report, h)
+            out.append(replace(v, fix=_fix(report, h, netns)) if v.fix and netns else v)
+    return out

@@ -260,9 +260,33 @@ def obj_get(path: str, file_flags: int = 0) -> Fd:
     ret = sc.bpf_raw(sc.BPF_OBJ_GET, a)
     if ret == -errno.ENOENT:
         raise NotFoundError(f"no pinned BPF object at {path}")
+    if ret in (-errno.EACCES, -errno.EPERM) and not _is_bpffs_file(path):
+        # the kernel says EACCES for anything that is not an object on a bpffs (a
+        # directory, the bpffs root, a regular file elsewhere): not a permission matter
+        raise NotFoundError(f"{path} is not a pinned BPF object")
     if ret < 0:
         raise sc.error(f"opening pinned object {path}", -ret)
     return Fd(ret)
+
+
+BPF_FS_MAGIC = 0xCAFE4A11
+
+
+def _is_bpffs_file(path: str) -> bool:
+    """Whether `path` is a non-directory on a bpf filesystem (statfs f_type)."""
+    import ctypes
+    import stat
+
+    try:
+        if stat.S_ISDIR(os.stat(path).st_mode):
+            return False
+    except OSError:
+        return False
+    buf = ctypes.create_string_buffer(256)       # struct statfs; f_type comes first
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.statfs(os.fsencode(path), buf) != 0:
+        return True                               # cannot tell: keep the kernel's answer
+    return ctypes.c_long.from_buffer(buf).value & 0xFFFFFFFF == BPF_FS_MAGIC
 
 
 def obj_pin(fd: int, path: str) -> None:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import os
-from typing import Dict, Optional
+from typing import Dict, Optional, Tuple
 
-from ..errors import BTFError, NotFoundError, PermissionDeniedError, XdpHintsError
+from ..errors import BTFError, NotFoundError, PermissionDeniedError, UsageError, XdpHintsError
 from .reader import parse
 from .spec import Spec
 
@@ -19,18 +19,34 @@ _kernel_blob: Optional[bytes] = None
 _modules: Dict[str, Spec] = {}
 
 
-def read_file(path: str) -> bytes:
+def _open_regular(path: str):
+    """`path` opened for reading, refused unless it is a regular file: a FIFO or a
+    character device would block (or never end) where a BTF file is expected. The
+    O_NONBLOCK open itself cannot hang on a FIFO; the check is on the opened file."""
+    import stat
+
     try:
-        with open(path, "rb") as f:
-            return f.read()
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
         raise NotFoundError(f"{path}: no such file") from None
     except PermissionError:
         raise PermissionDeniedError(f"{path}: permission denied") from None
-    except IsADirectoryError:
-        raise XdpHintsError(f"{path}: is a directory") from None
     except OSError as e:
         raise XdpHintsError(f"{path}: {e.strerror or e}") from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        kind = "is a directory" if stat.S_ISDIR(mode) else "is not a regular file"
+        raise UsageError(f"{path}: {kind} (a BTF file or ELF object is expected)")
+    return os.fdopen(fd, "rb")
+
+
+def read_file(path: str) -> bytes:
+    with _open_regular(path) as f:
+        try:
+            return f.read()
+        except OSError as e:
+            raise XdpHintsError(f"{path}: {e.strerror or e}") from None
 
 
 def detect(path: str) -> str:
@@ -40,15 +56,11 @@ def detect(path: str) -> str:
 
 
 def read_file_head(path: str, n: int) -> bytes:
-    try:
-        with open(path, "rb") as f:
+    with _open_regular(path) as f:
+        try:
             return f.read(n)
-    except FileNotFoundError:
-        raise NotFoundError(f"{path}: no such file") from None
-    except PermissionError:
-        raise PermissionDeniedError(f"{path}: permission denied") from None
-    except OSError as e:
-        raise XdpHintsError(f"{path}: {e.strerror or e}") from None
+        except OSError as e:
+            raise XdpHintsError(f"{path}: {e.strerror or e}") from None
 
 
 def _detect_bytes(head: bytes, path: str) -> str:
@@ -122,6 +134,44 @@ def _from_elf(data: bytes, path: str, base: Optional[Spec]) -> Spec:
     if base is None and is_module:
         base = kernel()
     return _parse(blob, f"{path} .BTF", base)
+
+
+def struct_id(spec: Spec, name: str) -> Optional[int]:
+    """The id of the first struct or union called `name` in `spec`, or None."""
+    from . import wire
+
+    for tid in spec.ids_by_name(name):
+        if spec.kind_of(tid) in (wire.KIND_STRUCT, wire.KIND_UNION):
+            return tid
+    return None
+
+
+def struct_in_file(path: str, name: str) -> Tuple[Spec, int, str]:
+    """(spec, type id, "BTF" or "DWARF") of struct NAME in a raw BTF file or an ELF
+    object: its BTF, else its DWARF (clang emits no BTF for a struct used only through
+    a local pointer, but its DWARF has it). NotFoundError saying where it looked."""
+    tried = []
+    try:
+        spec = load(path)
+        tid = struct_id(spec, name)
+        if tid is not None:
+            return spec, tid, "BTF"
+        tried.append("its BTF")
+    except BTFError:
+        raise
+    except XdpHintsError as e:          # an object without BTF may still have DWARF
+        if detect(path) != "elf":
+            raise
+        tried.append(f"its BTF ({e})")
+    if detect(path) == "elf":
+        from .dwarf import struct_from_dwarf
+
+        try:
+            spec, tid = struct_from_dwarf(path, name)
+            return spec, tid, "DWARF"
+        except NotFoundError:
+            tried.append("its DWARF")
+    raise NotFoundError(f"{path}: no struct {name} in {' or '.join(tried)}")
 
 
 def kernel_blob() -> bytes:

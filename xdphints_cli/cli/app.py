@@ -49,30 +49,22 @@ class App:
     def warn(self, message: str) -> None:
         sys.stderr.write(f"xdphints: warning: {escape_text(message)}\n")
 
-    def fail(self, message: str, code: int, as_json: bool = False) -> None:
-        """Print the one-line error (and {"error": ...} on stdout for -j) and exit."""
+    def fail(self, message: str, code: int, as_json: bool = False, detail: str = "") -> None:
+        """Print the one-line error (and {"error": ...} on stdout for -j) and exit.
+        `detail` (a usage error's list of choices, say) follows the line as it is."""
         # one line (a verifier log or extack may span several); only line breaks are
         # folded, so a control character in a name is escaped below, not hidden
         message = re.sub(r"[ \t]*[\r\n]+[ \t]*", " ", message).strip()
         if as_json:
             try:
-                sys.stdout.write(json.dumps({"error": message, "exit-code": code}) + "\n")
+                sys.stdout.write(json.dumps({"error": " ".join(f"{message} {detail}".split()),
+                                             "exit-code": code}) + "\n")
                 sys.stdout.flush()
             except BrokenPipeError:
                 pass
-        sys.stderr.write(f"xdphints: error: {escape(message)}\n")
+        sys.stderr.write(f"xdphints: error: {escape(message)}\n"
+                         + (escape_text(detail.rstrip("\n")) + "\n" if detail else ""))
         sys.exit(code)
-
-
-def json_option(f):
-    """`-j/--json` after the subcommand too (`xdphints show eth0 --json`)."""
-
-    def set_json(ctx: click.Context, _param, value: bool) -> None:
-        if value:
-            ctx.ensure_object(App).json = True
-
-    return click.option("-j", "--json", "json_", is_flag=True, expose_value=False, callback=set_json,
-                        is_eager=True, help="JSON output on stdout.")(f)
 
 
 def complete_devices(ctx, param, incomplete: str):

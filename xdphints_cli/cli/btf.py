@@ -14,7 +14,8 @@ from typing import List, Optional, Tuple
 
 import click
 
-from xdphints_cli.cli.app import App, dev_option, json_option, usage_error
+from xdphints_cli.cli.app import App, dev_option, usage_error
+from xdphints_cli.cli.options import global_options
 from xdphints_cli.cli.safe_text import escape
 
 KFUNC_PREFIX = "bpf_xdp_metadata_"
@@ -35,7 +36,7 @@ _TAG_KINDS = ("struct", "union", "enum")
 @click.option("--format", "fmt", type=click.Choice(["table", "c"]), default="table", show_default=True,
               help="Text output as a member table or as C.")
 @click.option("--offsets", is_flag=True, help="With --format c: pahole-style /* offset size */ comments.")
-@json_option
+@global_options
 @click.pass_obj
 def btf(app: App, dev: Optional[str], prog_id: Optional[int], pinned: Optional[str], file_: Optional[str],
         kernel: bool, module: Optional[str], struct_name: Optional[str], all_: bool, kfuncs: bool,
@@ -127,7 +128,7 @@ def _describe_source(source: dict) -> str:
     if t == "module":
         return f"module {escape(source['name'])}"
     where = f" on {escape(source['ifname'])} ({source['mode']})" if "ifname" in source else ""
-    return f"program {source['prog-id']} {escape(source.get('name') or '-')}{where}, btf-id {source.get('btf-id')}"
+    return f"program {source['prog-id']} {escape(source.get('name') or '-')}{where}, btf-obj-id {source.get('btf-id')}"
 
 
 # --- hints structs (default mode) --------------------------------------------------

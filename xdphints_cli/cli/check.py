@@ -10,7 +10,8 @@ from typing import Optional, Tuple
 
 import click
 
-from xdphints_cli.cli.app import App, dev_option, json_option
+from xdphints_cli.cli.app import App, dev_option
+from xdphints_cli.cli.options import global_options
 from xdphints_cli.features import HINT_NAMES
 
 STATE_STYLES = {"ready": "green", "needs-enable": "yellow", "unsupported": "red"}
@@ -20,7 +21,7 @@ STATE_STYLES = {"ready": "green", "needs-enable": "yellow", "unsupported": "red"
                                "'xdphints enable', 2 usage error, 4 permission denied, 5 no such device.")
 @click.argument("hints", nargs=-1, metavar="[HINT]...", type=click.Choice(HINT_NAMES))
 @dev_option
-@json_option
+@global_options
 @click.pass_obj
 def check(app: App, hints: Tuple[str, ...], dev: Optional[str]) -> None:
     """Check that XDP hints are usable on a device now: the driver implements the
@@ -37,7 +38,7 @@ def check(app: App, hints: Tuple[str, ...], dev: Optional[str]) -> None:
     with Netlink() as nl:
         report = gather(nl, dev)
     names = list(dict.fromkeys(hints)) or None
-    found = verdicts(report, names)
+    found = verdicts(report, names, app.netns)
     if names:  # in the order asked for
         found.sort(key=lambda v: names.index(v.hint))
     states = {v.state for v in found}

@@ -8,9 +8,12 @@ from typing import Optional
 
 import click
 
-from xdphints_cli.cli.app import App, dev_option, json_option, usage_error
-from xdphints_cli.cli.dump_output import (BatchWriter, JsonLines, announce, hexdump, json_line, packet_json,
-                                          packet_text, queues_text, summary_json, summary_text, write_pcapng)
+from xdphints_cli import caps
+from xdphints_cli.cli.app import App, dev_option, usage_error
+from xdphints_cli.cli.dump_output import (BatchWriter, JsonLines, announce, announce_attached, hexdump, json_line,
+                                          output_closed_check, packet_json, packet_text, summary_json,
+                                          summary_text, write_pcapng)
+from xdphints_cli.cli.options import global_options
 
 DEFAULT_SNAPLEN = 128
 
@@ -30,8 +33,8 @@ DEFAULT_SNAPLEN = 128
                    "the rest goes to the kernel stack.")
 @click.option("--sample", type=int, default=1, metavar="N",
               help="Capture one in N matching packets, chosen at random.")
-@click.option("-w", "--write", "write_path", metavar="FILE", type=click.Path(dir_okay=False),
-              help="Write the packets to a pcapng file instead of printing them.")
+@click.option("-w", "--write", "write_path", metavar="FILE", type=click.Path(dir_okay=False, allow_dash=True),
+              help="Write the packets to a pcapng file instead of printing them (- for stdout).")
 @click.option("--enable-timestamps", is_flag=True,
               help="Turn on hardware RX timestamping (rx-filter all) while dumping; the "
                    "previous setting is put back on exit.")
@@ -42,12 +45,20 @@ DEFAULT_SNAPLEN = 128
 @click.option("--pinned", "pinned", metavar="PATH",
               help="With --attached: the program (e.g. under a libxdp dispatcher) or the "
                    "XSKMAP pinned at PATH (bpffs) instead of the device's program.")
-@json_option
+@click.option("--struct", "struct_name", metavar="NAME",
+              help="With --attached: decode each packet's metadata as struct NAME (for "
+                   "programs whose metadata has no trailing btf_id), ending where the packet "
+                   "begins.")
+@click.option("--btf", "btf_file", metavar="FILE", type=click.Path(dir_okay=False),
+              help="With --struct: look NAME up in FILE first (an ELF object such as the "
+                   "program's .o, its BTF or else its DWARF; or raw BTF).")
+@global_options
 @click.pass_obj
 def dump(app: App, dev: Optional[str], queue_: str, count: Optional[int], duration: Optional[float],
          hex_: bool, snaplen: Optional[int], quiet: bool, match_: str, sample: int,
          write_path: Optional[str], enable_timestamps: bool, attached: bool = False,
-         pinned: Optional[str] = None) -> None:
+         pinned: Optional[str] = None, struct_name: Optional[str] = None,
+         btf_file: Optional[str] = None) -> None:
     """Dump packets received on one RX queue with their XDP hints.
 
     Loads a device-bound XDP program that calls the RX metadata kfuncs the device
@@ -81,39 +92,47 @@ def dump(app: App, dev: Optional[str], queue_: str, count: Optional[int], durati
     bytes with the id. --pinned PATH names a pinned program or XSKMAP to use instead
     of the device's program (a program under a dispatcher, a map with several).
     --match, --sample and --enable-timestamps do not apply (usage error).
+    The metadata area in front of each frame is zeroed before the frame is reused, so
+    a packet the program sent without metadata shows as such, never with an earlier
+    packet's. A program whose metadata has no trailing btf_id (the kernel's
+    xdp_hw_metadata selftest) is decoded with --struct NAME [--btf FILE]: NAME is
+    looked up in FILE's BTF, else FILE's DWARF, else the program's BTF, else vmlinux.
     """
     from xdphints_cli.hints import capture
 
+    _check_numbers(count, duration, snaplen, sample)
     try:
         queue = capture.parse_queues(queue_)
     except ValueError as e:
         raise usage_error(f"--queue: {e}") from None
-    if count is not None and count < 1:
-        raise usage_error("--count must be 1 or more")
-    if duration is not None and duration <= 0:
-        raise usage_error("--duration must be more than 0")
-    if snaplen is not None and snaplen < 1:
-        raise usage_error("--snaplen must be 1 or more")
-    if sample < 1:
-        raise usage_error("--sample must be 1 or more")
     from xdphints_cli.hints.program import Match
 
-    if pinned and not attached:
-        raise usage_error("--pinned needs --attached")
+    if write_path == "-" and app.json:
+        raise usage_error("-w - writes pcapng to stdout, where JSON cannot go too")
+    for opt, given in (("--pinned", pinned), ("--struct", struct_name)):
+        if given and not attached:
+            raise usage_error(f"{opt} needs --attached")
+    if btf_file and not struct_name:
+        raise usage_error("--btf needs --struct")
     if attached:
         from click.core import ParameterSource
 
         ctx = click.get_current_context()
-        bad = [o for o, p in (("--match", "match_"), ("--sample", "sample"),
-                              ("--enable-timestamps", "enable_timestamps"))
+        bad = [o for o, p in (("--match", "match_"), ("--sample", "sample"))
                if ctx.get_parameter_source(p) not in (None, ParameterSource.DEFAULT,
                                                       ParameterSource.DEFAULT_MAP)]
         if bad:
             raise usage_error(f"{', '.join(bad)} cannot be used with --attached: they "
                               "configure the built-in program (your program decides what "
                               "it redirects)")
+        if enable_timestamps:
+            raise usage_error("--enable-timestamps cannot be used with --attached: the "
+                              "timestamping config is left to the program's owner (turn it on "
+                              "with 'xdphints enable rx-timestamp')")
+        caps.require("dump --attached", ATTACHED_CAPS, "it opens the program, its XSKMAP "
+                     "and its BTF by id, and binds AF_XDP sockets")
         return _dump_attached(app, dev, queue, count, duration, hex_, snaplen, quiet,
-                              write_path, pinned)
+                              write_path, pinned, struct_name, btf_file)
     try:
         match = Match.parse(match_)
     except ValueError as e:
@@ -122,6 +141,8 @@ def dump(app: App, dev: Optional[str], queue_: str, count: Optional[int], durati
         app.warn("--match all captures ARP and IPv6 neighbour discovery too: the device does "
                  "not answer its neighbours while dump runs")
 
+    caps.require("dump", DUMP_CAPS, "it loads and attaches an XDP program and binds "
+                 "AF_XDP sockets")
     import contextlib
 
     from xdphints_cli.hints import clock as hclock
@@ -129,14 +150,16 @@ def dump(app: App, dev: Optional[str], queue_: str, count: Optional[int], durati
     target = capture.resolve_target(dev, queue, app.warn)
     out = sys.stdout
     with contextlib.ExitStack() as es:
-        stop = es.enter_context(capture.stop_on_signals())
+        stop = _stop_when(es.enter_context(capture.stop_on_signals()), quiet or write_path)
         if enable_timestamps:
             es.enter_context(hclock.rx_timestamping(target.ifname, app.warn))
         clock = hclock.open_clock(target.ifname, app.warn)
-        cap = es.enter_context(capture.Capture(target, queue, match=match, sample=sample))
+        cap = es.enter_context(capture.Capture(target, queue, match=match, sample=sample,
+                                               warn=app.warn))
         announce(app, cap)
         keep = snaplen or DEFAULT_SNAPLEN
-        batches = cap.batches(count, duration, stop)
+        # closed before the capture is (ExitStack order), also when output fails
+        batches = es.enter_context(contextlib.closing(cap.batches(count, duration, stop)))
         if clock is not None:
             batches = hclock.refreshing(batches, clock)
         if write_path:
@@ -155,8 +178,32 @@ def dump(app: App, dev: Optional[str], queue_: str, count: Optional[int], durati
     _finish(app, cap, quiet)
 
 
+# what the kernel checks: CAP_BPF for maps and programs, CAP_NET_ADMIN for an XDP
+# program and an XSKMAP, CAP_NET_RAW for AF_XDP sockets; opening objects by id
+# (--attached) needs CAP_SYS_ADMIN. Without CAP_IPC_LOCK the UMEM is sized to fit
+# RLIMIT_MEMLOCK (xsk.umem.memlock_frames).
+DUMP_CAPS = ["CAP_BPF", "CAP_NET_ADMIN", "CAP_NET_RAW"]
+ATTACHED_CAPS = DUMP_CAPS + ["CAP_SYS_ADMIN"]
+MAX_SNAPLEN = 262144          # tcpdump's upper bound
+MAX_SAMPLE = 2**32 - 1         # the program compares a u32 random number
+
+
+def _check_numbers(count, duration, snaplen, sample) -> None:
+    """Every numeric option, before anything is loaded or attached (exit 2)."""
+    import math
+
+    if count is not None and count < 1:
+        raise usage_error("--count must be 1 or more")
+    if duration is not None and not (math.isfinite(duration) and duration > 0):
+        raise usage_error(f"--duration must be a finite number of seconds more than 0, not {duration}")
+    if snaplen is not None and not 1 <= snaplen <= MAX_SNAPLEN:
+        raise usage_error(f"--snaplen must be 1 to {MAX_SNAPLEN}")
+    if not 1 <= sample <= MAX_SAMPLE:
+        raise usage_error(f"--sample must be 1 to {MAX_SAMPLE}")
+
+
 def _dump_attached(app: App, dev, queue, count, duration, hex_, snaplen, quiet, write_path,
-                   pinned) -> None:
+                   pinned, struct_name, btf_file) -> None:
     import contextlib
 
     from xdphints_cli.hints import attached as hatt
@@ -166,14 +213,11 @@ def _dump_attached(app: App, dev, queue, count, duration, hex_, snaplen, quiet, 
     out = sys.stdout
     keep = snaplen or DEFAULT_SNAPLEN
     with contextlib.ExitStack() as es:
-        stop = es.enter_context(capture.stop_on_signals())
-        cap = es.enter_context(hatt.AttachedCapture(target, queue, prog, pinned_map))
-        sys.stderr.write(f"xdphints: dumping {target.ifname} {queues_text(cap)} through the "
-                         f"attached XDP program id {prog.id}"
-                         f"{' (' + prog.name + ')' if prog.name else ''}, XSKMAP id "
-                         f"{cap.map_id}, btf-id {prog.btf_id}; Ctrl-C to stop\n")
-        sys.stderr.flush()
-        batches = cap.batches(count, duration, stop)
+        stop = _stop_when(es.enter_context(capture.stop_on_signals()), quiet or write_path)
+        cap = es.enter_context(hatt.AttachedCapture(target, queue, prog, pinned_map,
+                                                    struct_name, btf_file, warn=app.warn))
+        announce_attached(app, cap)
+        batches = es.enter_context(contextlib.closing(cap.batches(count, duration, stop)))
         if write_path:
             write_pcapng(write_path, cap, batches)
         elif quiet:
@@ -184,6 +228,21 @@ def _dump_attached(app: App, dev, queue, count, duration, hex_, snaplen, quiet, 
         else:
             _write_packets(out, cap, batches, keep, hex_, lambda pkt: packet_text(pkt, None))
     _finish(app, cap, quiet)
+
+
+def _stop_when(signalled, no_stdout):
+    """stop() for the receive loop: a signal came, or (when packets go to stdout) its
+    reader went away, which then ends the command as a broken pipe does."""
+    if no_stdout:
+        return signalled
+    closed = output_closed_check()
+
+    def stop() -> bool:
+        if closed():
+            raise BrokenPipeError
+        return signalled()
+
+    return stop
 
 
 def _write_packets(out, cap, batches, keep: int, hex_: bool, line) -> None:
@@ -199,7 +258,14 @@ def _write_packets(out, cap, batches, keep: int, hex_: bool, line) -> None:
 
 
 def _finish(app: App, cap, quiet: bool) -> None:
+    """The summary (with --quiet -j the JSON one on stdout only, as the README says); then,
+    when the device went away under the capture, the error (exit 5) naming it."""
     if quiet and app.json:
         app.emit_json(summary_json(cap))
-    sys.stderr.write(summary_text(cap))
-    sys.stderr.flush()
+    else:
+        sys.stderr.write(summary_text(cap))
+        sys.stderr.flush()
+    if cap.gone:
+        from xdphints_cli.errors import NotFoundError
+
+        raise NotFoundError(cap.gone)

@@ -13,14 +13,16 @@ from xdphints_cli.cli.app import App
 
 
 def metadata_text(meta) -> str:
-    """One packet's --attached metadata as text: struct, btf-id and fields, or the
-    unknown btf-id and the raw bytes in front of the packet."""
+    """One packet's --attached metadata as text: struct (btf-id) and fields, or the
+    raw bytes of a layout nothing names."""
     if meta is None:
         return "no metadata"
     if "struct" not in meta:
-        return f"btf-id {meta['btf-id']} (not in the program's BTF) raw {meta['raw']}"
+        return f"metadata (unknown layout) {meta['raw'] or '-'}"
     fields = " ".join(f"{k} {v}" for k, v in meta["fields"].items() if k != "btf_id")
-    return f"struct {meta['struct']} btf-id {meta['btf-id']}: {fields}"
+    if "btf-id" in meta:
+        return f"struct {meta['struct']} btf-id {meta['btf-id']}: {fields}"
+    return f"struct {meta['struct']}: {fields}"
 
 
 def json_line(obj) -> str:
@@ -42,9 +44,25 @@ def announce(app: App, cap) -> None:
                  "xdp-rx-metadata-features, or not in this kernel): shown as unsupported")
     sample = f", one in {cap.sample}" if cap.sample > 1 else ""
     sys.stderr.write(f"xdphints: dumping {t.ifname} {queues_text(cap)} (XDP program id "
-                     f"{cap.prog_id}, btf-id {cap.btf_id}; match {cap.match}{sample}); "
+                     f"{cap.prog_id}, BTF object id {cap.btf_id}; match {cap.match}{sample}); "
                      "Ctrl-C to stop\n")
     sys.stderr.flush()
+
+
+def announce_attached(app: App, cap) -> None:
+    prog, named = cap.prog, cap.named
+    how = (f"metadata as struct {named.name} from {named.where}" if named is not None
+           else f"BTF object id {prog.btf_id}")
+    sys.stderr.write(f"xdphints: dumping {cap.target.ifname} {queues_text(cap)} through the "
+                     f"attached XDP program id {prog.id}"
+                     f"{' (' + prog.name + ')' if prog.name else ''}, XSKMAP id "
+                     f"{cap.map_id}, {how}; Ctrl-C to stop\n")
+    sys.stderr.flush()
+    if named is None and not cap.has_hints_structs:
+        app.warn(f"the BTF of program id {prog.id} has no hints struct (none named xdp_hints* "
+                 "or ending in a __u32 btf_id), so nothing says what its metadata is: it is "
+                 "shown raw; name the layout with --struct NAME (and --btf FILE, e.g. the "
+                 "program's .o, when only its DWARF has it)")
 
 
 # --- per packet -------------------------------------------------------------------
@@ -166,7 +184,7 @@ def write_pcapng(path: str, cap, batches, clock=None) -> None:
 
     frame = cap.frame_size
     rss = cap.rss_table
-    with PcapngWriter(path) as w:
+    with PcapngWriter(sys.stdout.buffer if path == "-" else path) as w:  # "-": stdout, as tcpdump -w -
         if_id = w.add_interface(cap.target.ifname, f"xdphints dump {queues_text(cap)}")
         for b in batches:
             for pkt in cap.decode(b, frame):
@@ -188,6 +206,26 @@ def hexdump(data: bytes) -> str:
 
 
 # --- output -----------------------------------------------------------------------------
+
+def output_closed_check(out=None):
+    """A callable that is true once the reader of `out` (stdout) went away: a pipe
+    whose reader exited polls as POLLERR. The receive loop asks it between batches,
+    so `dump | head -1` ends at once, not at the next packet after the reader left."""
+    import select
+
+    out = sys.stdout if out is None else out
+    try:
+        fd = out.fileno()
+    except (OSError, ValueError, AttributeError):
+        return lambda: False
+    poller = select.poll()
+    poller.register(fd, 0)              # POLLERR and POLLHUP are always reported
+
+    def closed() -> bool:
+        return any(ev & select.POLLERR for _fd, ev in poller.poll(0))
+
+    return closed
+
 
 class BatchWriter:
     """Writes (and flushes) each batch's text from a thread of its own, so a slow
@@ -367,10 +405,15 @@ def summary_json(cap) -> dict:
     return out
 
 
+def plural(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def summary_text(cap) -> str:
     s = cap.stats
-    lines = [f"{s.packets} packets, {s.bytes} bytes in {s.seconds:.2f} s ({s.rate:.1f} pps; "
-             f"{s.active_rate:.1f} pps while receiving) on {cap.target.ifname} {queues_text(cap)}"]
+    active = f"; {s.active_rate:.1f} pps while receiving" if s.active_rate is not None else ""
+    lines = [f"{plural(s.packets, 'packet')}, {plural(s.bytes, 'byte')} in {s.seconds:.2f} s "
+             f"({s.rate:.1f} pps{active}) on {cap.target.ifname} {queues_text(cap)}"]
     x = s.xsk
     if x:
         lines.append(f"AF_XDP drops: rx_dropped {x.get('rx_dropped', 0)}, rx_ring_full "
@@ -385,5 +428,5 @@ def summary_text(cap) -> str:
         parts.append(f"{h}: " + (", ".join(f"{k} {n}" for k, n in sorted(c.items())) or "-"))
     lines.append("; ".join(parts))
     if s.no_metadata:
-        lines.append(f"{s.no_metadata} packets without hints metadata")
+        lines.append(f"{plural(s.no_metadata, 'packet')} without hints metadata")
     return "".join(f"xdphints: {line}\n" for line in lines)

@@ -11,7 +11,8 @@ from typing import Optional, Tuple
 
 import click
 
-from xdphints_cli.cli.app import App, dev_option, json_option
+from xdphints_cli.cli.app import App, dev_option
+from xdphints_cli.cli.options import global_options
 from xdphints_cli.features import FEATURE_NAMES, FEATURES
 
 _FEATURE_HELP = "\b\nFeatures:\n" + "\n".join(f"  {f.name:<13} {f.help}" for f in FEATURES)
@@ -58,7 +59,7 @@ def _dry_run_option(f):
 @click.option("--tx-type", metavar="NAME",
               help="tx-timestamp: the hwtstamp tx-type to ask for (default: on), e.g. onestep-sync.")
 @_dry_run_option
-@json_option
+@global_options
 @click.pass_obj
 def enable(app: App, features: Tuple[str, ...], dev: Optional[str], rx_filter: Optional[str],
            tx_type: Optional[str], dry_run: bool) -> None:
@@ -69,7 +70,7 @@ def enable(app: App, features: Tuple[str, ...], dev: Optional[str], rx_filter: O
 @_feature_argument
 @dev_option
 @_dry_run_option
-@json_option
+@global_options
 @click.pass_obj
 def disable(app: App, features: Tuple[str, ...], dev: Optional[str], dry_run: bool) -> None:
     _run(app, "disable", features, dev, None, None, dry_run)

@@ -6,14 +6,15 @@ from typing import List, Optional
 
 import click
 
-from xdphints_cli.cli.app import App, check_device_name, complete_devices, dev_option, json_option, usage_error
+from xdphints_cli.cli.app import App, check_device_name, complete_devices, dev_option, usage_error
+from xdphints_cli.cli.options import global_options
 from xdphints_cli.cli.safe_text import escape
 
 
 @click.command("show")
 @click.argument("device", required=False, metavar="[DEV]", shell_complete=complete_devices, callback=check_device_name)
 @dev_option
-@json_option
+@global_options
 @click.pass_obj
 def show(app: App, device: Optional[str], dev: Optional[str]) -> None:
     """Show a device's XDP hints state; without DEV, one row per interface.
@@ -39,7 +40,7 @@ def show(app: App, device: Optional[str], dev: Optional[str]) -> None:
         report = devmod.gather(nl, name)
     from xdphints_cli.readiness import verdicts
 
-    hints = verdicts(report)
+    hints = verdicts(report, netns=app.netns)
     if app.json:
         app.emit_json(report_json(report, hints))
     else:
@@ -49,11 +50,18 @@ def show(app: App, device: Optional[str], dev: Optional[str]) -> None:
 # --- JSON (the keys are a documented contract: see README.md and xdphints(8)) ---
 
 def _queues_json(report) -> dict:
-    ch = report.channels
-    out: dict = {"rx": report.rx_queues, "tx": report.tx_queues}
-    if ch is not None and ch.combined_count:
-        out["combined"] = ch.combined_count
-    out["source"] = "channels" if ch is not None and ch.rx_queues else "rtnetlink"
+    """What `ethtool -l` shows as current (a count the driver does not report is
+    absent, as ethtool prints n/a), or the counts from rtnetlink when the driver has
+    no CHANNELS; and the active RX queue count dump and the completions use."""
+    ch, link = report.channels, report.link
+    if ch is not None:
+        out: dict = {"rx": ch.rx_count, "tx": ch.tx_count, "combined": ch.combined_count,
+                     "source": "channels"}
+    else:
+        out = {"rx": link.num_rx_queues, "tx": link.num_tx_queues, "source": "rtnetlink"}
+    if report.rx_active is not None:
+        out["active-rx"] = report.rx_active.count
+        out["active-rx-source"] = report.rx_active.source
     return {k: v for k, v in out.items() if v is not None}
 
 
@@ -124,7 +132,7 @@ def _words(items) -> str:
 def _program_line(p) -> str:
     if p.name is None:
         return f"{p.mode}: id {p.id}"
-    extra = f" btf-id {p.btf_id}" if p.btf_id else " (no BTF)"
+    extra = f" btf-obj-id {p.btf_id}" if p.btf_id else " (no BTF)"
     maps = ",".join(map(str, p.map_ids)) or "none"
     line = f"{p.mode}: id {p.id} name {p.name or '-'} tag {p.tag}{extra} maps {maps}"
     if p.hints_structs is not None:
@@ -140,8 +148,9 @@ def render_report(app: App, report, hints) -> None:
             f"state {link.operstate}, mtu {link.mtu if link.mtu is not None else NA}", style="bold")
     rows: List[tuple] = []
     q = _queues_json(report)
-    queues = f"rx {q.get('rx', NA)}, tx {q.get('tx', NA)}" + (f", combined {q['combined']}" if "combined" in q else "")
-    rows.append(("Queues", f"{queues} (from {q['source']})"))
+    queues = ", ".join(f"{k} {q[k]}" for k in ("rx", "tx", "combined") if k in q) or NA
+    active = f"; {q['active-rx']} active RX" if "active-rx" in q else ""
+    rows.append(("Queues", f"{queues} (from {q['source']}){active}"))
     xsk = report.xsk_queues
     rows.append(("AF_XDP sockets on queues",
                  NA if xsk is None else (", ".join(map(str, xsk)) or "none")))

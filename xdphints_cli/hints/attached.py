@@ -13,15 +13,72 @@ from __future__ import annotations
 
 import struct
 from collections import Counter
+from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
 
 from xdphints_cli.errors import NotFoundError, NotSupportedError, UsageError, XdpHintsError
-from xdphints_cli.hints.capture import XDP_PACKET_HEADROOM, Batch, Capture, Packet, Target, check_queues
+from xdphints_cli.hints.capture import (XDP_PACKET_HEADROOM, Batch, Capture, Packet, Target, check_queues,
+                                        link_state)
 from xdphints_cli.hints.decoding import MetadataDecoder
 from xdphints_cli.hints.packet import summarize
 
 _U32 = struct.Struct("<I")
-RAW_BYTES = 16          # bytes shown in front of the packet for an unknown btf_id
+# The most metadata an XDP program can put in front of a packet: the kernel keeps its
+# length in a u8 (skb_shared_info.meta_len) and wants a multiple of 4
+# (xdp_metalen_invalid()). AF_XDP does not say how long a packet's metadata is, and
+# writes nothing in front of a packet that has none: dump fills this area with a filler
+# pattern before a frame is first given to the kernel and again before it goes back,
+# so what the decoder reads there is this packet's. The filler is not zero: zero is
+# what programs write most (a flag word, a timestamp that is not there), and the raw
+# view can then show a packet's metadata from its real start.
+META_MAX = 252
+FILLER_WORD = b"\xa5\xa5\xa5\xa5"
+_FILLER = FILLER_WORD * (META_MAX // 4)
+
+
+@dataclass(frozen=True)
+class NamedStruct:
+    """--struct NAME: the layout every packet's metadata is decoded as."""
+    spec: Any
+    type_id: int
+    name: str
+    size: int
+    where: str           # where the layout came from, for the start line
+
+
+def named_struct(name: str, btf_file: Optional[str], prog_spec) -> NamedStruct:
+    """Struct NAME from FILE (its BTF, else its DWARF), else the program's BTF, else
+    vmlinux; NotFoundError naming the places looked in."""
+    from xdphints_cli.btf import sources
+
+    looked = []
+    found = None
+    if btf_file:
+        try:
+            spec, tid, kind = sources.struct_in_file(btf_file, name)
+            found = spec, tid, f"{btf_file} ({kind})"
+        except NotFoundError:
+            looked.append(btf_file)
+    for spec, where in ((prog_spec, "the program's BTF"), (None, "vmlinux BTF")):
+        if found is not None:
+            break
+        if where == "vmlinux BTF":
+            spec = sources.kernel()
+        if spec is None:
+            continue
+        tid = sources.struct_id(spec, name)
+        if tid is None:
+            looked.append(where)
+        else:
+            found = spec, tid, where
+    if found is None:
+        raise NotFoundError(f"no struct {name} in {', '.join(looked)}")
+    spec, tid, where = found
+    size = spec[tid].size
+    if not 0 < size <= META_MAX:
+        raise UsageError(f"struct {name} ({where}) is {size} bytes: metadata in front of a "
+                         f"packet is 1 to {META_MAX} bytes")
+    return NamedStruct(spec, tid, name, size, where)
 
 
 def _xskmaps(map_ids) -> List[int]:
@@ -90,11 +147,14 @@ def resolve(dev: Optional[str], queue, pinned: Optional[str]) -> Tuple[Target, A
     from xdphints_cli.netlink.session import Netlink
     from xdphints_cli.progbtf import prog_info
 
+    from xdphints_cli.queues import active_rx_queues
+
     with Netlink() as nl:
         name = dev or default_device(nl)
         link = rtnl.get_link(nl, name)
-    check_queues(link, queue)
-    target = Target(link.ifname, link.ifindex, link.num_rx_queues, 0, {})
+        rxq = active_rx_queues(nl, link)
+    check_queues(link.ifname, rxq, queue)
+    target = Target(link.ifname, link.ifindex, rxq.count, 0, {}, *link_state(link))
     pinned_map = None
     pi = None
     if pinned:
@@ -128,29 +188,36 @@ def resolve(dev: Optional[str], queue, pinned: Optional[str]) -> Tuple[Target, A
 
 class AttachedCapture(Capture):
     """A Capture whose program is the user's: nothing is loaded or attached; our
-    sockets go into the program's XSKMAP and come out of it on exit."""
+    sockets go into the program's XSKMAP and come out of it on exit. Each frame's
+    metadata area is filled before it goes back to the kernel (see META_MAX)."""
 
     def __init__(self, target: Target, queue, prog, pinned_map_fd: Optional[int] = None,
-                 **kw):
+                 struct_name: Optional[str] = None, btf_file: Optional[str] = None, **kw):
         super().__init__(target, queue, **kw)
         self.prog = prog
         self.prog_id = prog.id
         self.btf_id = prog.btf_id
         self._pinned_map_fd = pinned_map_fd
+        self._struct_args = (struct_name, btf_file)
+        self.named: Optional[NamedStruct] = None
         self.stats.hints = {}
         self.metadata_counts: Counter = Counter()
         self.layout = None
         self.rss_table = {}
         self.map_id = 0
+        self.has_hints_structs = False
+        self.scrub = _scrub
 
     def _open(self) -> None:
         from xdphints_cli.bpf import info
         from xdphints_cli.bpf import syscall as sc
         from xdphints_cli.bpf.maps import Map
+        from xdphints_cli.btf.hints import hints_structs
         from xdphints_cli.progbtf import no_btf_error, spec_of_btf
 
         t, st, pi = self.target, self._stack, self.prog
         what = f"XDP program id {pi.id}" + (f" ({pi.name})" if pi.name else "")
+        struct_name, btf_file = self._struct_args
         if self._pinned_map_fd is not None:
             xmap = st.enter_context(Map.from_fd(self._pinned_map_fd))
             self._pinned_map_fd = None
@@ -165,18 +232,27 @@ class AttachedCapture(Capture):
                                         f"{', '.join(map(str, maps))}): pin the one to use and "
                                         "give it with --pinned PATH")
             xmap = st.enter_context(Map.from_fd(info.map_fd_by_id(maps[0])))
-        if not pi.btf_id:
+        if not pi.btf_id and not struct_name:
             raise no_btf_error(pi.id, pi.name)
         map_info = xmap.info()
         self.map_id = map_info.id
-        self.spec = spec_of_btf(pi.btf_id)
-        self.decoder = MetadataDecoder(self.spec)
+        self.spec = spec_of_btf(pi.btf_id) if pi.btf_id else None
+        if struct_name:
+            from xdphints_cli.btf.decode import compile_decoder
+
+            self.named = named_struct(struct_name, btf_file, self.spec)
+            self._named_fn = compile_decoder(self.named.spec, self.named.type_id)
+        else:
+            self.decoder = MetadataDecoder(self.spec)
+            self.has_hints_structs = bool(hints_structs(self.spec))
         n = map_info.max_entries
         for q in self.queues:
             if q >= n:
                 raise NotSupportedError(f"the XSKMAP (id {self.map_id}) has {n} entries: no "
                                         f"slot for queue {q}")
         self._open_sockets()
+        for x in self.sockets:         # before the sockets are in the map: no packet yet
+            _prefill(x)
         for q, x in zip(self.queues, self.sockets):
             try:
                 xmap.update_u32(q, x.fd, sc.BPF_NOEXIST)
@@ -192,26 +268,37 @@ class AttachedCapture(Capture):
         self.stats.started = time.monotonic()
 
     def rows(self, addrs: List[int], umem=None) -> List[Optional[tuple]]:
-        """The btf_id in front of each packet, as a 1-tuple (None: 0, no metadata)."""
+        """Per packet the u32 just before it, as a 1-tuple; None when the whole
+        metadata area is still the filler: the program wrote no metadata for it."""
         umem = self._umem if umem is None else umem
         unpack = _U32.unpack_from
         rows: List[Optional[tuple]] = []
         counts = self.metadata_counts
+        named = self.named
         for a in addrs:
-            r = unpack(umem, a - 4)
-            if r[0]:
-                rows.append(r)
-                counts[r[0]] += 1
-            else:
+            if umem[a - META_MAX:a] == _FILLER:
                 rows.append(None)
                 self.stats.no_metadata += 1
+                continue
+            r = unpack(umem, a - 4)
+            rows.append(r)
+            if named is not None:
+                counts[named.name] += 1
+            else:
+                d = self.decoder._decoder_for(r[0])
+                counts[self.decoder.struct_name(r[0]) if d is not None else RAW_KEY] += 1
         return rows
 
-    def metadata(self, umem, addr: int, btf_id: int) -> Dict[str, Any]:
-        """The JSON `metadata` object of one packet."""
-        got = self.decoder.decode(umem, addr, XDP_PACKET_HEADROOM)
+    def metadata(self, umem, addr: int) -> Dict[str, Any]:
+        """The JSON `metadata` object of one packet: the struct and its fields, or,
+        when no known layout names it, the raw bytes of the area (see raw_area)."""
+        named = self.named
+        if named is not None:
+            members = self._named_fn(umem, addr - named.size)
+            return {"struct": named.name, "fields": {k: _plain(v) for k, v in members.items()}}
+        got = self.decoder.decode(umem, addr, META_MAX)
         if got is None:
-            return {"btf-id": btf_id, "raw": bytes(umem[addr - RAW_BYTES:addr]).hex()}
+            return {"raw": raw_area(umem, addr)}
         tid, members = got
         return {"struct": self.decoder.struct_name(tid), "btf-id": tid,
                 "fields": {k: _plain(v) for k, v in members.items()}}
@@ -220,18 +307,41 @@ class AttachedCapture(Capture):
         umem = batch.umem if batch.umem is not None else self.xsk.umem
         for addr, length, row in zip(batch.addrs, batch.lengths, batch.rows):
             head = bytes(umem[addr:addr + min(length, max(snaplen or 0, 256))])
-            meta = None if row is None else self.metadata(umem, addr, row[0])
+            meta = None if row is None else self.metadata(umem, addr)
             yield Packet(batch.time_ns, batch.queue, length, summarize(head), None, {},
                          head[:snaplen] if snaplen else head, meta)
 
     def metadata_summary(self) -> Dict[str, int]:
-        """{struct name, or "btf-id N" for an id the BTF does not know: packets}."""
-        out: Dict[str, int] = {}
-        for tid, n in sorted(self.metadata_counts.items()):
-            d = self.decoder._decoder_for(tid)
-            key = self.decoder.struct_name(tid) if d is not None else f"btf-id {tid}"
-            out[key] = out.get(key, 0) + n
-        return out
+        """{struct name, or "raw" for metadata no known layout describes: packets}."""
+        return dict(sorted(self.metadata_counts.items()))
+
+
+RAW_KEY = "unknown-layout"   # a summary key no C struct name can be
+
+
+def raw_area(umem, addr: int) -> str:
+    """The metadata area in front of the packet at `addr`, hex, from the first 4-byte
+    word that is not dump's filler (metadata is a multiple of 4 bytes; see META_MAX)."""
+    area = bytes(umem[addr - META_MAX:addr])
+    start = 0
+    while area.startswith(FILLER_WORD, start):
+        start += 4
+    return area[start:].hex()
+
+
+def _scrub(umem, addrs: List[int]) -> None:
+    """Fill the metadata area of frames about to go back to the kernel."""
+    filler = _FILLER
+    for a in addrs:
+        umem[a - META_MAX:a] = filler
+
+
+def _prefill(sock) -> None:
+    """Fill the metadata area of every frame of a new socket's UMEM (copy mode puts
+    each packet at XDP_PACKET_HEADROOM into its frame)."""
+    umem, size = sock.umem, sock.umem_area.frame_size
+    for base in range(0, len(umem), size):
+        umem[base + XDP_PACKET_HEADROOM - META_MAX:base + XDP_PACKET_HEADROOM] = _FILLER
 
 
 def _plain(v):

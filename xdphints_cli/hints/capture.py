@@ -17,6 +17,7 @@ from typing import Callable, Dict, Iterator, List, Optional, Tuple
 from xdphints_cli.errors import NotFoundError, NotSupportedError, XdpHintsError
 from xdphints_cli.hints.decoding import HINTS, HintValue, RowLayout, hint_values
 from xdphints_cli.hints.packet import PacketSummary, summarize
+from xdphints_cli.xsk.umem import memlock_frames
 
 XDP_FEATURE_BASIC = 1
 POLL_MS = 100
@@ -60,6 +61,7 @@ class Stats:
     ended: float = 0.0
     first_batch: float = 0.0     # monotonic: first packets taken
     last_batch: float = 0.0      # monotonic: last batch handed back
+    batches: int = 0             # a receive rate needs two: one batch's time is its processing
     hints: Dict[str, Counter] = field(default_factory=lambda: {h: Counter() for h in HINTS})
     xsk: Dict[str, int] = field(default_factory=dict)
 
@@ -77,27 +79,32 @@ class Stats:
         return max(self.last_batch - self.first_batch, 0.0)
 
     @property
-    def active_rate(self) -> float:
+    def active_rate(self) -> Optional[float]:
+        """Packets per second while receiving; None from fewer than two batches."""
         s = self.active_seconds
-        return self.packets / s if s > 0 else 0.0
+        return self.packets / s if s > 0 and self.batches > 1 else None
 
     def to_json(self) -> dict:
-        return {"packets": self.packets, "bytes": self.bytes,
-                "seconds": round(self.seconds, 6), "pps": round(self.rate, 1),
-                "active-seconds": round(self.active_seconds, 6),
-                "active-pps": round(self.active_rate, 1),
-                "no-metadata": self.no_metadata,
-                "xsk": {k.replace("_", "-"): self.xsk[k] for k in XSK_STAT_KEYS if k in self.xsk},
-                "hints": {h: dict(c) for h, c in self.hints.items()}}
+        out = {"packets": self.packets, "bytes": self.bytes,
+               "seconds": round(self.seconds, 6), "pps": round(self.rate, 1)}
+        if self.active_rate is not None:
+            out.update({"active-seconds": round(self.active_seconds, 6),
+                        "active-pps": round(self.active_rate, 1)})
+        out.update({"no-metadata": self.no_metadata,
+                    "xsk": {k.replace("_", "-"): self.xsk[k] for k in XSK_STAT_KEYS if k in self.xsk},
+                    "hints": {h: dict(c) for h, c in self.hints.items()}})
+        return out
 
 
 @dataclass(frozen=True)
 class Target:
     ifname: str
     ifindex: int
-    rx_queues: Optional[int]
+    rx_queues: int               # active RX queues (queues.active_rx_queues)
     advertised: int              # netdev xdp-rx-metadata-features bits
     kfuncs: Dict[str, int]       # kfunc name -> BTF id the program calls
+    up: bool = True              # IFF_UP and IFF_LOWER_UP when the capture began
+    mtu: Optional[int] = None
 
 
 def attached_program_error(ifname: str, programs) -> DeviceHasProgramError:
@@ -132,13 +139,12 @@ def parse_queues(text: str) -> Optional[List[int]]:
     return sorted(set(qs))
 
 
-def check_queues(link, queue) -> None:
-    """NotFoundError for a queue (an int, or a list of them) the device does not have."""
-    n = link.num_rx_queues
+def check_queues(ifname: str, rxq, queue) -> None:
+    """NotFoundError for a queue (an int, or a list of them) outside the device's
+    active RX queues (`rxq`, a queues.RxQueues)."""
     for q in [queue] if isinstance(queue, int) else (queue or []):
-        if n is not None and q >= n:
-            raise NotFoundError(f"device {link.ifname} has {n} RX queue{'s' if n != 1 else ''}; "
-                                f"queue {q} does not exist")
+        if q >= rxq.count:
+            raise NotFoundError(f"{rxq.describe(ifname)}; queue {q} is not one of them")
 
 
 def resolve_target(dev: Optional[str], queue, warn: Callable[[str], None]) -> Target:
@@ -151,13 +157,15 @@ def resolve_target(dev: Optional[str], queue, warn: Callable[[str], None]) -> Ta
     from xdphints_cli.hints.program import usable_kfuncs
     from xdphints_cli.netlink import netdev, rtnl
     from xdphints_cli.netlink.session import Netlink
+    from xdphints_cli.queues import active_rx_queues
 
     with Netlink() as nl:
         name = dev or default_device(nl)
         link = rtnl.get_link(nl, name)
         if link.xdp.programs:
             raise attached_program_error(link.ifname, link.xdp.programs)
-        check_queues(link, queue)
+        rxq = active_rx_queues(nl, link)
+        check_queues(link.ifname, rxq, queue)
         try:
             nd = netdev.get_dev(nl, link.ifindex, link.ifname)
         except KernelTooOldError as e:
@@ -169,8 +177,15 @@ def resolve_target(dev: Optional[str], queue, warn: Callable[[str], None]) -> Ta
                                 "generic mode)")
     advertised = nd.xdp_rx_metadata if nd is not None else 0
     ids = xdp_metadata_kfunc_ids()
-    return Target(link.ifname, link.ifindex, link.num_rx_queues, advertised,
-                  usable_kfuncs(advertised, ids))
+    return Target(link.ifname, link.ifindex, rxq.count, advertised,
+                  usable_kfuncs(advertised, ids), *link_state(link))
+
+
+def link_state(link) -> Tuple[bool, Optional[int]]:
+    """(up, mtu) of an rtnl.Link, as the link watch compares them."""
+    from xdphints_cli.netlink.linkwatch import IFF_LOWER_UP, IFF_UP
+
+    return link.flags & (IFF_UP | IFF_LOWER_UP) == IFF_UP | IFF_LOWER_UP, link.mtu
 
 
 def _hints_struct_id(spec) -> int:
@@ -187,18 +202,24 @@ class Capture:
     """Use as a context manager: __enter__ loads and attaches, __exit__ removes all."""
 
     def __init__(self, target: Target, queue, frames: int = 8192, frame_size: int = 4096,
-                 rx_size: int = 4096, match=None, sample: int = 1):
+                 rx_size: int = 4096, match=None, sample: int = 1,
+                 warn: Callable[[str], None] = lambda message: None):
         """`queue`: one queue, a list of queues, or None for all the device's RX queues
         (one AF_XDP socket per queue, all in one XSKMAP of one program)."""
         from xdphints_cli.hints.program import Match
 
         self.target = target
         if queue is None:
-            queue = list(range(target.rx_queues or 1))
+            queue = list(range(target.rx_queues))
         self.queues: List[int] = [queue] if isinstance(queue, int) else list(queue)
         self.queue = self.queues[0]
         if len(self.queues) > 1:   # a UMEM per socket: keep the memory per queue modest
             frames, rx_size = min(frames, 4096), min(rx_size, 2048)
+        fit = memlock_frames(frames, frame_size, len(self.queues))
+        if fit < frames:
+            warn(f"no CAP_IPC_LOCK: {fit} frames per queue instead of {frames} to stay "
+                 "within RLIMIT_MEMLOCK (ulimit -l); bursts are likelier to be dropped")
+            frames, rx_size = fit, min(rx_size, fit // 2)
         self.match = match or Match()
         self.sample = sample
         # twice as many frames as RX ring entries: while a whole ring's batch is
@@ -207,6 +228,11 @@ class Capture:
         self.frame_size = frame_size
         self.rx_size = rx_size
         self.stats = Stats()
+        self.warn = warn
+        self.gone: Optional[str] = None   # why the capture ended early: the device went away
+        # called with (umem, addrs) before a batch's frames go back to the kernel
+        self.scrub: Optional[Callable] = None
+        self._said: set = set()
         self._stack = contextlib.ExitStack()
         self.prog_id = 0
         self.btf_id = 0
@@ -230,22 +256,22 @@ class Capture:
         from xdphints_cli.bpf.link import DeviceBusyError, XdpLink
         from xdphints_cli.bpf.maps import Map
         from xdphints_cli.btf.kfuncs import xdp_rss_hash_types
+        from xdphints_cli.btf import reader
         from xdphints_cli.hints import program
-        from xdphints_cli.progbtf import spec_of_btf
 
         t, st = self.target, self._stack
-        n_entries = max(t.rx_queues or 1, max(self.queues) + 1)
+        n_entries = max(t.rx_queues, max(self.queues) + 1)
         xmap = st.enter_context(Map.create(sc.BPF_MAP_TYPE_XSKMAP, 4, 4, n_entries,
                                            name="xdphints_xsks"))
-        prog, _pbtf = program.load(t.ifindex, t.kfuncs, xmap.fd, match=self.match,
-                                    sample=self.sample)
+        prog, pbtf = program.load(t.ifindex, t.kfuncs, xmap.fd, match=self.match,
+                                  sample=self.sample)
         st.enter_context(prog)
         info = prog.info()
         self.prog_id, self.btf_id = info.id, info.btf_id
-        # the reading side uses the kernel's copy of the program's BTF, like any tool
-        # would: the struct named by the program's own btf_id is found there, and its
-        # member offsets become one struct.Struct for the bulk path
-        self.spec = spec_of_btf(info.btf_id)
+        # the reading side parses the BTF blob the program was loaded with (what the
+        # kernel holds as btf_id: reading it back by id would need CAP_SYS_ADMIN); the
+        # hints struct's member offsets become one struct.Struct for the bulk path
+        self.spec = reader.parse(pbtf.blob)
         self.layout = RowLayout(self.spec, _hints_struct_id(self.spec))
         try:
             self.rss_table = xdp_rss_hash_types()
@@ -269,8 +295,13 @@ class Capture:
         self.stats.started = time.monotonic()
 
     def _open_sockets(self) -> None:
-        """One AF_XDP socket per queue; the first also serves the single-queue loop."""
+        """One AF_XDP socket per queue (the first also serves the single-queue loop),
+        and the watch that tells when the device goes away."""
+        from xdphints_cli.netlink.linkwatch import LinkWatch
         from xdphints_cli.xsk.socket import XskSocket
+
+        t = self.target
+        self.watch = self._stack.enter_context(LinkWatch(t.ifindex, t.ifname, t.up, t.mtu))
 
         self.sockets = [self._stack.enter_context(XskSocket(self.target.ifindex, q, frames=self.frames,
                                                             frame_size=self.frame_size,
@@ -298,6 +329,8 @@ class Capture:
                 if wait is None:
                     break
                 if not xsk.poll(wait):
+                    if self._device_gone():
+                        break
                     continue
                 n, first = xsk.rx_batch(max_n)
                 if count is not None:
@@ -308,18 +341,18 @@ class Capture:
                 addrs, lengths = _ring_slices(xsk, first, n)
                 rows = rows_of(addrs)
                 stats.packets += n
+                stats.batches += 1
                 stats.bytes += sum(lengths)
                 try:
                     yield Batch(now, self.queue, addrs, lengths, rows, self._umem)
                 finally:
+                    if self.scrub is not None:
+                        self.scrub(self._umem, addrs)
                     xsk.rx_release(n)
                     stats.last_batch = time.monotonic()
         finally:
             stats.ended = time.monotonic()
-            try:
-                stats.xsk = xsk.statistics()
-            except XdpHintsError:
-                pass
+            stats.xsk = _statistics([xsk])
 
     def _batches_multi(self, count, duration, stop) -> Iterator[Batch]:
         """batches() over several sockets: poll(2) on all, a batch per ready socket."""
@@ -346,6 +379,8 @@ class Capture:
                     except InterruptedError:
                         pass
                     ready = [x for x in self.sockets if x.rx.available()]
+                    if not ready and self._device_gone():
+                        break
                 for x in ready:
                     if count is not None and stats.packets >= count:
                         break
@@ -359,22 +394,41 @@ class Capture:
                     addrs, lengths = _ring_slices(x, first, n)
                     rows = self.rows(addrs, umem)
                     stats.packets += n
+                    stats.batches += 1
                     stats.bytes += sum(lengths)
                     try:
                         yield Batch(now, q, addrs, lengths, rows, umem)
                     finally:
+                        if self.scrub is not None:
+                            self.scrub(umem, addrs)
                         x.rx_release(n)
                         stats.last_batch = time.monotonic()
         finally:
             stats.ended = time.monotonic()
-            total: Dict[str, int] = {}
-            for x in self.sockets:
-                try:
-                    for k, v in x.statistics().items():
-                        total[k] = total.get(k, 0) + v
-                except XdpHintsError:
-                    pass
-            stats.xsk = total
+            stats.xsk = _statistics(self.sockets)
+
+    def _device_gone(self) -> bool:
+        """Asked when no packet came for a poll interval: true once the device went
+        away (the loop ends; self.gone says why). That it went down or changed its
+        MTU is said once each, and the capture goes on."""
+        t = self.target
+        for event in self.watch.changes():
+            kind = event[0]
+            if kind == "gone":
+                self.gone = (f"{t.ifname} went away (deleted, or moved to another network "
+                             "namespace) during the capture")
+                return True
+            if kind in self._said:
+                continue
+            if kind == "down":
+                self._said.add(kind)
+                self.warn(f"{t.ifname} is down (or lost its carrier): no packets until it is "
+                          "up again; still capturing")
+            elif kind == "mtu":
+                self._said.add(kind)
+                self.warn(f"{t.ifname} changed its MTU from {event[1]} to {event[2]}; still "
+                          "capturing")
+        return False
 
     def rows(self, addrs: List[int], umem=None) -> List[Optional[tuple]]:
         """The hints row of each packet (RowLayout order), None where the metadata is
@@ -411,6 +465,20 @@ class Capture:
         """Like batches(), one decoded Packet at a time."""
         for b in self.batches(count, duration, stop):
             yield from self.decode(b, snaplen)
+
+
+def _statistics(sockets) -> Dict[str, int]:
+    """The AF_XDP drop counters of the still-open sockets, added up."""
+    total: Dict[str, int] = {}
+    for x in sockets:
+        if x.closed:
+            continue
+        try:
+            for k, v in x.statistics().items():
+                total[k] = total.get(k, 0) + v
+        except XdpHintsError:
+            pass
+    return total
 
 
 def _wait_ms(deadline: Optional[float]) -> Optional[int]:

@@ -1,13 +1,12 @@
 """AF_XDP uapi (include/uapi/linux/if_xdp.h) and the calls Python's socket module
-cannot make: bind() with a sockaddr_xdp, and the RX queue count of a device."""
+cannot make: bind() with a sockaddr_xdp."""
 
 from __future__ import annotations
 
 import ctypes
-import os
 import socket
 import struct
-from typing import Dict, NamedTuple, Optional
+from typing import Dict, NamedTuple
 
 AF_XDP = 44
 SOL_XDP = 283
@@ -104,49 +103,4 @@ def ifname(ifindex: int) -> str:
         return socket.if_indextoname(ifindex)
     except OSError:
         return f"ifindex {ifindex}"
-
-
-# --- RX queue count (rtnetlink RTM_GETLINK, IFLA_NUM_RX_QUEUES) --------------------------
-# sysfs (/sys/class/net/DEV/queues) shows the netns that mounted /sys, which is not the
-# one we are in after setns(); rtnetlink always answers for the current netns.
-_RTM_NEWLINK, _RTM_GETLINK = 16, 18
-_NLM_F_REQUEST = 1
-_NLMSG_ERROR = 2
-_IFLA_NUM_RX_QUEUES = 32
-
-
-def rx_queue_count(ifindex: int) -> Optional[int]:
-    """Number of RX queues of `ifindex` in the current netns, or None if unknown."""
-    try:
-        with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE) as nl:
-            nl.settimeout(1.0)
-            body = struct.pack("=BxHiII", socket.AF_UNSPEC, 0, ifindex, 0, 0)
-            msg = struct.pack("=IHHII", 16 + len(body), _RTM_GETLINK, _NLM_F_REQUEST, 1, 0) + body
-            nl.send(msg)
-            data = nl.recv(65536)
-    except OSError:
-        return None
-    if len(data) < 16:
-        return None
-    length, mtype = struct.unpack_from("=IH", data, 0)
-    if mtype != _RTM_NEWLINK:
-        return None
-    off = 16 + 16
-    end = min(length, len(data))
-    while off + 4 <= end:
-        alen, atype = struct.unpack_from("=HH", data, off)
-        if alen < 4:
-            break
-        if atype & 0x3FFF == _IFLA_NUM_RX_QUEUES and alen >= 8:
-            return struct.unpack_from("=I", data, off + 4)[0]
-        off += (alen + 3) & ~3
-    return None
-
-
-def sysfs_rx_queue_count(dev: str) -> Optional[int]:
-    """Count of /sys/class/net/DEV/queues/rx-* (valid only when /sys is this netns's)."""
-    try:
-        return sum(1 for n in os.listdir(f"/sys/class/net/{dev}/queues") if n.startswith("rx-"))
-    except OSError:
-        return None
 

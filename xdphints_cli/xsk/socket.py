@@ -132,10 +132,12 @@ class XskSocket:
         dev = _sys.ifname(self.ifindex)
         what = f"binding AF_XDP socket to {dev} queue {self.queue}"
         if err == errno.EINVAL:
-            n = _sys.rx_queue_count(self.ifindex)
+            from xdphints_cli.queues import RxQueues, from_sysfs
+
+            n = from_sysfs(dev, self.ifindex)
             if n is not None and self.queue >= n:
-                raise NotFoundError(f"device {dev} has {n} RX queue{'s' if n != 1 else ''}; "
-                                    f"queue {self.queue} does not exist")
+                raise NotFoundError(f"{RxQueues(n, 'sysfs').describe(dev)}; queue "
+                                    f"{self.queue} is not one of them")
         if err == errno.ENODEV:
             raise NotFoundError(f"{what}: no such device (ifindex {self.ifindex})")
         if err == errno.EOPNOTSUPP and flags & _sys.XDP_ZEROCOPY:

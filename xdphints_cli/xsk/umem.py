@@ -68,3 +68,45 @@ class Umem:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+MIN_FRAMES = 64
+
+
+def memlock_frames(wanted: int, frame_size: int, sockets: int = 1) -> int:
+    """How many frames each of `sockets` UMEMs may have. The kernel counts a UMEM's
+    pages against RLIMIT_MEMLOCK unless the process has CAP_IPC_LOCK (ENOBUFS past
+    it); the soft limit is first raised to the hard one. Half of it is used, as
+    the same user may hold locked memory elsewhere. A power of two, at most `wanted`;
+    PermissionDeniedError when not even MIN_FRAMES fit."""
+    import resource
+
+    from xdphints_cli import caps
+    from xdphints_cli.errors import PermissionDeniedError
+
+    if caps.has("CAP_IPC_LOCK"):
+        return wanted
+    soft, hard = resource.getrlimit(resource.RLIMIT_MEMLOCK)
+    if hard == resource.RLIM_INFINITY or (soft != hard and _raise_memlock(hard)):
+        soft = hard
+    if soft == resource.RLIM_INFINITY:
+        return wanted
+    frames = 1
+    while frames * 2 <= min(wanted, soft // 2 // frame_size // max(sockets, 1)):
+        frames *= 2
+    if frames < MIN_FRAMES:
+        need = MIN_FRAMES * frame_size * max(sockets, 1) * 2 // 1024
+        raise PermissionDeniedError(
+            f"the AF_XDP packet buffer (UMEM) is locked memory: needs CAP_IPC_LOCK, or "
+            f"RLIMIT_MEMLOCK (ulimit -l) of at least {need} KiB; it is {soft // 1024} KiB")
+    return frames
+
+
+def _raise_memlock(hard: int) -> bool:
+    import resource
+
+    try:
+        resource.setrlimit(resource.RLIMIT_MEMLOCK, (hard, hard))
+        return True
+    except (OSError, ValueError):
+        return False

@@ -1,0 +1,81 @@
+"""How many RX queues a device has active: the one answer show, dump and the
+completions give.
+
+IFLA_NUM_RX_QUEUES is what the device was allocated (veth made without queue counts
+gets one per CPU, a multi-queue tap 256); an AF_XDP socket can only bind below the
+active count (real_num_rx_queues), which is what `ethtool -l` shows when the driver
+answers CHANNELS and what sysfs lists as queues/rx-*. So: CHANNELS (current rx +
+combined) when the driver gives a non-zero answer, else sysfs, else the netdev
+family's queue list, else IFLA_NUM_RX_QUEUES.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Optional
+
+SYSFS_NET = "/sys/class/net"
+
+
+@dataclass(frozen=True)
+class RxQueues:
+    count: int
+    source: str      # "channels", "sysfs", "netdev" or "rtnetlink"
+
+    def describe(self, ifname: str) -> str:
+        """`xh0 has 1 active RX queue (0)` for messages."""
+        n = self.count
+        span = "0" if n == 1 else f"0-{n - 1}"
+        return f"{ifname} has {n} active RX queue{'s' if n != 1 else ''} ({span})"
+
+
+def from_sysfs(ifname: str, ifindex: Optional[int] = None) -> Optional[int]:
+    """The rx-* entries under sysfs, or None. With `ifindex`, only when sysfs shows
+    that very device: after setns (-n) sysfs still shows the namespace it was mounted
+    in, where the same name can be another device."""
+    base = os.path.join(SYSFS_NET, ifname)
+    try:
+        if ifindex is not None:
+            with open(os.path.join(base, "ifindex")) as f:
+                if int(f.read()) != ifindex:
+                    return None
+        n = sum(1 for e in os.listdir(os.path.join(base, "queues")) if e.startswith("rx-"))
+    except (OSError, ValueError):
+        return None
+    return n or None
+
+
+def from_channels(channels) -> Optional[int]:
+    """Current rx + combined from an ethtool.Channels, None when it says nothing."""
+    if channels is None:
+        return None
+    return channels.rx_queues or None
+
+
+def active_rx_queues(nl, link, channels=None, channels_read: bool = False) -> RxQueues:
+    """The active RX queue count of `link` (an rtnl.Link). `channels`: a CHANNELS
+    reply the caller already has (`channels_read` says it asked, even if the answer
+    was None), so show does not ask twice."""
+    from xdphints_cli.errors import XdpHintsError
+    from xdphints_cli.netlink import ethtool, netdev
+
+    if not channels_read:
+        try:
+            channels = ethtool.get_channels(nl, link.ifindex, link.ifname)
+        except XdpHintsError:
+            channels = None
+    n = from_channels(channels)
+    if n:
+        return RxQueues(n, "channels")
+    n = from_sysfs(link.ifname, link.ifindex)
+    if n:
+        return RxQueues(n, "sysfs")
+    try:
+        n = sum(1 for q in netdev.get_queues(nl, link.ifindex, link.ifname)
+                if q.type == netdev.QUEUE_TYPE_RX)
+    except XdpHintsError:
+        n = 0
+    if n:
+        return RxQueues(n, "netdev")
+    return RxQueues(link.num_rx_queues or 1, "rtnetlink")
