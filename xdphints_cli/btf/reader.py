@@ -255,6 +255,7 @@ _U32_MAX = 0xFFFFFFFF
 _SIZED = frozenset({wire.KIND_INT, wire.KIND_STRUCT, wire.KIND_UNION, wire.KIND_ENUM, wire.KIND_ENUM64,
                     wire.KIND_FLOAT, wire.KIND_DATASEC})
 _COMPOSITE = frozenset({wire.KIND_STRUCT, wire.KIND_UNION})
+_HELD_THROUGH = wire.MODIFIER_KINDS | {wire.KIND_ARRAY}  # what a by-value member sees through
 
 
 class _Layout:
@@ -321,7 +322,7 @@ class _Layout:
         """The type a member of type `t` holds by value (typedefs, qualifiers, arrays skipped)."""
         first = t
         for _ in range(wire.MAX_NESTING):
-            if t < self.start_id or self.kind(t) not in wire.MODIFIER_KINDS | {wire.KIND_ARRAY}:
+            if t < self.start_id or self.kind(t) not in _HELD_THROUGH:
                 return t
             t = self.word(t, 3 if self.kind(t) == wire.KIND_ARRAY else 2)
         raise BTFError(f"{self.describe(first)}: typedef, qualifier or array chain too long or cyclic")
