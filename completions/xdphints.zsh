@@ -84,7 +84,7 @@ _xdphints() {
         args)
             case $line[1] in
                 show) _arguments \
-                    '(-d --dev)'{-d,--dev}'[Device (default\: $XDPHINTS_DEV, else the only non-loopback interface that is up)]:device:_xdphints_devices' \
+                    '(-d --dev)'{-d,--dev}'[Device name (default\: $XDPHINTS_DEV, else the only non-loopback interface that is up)]:device:_xdphints_devices' \
                     '(-j --json)'{-j,--json}'[JSON output on stdout]' \
                     '(-p --pretty)'{-p,--pretty}'[Indented JSON (implies --json)]' \
                     '(-n --netns)'{-n,--netns}'[Run inside the named network namespace (like ip -n)]:netns:_xdphints_netns' \
@@ -93,7 +93,7 @@ _xdphints() {
                     '(-h --help)'{-h,--help}'[Show help]' \
                     '*:device:_xdphints_devices';;
                 enable) _arguments \
-                    '(-d --dev)'{-d,--dev}'[Device (default\: $XDPHINTS_DEV, else the only non-loopback interface that is up)]:device:_xdphints_devices' \
+                    '(-d --dev)'{-d,--dev}'[Device name (default\: $XDPHINTS_DEV, else the only non-loopback interface that is up)]:device:_xdphints_devices' \
                     ''--rx-filter'[rx-timestamp\: the hwtstamp rx-filter to ask for (default\: all), a name of the kernel'\''s string set that the device lists, e.g. ptpv2-event]:rx-filter:{_xdphints_show_row '\''Hardware RX filters'\'' none}' \
                     ''--tx-type'[tx-timestamp\: the hwtstamp tx-type to ask for (default\: on), e.g. onestep-sync]:tx-type:{_xdphints_show_row '\''Hardware TX types'\'' off}' \
                     ''--dry-run'[Print what would change and change nothing]' \
@@ -105,7 +105,7 @@ _xdphints() {
                     '(-h --help)'{-h,--help}'[Show help]' \
                     '*:unused:{_xdphints_unused rx-timestamp tx-timestamp rx-hash rx-vlan rx-vlan-stag}';;
                 disable) _arguments \
-                    '(-d --dev)'{-d,--dev}'[Device (default\: $XDPHINTS_DEV, else the only non-loopback interface that is up)]:device:_xdphints_devices' \
+                    '(-d --dev)'{-d,--dev}'[Device name (default\: $XDPHINTS_DEV, else the only non-loopback interface that is up)]:device:_xdphints_devices' \
                     ''--dry-run'[Print what would change and change nothing]' \
                     '(-j --json)'{-j,--json}'[JSON output on stdout]' \
                     '(-p --pretty)'{-p,--pretty}'[Indented JSON (implies --json)]' \
@@ -115,7 +115,7 @@ _xdphints() {
                     '(-h --help)'{-h,--help}'[Show help]' \
                     '*:unused:{_xdphints_unused rx-timestamp tx-timestamp rx-hash rx-vlan rx-vlan-stag}';;
                 check) _arguments \
-                    '(-d --dev)'{-d,--dev}'[Device (default\: $XDPHINTS_DEV, else the only non-loopback interface that is up)]:device:_xdphints_devices' \
+                    '(-d --dev)'{-d,--dev}'[Device name (default\: $XDPHINTS_DEV, else the only non-loopback interface that is up)]:device:_xdphints_devices' \
                     '(-j --json)'{-j,--json}'[JSON output on stdout]' \
                     '(-p --pretty)'{-p,--pretty}'[Indented JSON (implies --json)]' \
                     '(-n --netns)'{-n,--netns}'[Run inside the named network namespace (like ip -n)]:netns:_xdphints_netns' \
@@ -124,7 +124,7 @@ _xdphints() {
                     '(-h --help)'{-h,--help}'[Show help]' \
                     '*:unused:{_xdphints_unused rx-timestamp rx-hash rx-vlan}';;
                 btf) _arguments \
-                    '(-d --dev)'{-d,--dev}'[Device (default\: $XDPHINTS_DEV, else the only non-loopback interface that is up)]:device:_xdphints_devices' \
+                    '(-d --dev)'{-d,--dev}'[Device name (default\: $XDPHINTS_DEV, else the only non-loopback interface that is up)]:device:_xdphints_devices' \
                     ''--prog-id'[A loaded program, by id]:value: ' \
                     ''--pinned'[A program pinned in bpffs]:bpffs:{_xdphints_lines bpffs}' \
                     ''--file'[An ELF object (.o, .ko) or a raw BTF file, told apart by content]:file:_files' \
@@ -142,7 +142,7 @@ _xdphints() {
                     ''--debug'[Add a traceback to errors (the exit code stays the same)]' \
                     '(-h --help)'{-h,--help}'[Show help]';;
                 dump) _arguments \
-                    '(-d --dev)'{-d,--dev}'[Device (default\: $XDPHINTS_DEV, else the only non-loopback interface that is up)]:device:_xdphints_devices' \
+                    '(-d --dev)'{-d,--dev}'[Device name (default\: $XDPHINTS_DEV, else the only non-loopback interface that is up)]:device:_xdphints_devices' \
                     '(-q --queue)'{-q,--queue}'[RX queue(s) to capture (0-based), or all\: one AF_XDP socket per queue]:queue:_xdphints_queues' \
                     '(-c --count)'{-c,--count}'[Stop after N packets]:value: ' \
                     ''--duration'[Stop after S seconds]:value: ' \

@@ -92,7 +92,7 @@ def test_show_lo(veth):
     assert "channels" in data["unavailable"]
     assert {h["state"] for h in data["hints"].values()} == {"unsupported"}
     text = xdphints("show", "lo", ns=veth.ns)
-    assert text.returncode == 0 and "no native XDP support" in text.stdout
+    assert text.returncode == 0 and "the kernel reports no native XDP for lo" in text.stdout
 
 
 def test_show_json_flag_after_subcommand_and_pretty(veth):

@@ -16,6 +16,7 @@ import click
 
 from xdphints_cli.cli.app import App, dev_option, usage_error
 from xdphints_cli.cli.options import global_options
+from xdphints_cli.cli.safe_text import escape
 
 KFUNC_PREFIX = "bpf_xdp_metadata_"
 _TAG_KINDS = ("struct", "union", "enum")
@@ -41,7 +42,7 @@ def btf(app: App, dev: Optional[str], prog_id: Optional[int], pinned: Optional[s
         kernel: bool, module: Optional[str], struct_name: Optional[str], all_: bool, kfuncs: bool,
         fmt: str, offsets: bool) -> None:
     """Show the XDP hints structs in BTF: by default those of the program attached to
-    DEV. A hints struct is named xdp_hints* or ends in a 32-bit `btf_id` member.
+    DEV. A hints struct is named xdp_hints*, or its last 4 bytes are a 32-bit `btf_id` member.
 
     With --struct, any named type; with --all, every named type; with --kfuncs, the
     bpf_xdp_metadata_* kfuncs of the running kernel with prototypes and BTF ids.
@@ -107,29 +108,27 @@ def _attached(dev: Optional[str], source: dict):
     """ProgInfo of the program attached to DEV (the first one if several modes are used)."""
     from xdphints_cli import device, progbtf
     from xdphints_cli.errors import NotFoundError
-    from xdphints_cli.netlink import rtnl
     from xdphints_cli.netlink.session import Netlink
 
     with Netlink() as nl:
-        name = dev or device.default_device(nl)
-        link = rtnl.get_link(nl, name)
+        link = device.resolve_link(nl, dev)
     if not link.xdp.programs:
-        raise NotFoundError(f"no XDP program attached to {name}")
+        raise NotFoundError(f"no XDP program attached to {link.ifname}")
     mode, prog_id = link.xdp.programs[0]
-    source.update({"ifname": name, "mode": mode})
+    source.update({"ifname": link.ifname, "mode": mode})
     return progbtf.prog_info(prog_id)
 
 
 def _describe_source(source: dict) -> str:
     t = source["type"]
     if t == "file":
-        return source["path"]
+        return escape(source["path"])
     if t == "kernel":
         return "vmlinux"
     if t == "module":
-        return f"module {source['name']}"
-    where = f" on {source['ifname']} ({source['mode']})" if "ifname" in source else ""
-    return f"program {source['prog-id']} {source.get('name') or '-'}{where}, btf-obj-id {source.get('btf-id')}"
+        return f"module {escape(source['name'])}"
+    where = f" on {escape(source['ifname'])} ({source['mode']})" if "ifname" in source else ""
+    return f"program {source['prog-id']} {escape(source.get('name') or '-')}{where}, btf-obj-id {source.get('btf-id')}"
 
 
 # --- hints structs (default mode) --------------------------------------------------
@@ -150,31 +149,32 @@ def _hints(app: App, spec, source: dict, fmt: str, offsets: bool) -> None:
     if fmt == "c":
         c.print(cformat.dump_c(spec, [t.id for t in structs], offsets=offsets), end="")
         return
-    c.print(f"{_describe_source(source)}:")
-    for i, t in enumerate(structs):
-        if i:
-            c.print()
-        _member_table(app, spec, t)
+    # every table is built before the first line is printed: an error prints nothing of them
+    tables = ["\n".join(_member_table(spec, t)) for t in structs]
+    c.print(f"{_describe_source(source)}:\n" + "\n\n".join(tables))
 
 
-def _member_table(app: App, spec, t) -> None:
+def _member_table(spec, t) -> List[str]:
+    """The lines of one member table; names escaped, as BTF names may hold any byte."""
     from xdphints_cli.btf import hints
 
-    app.console.print(f"{t.kind_name.lower()} {t.name or '(anon)'}  btf-id {t.id}  size {t.size}")
     rows: List[Tuple[str, ...]] = [("OFFSET", "SIZE", "TYPE", "NAME")]
     for r in hints.describe(spec, t.id):
         off = str(r.offset) + (f":{r.bit_offset % 8}" if r.is_bitfield else "")
         size = f"{r.bit_size} bits" if r.is_bitfield else str(r.size)
-        rows.append((off, size, r.type, r.name))
-    _print_rows(app, rows)
+        rows.append((off, size, escape(r.type), escape(r.name)))
+    head = f"{t.kind_name.lower()} {escape(t.name) or '(anon)'}  btf-id {t.id}  size {t.size}"
+    return [head] + _format_rows(rows)
 
 
-def _print_rows(app: App, rows: List[Tuple[str, ...]]) -> None:
+def _format_rows(rows: List[Tuple[str, ...]]) -> List[str]:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    lines = []
     for r in rows:
         cells = [r[i].rjust(widths[i]) if i < 2 and r is not rows[0] else r[i].ljust(widths[i])
                  for i in range(len(widths))]
-        app.console.print("  " + "  ".join(cells + [r[-1]]).rstrip())
+        lines.append("  " + "  ".join(cells + [r[-1]]).rstrip())
+    return lines
 
 
 # --- one named type ----------------------------------------------------------------
@@ -229,7 +229,10 @@ def _type_json(spec, tid: int, offsets: bool) -> dict:
         pass
     if isinstance(spec.resolve_type(tid), T_composite):
         out["members"] = [r.to_json() for r in hints.describe(spec, tid)]
-    out["c"] = cformat.dump_c(spec, [tid], offsets=offsets)
+    try:
+        out["c"] = cformat.dump_c(spec, [tid], offsets=offsets)
+    except cformat.NotCError:
+        pass  # a name that is not a C identifier: the other keys stay exact
     return out
 
 
@@ -245,7 +248,7 @@ def _one_type(app: App, spec, source: dict, name: str, fmt: str, offsets: bool) 
     if fmt == "c" or not isinstance(spec.resolve_type(tid), T_composite):
         app.console.print(cformat.dump_c(spec, [tid], offsets=offsets), end="")
         return
-    _member_table(app, spec, t)
+    app.console.print("\n".join(_member_table(spec, t)))
 
 
 # --- every named type --------------------------------------------------------------
@@ -269,7 +272,7 @@ def _all_types(app: App, spec, source: dict) -> None:
         app.emit_json({"source": source, "types": rows})
         return
     table = [("ID", "KIND", "NAME", "SIZE")] + [
-        (str(r["btf-id"]), r["kind"], r["name"], str(r.get("size", "-"))) for r in rows]
+        (str(r["btf-id"]), r["kind"], escape(r["name"]), str(r.get("size", "-"))) for r in rows]
     w0 = max(len(r[0]) for r in table)
     w1 = max(len(r[1]) for r in table)
     w2 = max(len(r[2]) for r in table)

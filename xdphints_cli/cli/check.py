@@ -30,13 +30,13 @@ def check(app: App, hints: Tuple[str, ...], dev: Optional[str]) -> None:
     A hint is "ready", "needs-enable" (and `xdphints enable` fixes it) or
     "unsupported" (the driver or device cannot give it).
     """
-    from xdphints_cli.device import default_device, gather
+    from xdphints_cli.device import gather
     from xdphints_cli.errors import EXIT_NEEDS_ENABLE, EXIT_OK, EXIT_UNSUPPORTED
     from xdphints_cli.netlink.session import Netlink
     from xdphints_cli.readiness import NEEDS_ENABLE, READY, UNSUPPORTED, verdicts
 
     with Netlink() as nl:
-        report = gather(nl, dev or default_device(nl))
+        report = gather(nl, dev)
     names = list(dict.fromkeys(hints)) or None
     found = verdicts(report, names, app.netns)
     if names:  # in the order asked for

@@ -25,7 +25,7 @@ def _set(field: str, *more: str):
 def _enter_netns(ctx: click.Context, _param, name) -> None:
     """Enter the namespace once: `-n NS` may come before the command, after it, or both
     when both name the same namespace."""
-    if not name:
+    if name is None:  # -n '' is an error (netns.enter says so), not "no namespace"
         return
     app = ctx.ensure_object(App)
     if app.netns is not None:
