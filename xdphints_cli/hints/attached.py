@@ -142,16 +142,13 @@ def resolve(dev: Optional[str], queue, pinned: Optional[str]) -> Tuple[Target, A
     """(target, program info, pinned XSKMAP fd or None): the device, its queue(s), the
     program whose BTF decodes the metadata and the XSKMAP to put our sockets in."""
     from xdphints_cli.bpf import info
-    from xdphints_cli.device import default_device
-    from xdphints_cli.netlink import rtnl
+    from xdphints_cli.device import resolve_link
     from xdphints_cli.netlink.session import Netlink
     from xdphints_cli.progbtf import prog_info
-
     from xdphints_cli.queues import active_rx_queues
 
     with Netlink() as nl:
-        name = dev or default_device(nl)
-        link = rtnl.get_link(nl, name)
+        link = resolve_link(nl, dev)
         rxq = active_rx_queues(nl, link)
     check_queues(link.ifname, rxq, queue)
     target = Target(link.ifname, link.ifindex, rxq.count, 0, {}, *link_state(link))

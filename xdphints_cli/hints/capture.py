@@ -152,16 +152,15 @@ def resolve_target(dev: Optional[str], queue, warn: Callable[[str], None]) -> Ta
     all), no XDP program yet, native XDP; and the kfuncs to call (advertised by the
     device and present in kernel BTF)."""
     from xdphints_cli.btf.kfuncs import xdp_metadata_kfunc_ids
-    from xdphints_cli.device import default_device
+    from xdphints_cli.device import resolve_link
     from xdphints_cli.errors import KernelTooOldError
     from xdphints_cli.hints.program import usable_kfuncs
-    from xdphints_cli.netlink import netdev, rtnl
+    from xdphints_cli.netlink import netdev
     from xdphints_cli.netlink.session import Netlink
     from xdphints_cli.queues import active_rx_queues
 
     with Netlink() as nl:
-        name = dev or default_device(nl)
-        link = rtnl.get_link(nl, name)
+        link = resolve_link(nl, dev)
         if link.xdp.programs:
             raise attached_program_error(link.ifname, link.xdp.programs)
         rxq = active_rx_queues(nl, link)
@@ -172,8 +171,10 @@ def resolve_target(dev: Optional[str], queue, warn: Callable[[str], None]) -> Ta
             warn(f"{e}; cannot tell which hints {link.ifname} supports")
             nd = None
     if nd is not None and not nd.xdp_features & XDP_FEATURE_BASIC:
-        raise NotSupportedError(f"device {link.ifname} has no native (driver) XDP support; "
-                                "dump needs native mode (RX metadata kfuncs do not run in "
+        raise NotSupportedError(f"the kernel reports no native XDP for {link.ifname} "
+                                f"(xdp-features lacks basic; 'xdphints show {link.ifname}' says "
+                                "why when it can tell): dump needs native mode (RX metadata "
+                                "kfuncs do not run in "
                                 "generic mode)")
     advertised = nd.xdp_rx_metadata if nd is not None else 0
     ids = xdp_metadata_kfunc_ids()
