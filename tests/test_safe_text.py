@@ -53,6 +53,13 @@ def test_interface_names_are_escaped_in_text_and_exact_in_json(hostile_ns):
         res = xdphints(*args, ns=ns)
         assert_clean(res.stdout + res.stderr)
         assert "\\x1b" in res.stdout + res.stderr, (args, res.stdout, res.stderr)
+    # dump's own start line and summary carry the name too
+    sh("ip", "-n", ns, "link", "set", dev, "up")
+    sh("ip", "-n", ns, "link", "set", f"f{CLEAR}", "up")
+    res = xdphints("dump", "-d", dev, "--queue", "0", "--duration", "0.3", ns=ns)
+    assert res.returncode == 0, res.stderr
+    assert_clean(res.stdout + res.stderr)
+    assert "dumping e\\x1b]0;x\\x07 queue 0" in res.stderr and "on e\\x1b]0;x\\x07 queue 0" in res.stderr
     listed = xdphints("show", ns=ns).stdout.splitlines()
     assert any(line.startswith("e\\x1b]0;x\\x07 ") for line in listed), listed
     assert any(line.startswith("f\\x1b[2J ") for line in listed), listed
@@ -111,3 +118,12 @@ def test_interface_name_that_is_not_utf8():
                                                          capture_output=True).stdout
     finally:
         sh("ip", "netns", "del", ns, check=False)
+
+
+def test_dump_metadata_text_escapes_struct_and_member_names():
+    """--attached shows struct and member names of the user's program (any bytes)."""
+    from xdphints_cli.cli.dump_output import metadata_text
+
+    text = metadata_text({"struct": f"s{CLEAR}", "fields": {f"m{OSC}": 1, "btf_id": 7}})
+    assert_clean(text)
+    assert text == "struct s\\x1b[2J: m\\x1b]0;x\\x07 1"

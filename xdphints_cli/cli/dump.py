@@ -11,7 +11,7 @@ import click
 from xdphints_cli import caps
 from xdphints_cli.cli.app import App, dev_option, usage_error
 from xdphints_cli.cli.dump_output import (BatchWriter, JsonLines, announce, announce_attached, hexdump, json_line,
-                                          output_closed_check, packet_json, packet_text, summary_json,
+                                          output_closed_check, packet_json, packet_text, say, summary_json,
                                           summary_text, write_pcapng)
 from xdphints_cli.cli.options import global_options
 
@@ -263,8 +263,7 @@ def _finish(app: App, cap, quiet: bool) -> None:
     if quiet and app.json:
         app.emit_json(summary_json(cap))
     else:
-        sys.stderr.write(summary_text(cap))
-        sys.stderr.flush()
+        say(summary_text(cap))
     if cap.gone:
         from xdphints_cli.errors import NotFoundError
 

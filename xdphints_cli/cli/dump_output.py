@@ -10,6 +10,7 @@ import sys
 from typing import Optional
 
 from xdphints_cli.cli.app import App
+from xdphints_cli.cli.safe_text import escape, escape_text
 
 
 def metadata_text(meta) -> str:
@@ -20,9 +21,16 @@ def metadata_text(meta) -> str:
     if "struct" not in meta:
         return f"metadata (unknown layout) {meta['raw'] or '-'}"
     fields = " ".join(f"{k} {v}" for k, v in meta["fields"].items() if k != "btf_id")
-    if "btf-id" in meta:
-        return f"struct {meta['struct']} btf-id {meta['btf-id']}: {fields}"
-    return f"struct {meta['struct']}: {fields}"
+    btf_id = f" btf-id {meta['btf-id']}" if "btf-id" in meta else ""
+    # struct and member names come from the user's program (BTF or DWARF): any bytes
+    return escape(f"struct {meta['struct']}{btf_id}: {fields}")
+
+
+def say(text: str) -> None:
+    """Lines of dump's own on stderr (start line, summary), control characters escaped:
+    they carry device, program and struct names."""
+    sys.stderr.write(escape_text(text))
+    sys.stderr.flush()
 
 
 def json_line(obj) -> str:
@@ -43,21 +51,17 @@ def announce(app: App, cap) -> None:
         app.warn(f"{t.ifname} does not provide {', '.join(missing)} (not in its "
                  "xdp-rx-metadata-features, or not in this kernel): shown as unsupported")
     sample = f", one in {cap.sample}" if cap.sample > 1 else ""
-    sys.stderr.write(f"xdphints: dumping {t.ifname} {queues_text(cap)} (XDP program id "
-                     f"{cap.prog_id}, BTF object id {cap.btf_id}; match {cap.match}{sample}); "
-                     "Ctrl-C to stop\n")
-    sys.stderr.flush()
+    say(f"xdphints: dumping {t.ifname} {queues_text(cap)} (XDP program id {cap.prog_id}, "
+        f"BTF object id {cap.btf_id}; match {cap.match}{sample}); Ctrl-C to stop\n")
 
 
 def announce_attached(app: App, cap) -> None:
     prog, named = cap.prog, cap.named
     how = (f"metadata as struct {named.name} from {named.where}" if named is not None
            else f"BTF object id {prog.btf_id}")
-    sys.stderr.write(f"xdphints: dumping {cap.target.ifname} {queues_text(cap)} through the "
-                     f"attached XDP program id {prog.id}"
-                     f"{' (' + prog.name + ')' if prog.name else ''}, XSKMAP id "
-                     f"{cap.map_id}, {how}; Ctrl-C to stop\n")
-    sys.stderr.flush()
+    say(f"xdphints: dumping {cap.target.ifname} {queues_text(cap)} through the attached XDP "
+        f"program id {prog.id}{' (' + prog.name + ')' if prog.name else ''}, XSKMAP id "
+        f"{cap.map_id}, {how}; Ctrl-C to stop\n")
     if named is None and not cap.has_hints_structs:
         app.warn(f"the BTF of program id {prog.id} has no hints struct (none named xdp_hints* "
                  "or ending in a __u32 btf_id), so nothing says what its metadata is: it is "
