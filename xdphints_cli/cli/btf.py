@@ -61,6 +61,8 @@ def btf(app: App, dev: Optional[str], prog_id: Optional[int], pinned: Optional[s
 
     if kfuncs:
         return _kfuncs(app)
+    if file_ and struct_name:
+        return _file_type(app, file_, struct_name, fmt, offsets)
     spec, source = _open_source(dev, prog_id, pinned, file_, kernel, module)
     if struct_name:
         return _one_type(app, spec, source, struct_name, fmt, offsets)
@@ -236,11 +238,40 @@ def _type_json(spec, tid: int, offsets: bool) -> dict:
     return out
 
 
-def _one_type(app: App, spec, source: dict, name: str, fmt: str, offsets: bool) -> None:
+def _file_type(app: App, path: str, name: str, fmt: str, offsets: bool) -> None:
+    """--file F --struct NAME: the type from F's BTF; for a struct or union its BTF
+    lacks (or an object without BTF), from F's DWARF, saying so."""
+    from xdphints_cli.btf import sources
+    from xdphints_cli.errors import NotFoundError, NotSupportedError
+
+    source = {"type": "file", "path": path, "layout": "btf"}
+    why = ""
+    try:
+        spec, source = _open_source(None, None, None, path, False, None)
+        source["layout"] = "btf"
+        return _one_type(app, spec, source, name, fmt, offsets)
+    except (NotFoundError, NotSupportedError) as e:
+        if sources.detect(path) != "elf":
+            raise
+        first = e
+        why = "its BTF has none" if "no type named" in str(e) else str(e)
+    try:
+        spec, tid, _kind = sources.struct_in_file(path, name.split()[-1])
+    except NotFoundError:
+        raise first from None
+    source["layout"] = "dwarf"
+    note = f"struct {name.split()[-1]} from the DWARF of {path} ({why})"
+    return _one_type(app, spec, source, name, fmt, offsets, tid=tid, note=note)
+
+
+def _one_type(app: App, spec, source: dict, name: str, fmt: str, offsets: bool,
+              tid: Optional[int] = None, note: str = "") -> None:
     from xdphints_cli.btf import cformat
     from xdphints_cli.btf.types import Composite as T_composite
 
-    tid = _lookup(spec, name)
+    tid = _lookup(spec, name) if tid is None else tid
+    if note and not app.json:
+        app.console.print(f"/* {note.replace('*/', '* /')} */" if fmt == "c" else note)
     if app.json:
         app.emit_json({"source": source, "type": _type_json(spec, tid, offsets)})
         return
