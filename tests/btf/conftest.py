@@ -32,11 +32,12 @@ def bpftool_vmlinux():
     return {t["id"]: t for t in json.loads(out)["types"]}
 
 
-def build_bpf(src: str, out_dir) -> str:
-    """Compile tests/btf/progs/`src` with clang into `out_dir`; the .o path."""
+def build_bpf(src: str, out_dir, *extra_args: str, stem: str = "") -> str:
+    """Compile tests/btf/progs/`src` with clang (and `extra_args`) into `out_dir`;
+    the .o path (named `stem`.o when given)."""
     clang = need_tool("clang")
-    obj = os.path.join(str(out_dir), os.path.splitext(src)[0] + ".o")
-    r = subprocess.run([clang, "-O2", "-g", "-target", "bpf", "-c",
+    obj = os.path.join(str(out_dir), (stem or os.path.splitext(src)[0]) + ".o")
+    r = subprocess.run([clang, "-O2", "-g", *extra_args, "-target", "bpf", "-c",
                         os.path.join(PROGS, src), "-o", obj], capture_output=True, text=True)
     if r.returncode != 0:
         pytest.fail(f"clang failed:\n{r.stderr}")
