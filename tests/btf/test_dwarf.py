@@ -25,12 +25,14 @@ IN_BOTH = ("xdp_meta", "kitchen")  # through global variables: in the BTF and th
 
 @pytest.fixture(scope="module")
 def objs(tmp_path_factory):
-    """The test program built three ways: clang's default ("gdb") DWARF, whose
+    """The test program built four ways: clang's default ("gdb") DWARF 5, whose
     bitfields use DW_AT_bit_offset + DW_AT_byte_size; "lldb" tuning, whose bitfields
-    use DWARF 4's DW_AT_data_bit_offset; xdp_meta only in the DWARF."""
+    use DWARF 4's DW_AT_data_bit_offset; DWARF 2, whose member offsets are location
+    expressions; xdp_meta only in the DWARF."""
     d = tmp_path_factory.mktemp("dwarf")
     return {"gdb": build_bpf(SRC, d, stem="gdb"),
             "lldb": build_bpf(SRC, d, "-glldb", stem="lldb"),
+            "dwarf2": build_bpf(SRC, d, "-gdwarf-2", stem="dwarf2"),
             "meta_dwarf_only": build_bpf(SRC, d, "-DXDP_META_DWARF_ONLY",
                                          stem="meta_dwarf_only")}
 
@@ -94,7 +96,7 @@ def rand_bytes(rnd, n):
 # -- the same layout as clang's BTF --------------------------------------------------
 
 
-@pytest.mark.parametrize("tuning", ["gdb", "lldb"])
+@pytest.mark.parametrize("tuning", ["gdb", "lldb", "dwarf2"])
 @pytest.mark.parametrize("name", IN_BOTH)
 def test_layout_equals_clangs_btf(objs, tuning, name):
     path = objs[tuning]
@@ -107,12 +109,13 @@ def test_layout_equals_clangs_btf(objs, tuning, name):
         cformat.render(btf, want_id, offsets=True)
 
 
-def test_both_bitfield_encodings_are_exercised(objs):
-    """The two builds really differ in how their DWARF places bitfields."""
+def test_the_builds_exercise_each_encoding(objs):
+    """The builds really differ in how their DWARF places bitfields and members."""
     llvm_dwarfdump = need_tool("llvm-dwarfdump")
     dumps = {k: subprocess.run([llvm_dwarfdump, "--debug-info", objs[k]], check=True,
                                capture_output=True, text=True).stdout
-             for k in ("gdb", "lldb")}
+             for k in ("gdb", "lldb", "dwarf2")}
+    assert "DW_OP_plus_uconst" in dumps["dwarf2"] and "DW_OP_plus_uconst" not in dumps["gdb"]
     assert "DW_AT_bit_offset" in dumps["gdb"] and "DW_AT_data_bit_offset" not in dumps["gdb"]
     assert "DW_AT_data_bit_offset" in dumps["lldb"] and "DW_AT_bit_offset" not in dumps["lldb"]
 
