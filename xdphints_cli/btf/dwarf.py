@@ -91,7 +91,10 @@ def struct_from_dwarf(path: str, name: str) -> Tuple[Spec, int]:
         raise BTFError(f"{path}: DWARF nesting too deep") from None
     except Exception as e:  # pyelftools raises ELFError, DWARFError, struct and
         # construct errors, KeyError, IndexError, ... on damaged files.
-        detail = str(e).strip().splitlines()[0][:160] if str(e).strip() else ""
+        if isinstance(e, KeyError):  # an abbreviation, form or tag code pyelftools
+            detail = f"unknown code {e.args[0]!r}"  # has no entry for
+        else:
+            detail = str(e).strip().splitlines()[0][:160] if str(e).strip() else ""
         raise BTFError(f"{path}: malformed DWARF ({type(e).__name__}"
                        f"{': ' + detail if detail else ''})") from None
 
