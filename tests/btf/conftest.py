@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 
 import pytest
@@ -47,3 +48,23 @@ def build_bpf(src: str, out_dir, *extra_args: str, stem: str = "") -> str:
 @pytest.fixture
 def hints_object(tmp_path) -> str:
     return build_bpf("xdp_hints_example.c", tmp_path)
+
+
+class Hang(BaseException):
+    """Not an Exception, so code under test that turns every Exception from a
+    third-party parser into its own error cannot swallow it."""
+
+
+@pytest.fixture
+def hang_guard():
+    """hang_guard(seconds): a SIGALRM that turns a hang into a failure instead of a
+    stuck test run; nothing here measures time."""
+    def on_alarm(signum, frame):
+        raise Hang("the parser did not return (infinite loop?)")
+
+    old = signal.signal(signal.SIGALRM, on_alarm)
+    try:
+        yield lambda seconds: signal.alarm(seconds)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
