@@ -108,6 +108,25 @@ def test_layout_equals_clangs_btf(objs, tuning, name):
         cformat.render(btf, want_id, offsets=True)
 
 
+def test_typedefd_anonymous_struct_restrict_atomic_flexible_array(objs):
+    path = objs["gdb"]
+    btf = sources.load(path)
+    spec, tid = struct_from_dwarf(path, "odds")
+    ours = layout(spec, tid)
+    theirs = layout(btf, btf.find("odds", "struct").id)
+    assert ours[:3] == theirs[:3]
+    at = ("at", 128, 0, ("TYPEDEF", "__u32", ("INT", "unsigned int", 4, 32, 0, False,
+                                               False, False)))
+    # BTF has no _Atomic: the member keeps the type it qualifies. (clang 14's own
+    # BTF makes the member void, which nothing can decode.)
+    assert [m for m in ours[3] if m[0] == "at"] == [at]
+    assert [m for m in ours[3] if m[0] != "at"] == [m for m in theirs[3] if m[0] != "at"]
+    assert [m[0] for m in ours[3]] == ["pair", "rp", "at", "argv", "data"]
+    buf = struct.pack("<HBx4xQI4xQ", 9, 8, 0, 77, 0)
+    assert decode.compile_decoder(spec, tid)(buf) == \
+        {"pair": {"a": 9, "b": 8}, "rp": 0, "at": 77, "argv": 0, "data": b""}
+
+
 def test_the_builds_exercise_each_encoding(objs):
     """The builds really differ in how their DWARF places bitfields and members."""
     llvm_dwarfdump = need_tool("llvm-dwarfdump")

@@ -85,6 +85,18 @@ struct xdp_meta global_meta;
 #endif
 struct kitchen global_kitchen;
 
+typedef struct { __u16 a; __u8 b; } pair_t;
+
+struct odds {
+	pair_t pair;
+	int *restrict rp;
+	_Atomic __u32 at;
+	const char *const *argv;
+	__u8 data[];
+};
+
+struct odds global_odds;
+
 /* Only ever reached through a local pointer: clang puts it in DWARF but not in BTF. */
 struct dwarf_only {
 	__u64 stamp;
