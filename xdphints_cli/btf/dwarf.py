@@ -277,8 +277,11 @@ class _Converter:
         self.records.append(None)
         return len(self.records)
 
-    def _plan(self, tid: int, method: str, *args) -> None:
+    def _new(self, method: str, *args) -> int:
+        """A record no DIE stands for alone (inner array dimensions, the index type)."""
+        tid = self._reserve()
         self.records[tid - 1] = (method, args)
+        return tid
 
     def ref(self, die) -> int:
         """The BTF id `die` gets; 0 (void) for none. Wrappers BTF cannot express are
@@ -309,8 +312,7 @@ class _Converter:
 
     def index_type(self) -> int:
         if not self._index_type:
-            self._index_type = self._reserve()
-            self._plan(self._index_type, "add_int", ARRAY_INDEX_TYPE, 4)
+            self._index_type = self._new("add_int", ARRAY_INDEX_TYPE, 4)
         return self._index_type
 
     def run(self) -> None:
@@ -333,23 +335,24 @@ class _Converter:
     def convert(self, tid: int, die) -> None:
         tag = die.tag
         if tag == "DW_TAG_base_type":
-            self.records[tid - 1] = self.base_type(die)
+            rec = self.base_type(die)
         elif tag == "DW_TAG_typedef":
-            self._plan(tid, "add_typedef", _name(die), self.type_of(die))
+            rec = "add_typedef", (_name(die), self.type_of(die))
         elif tag in _POINTER_TAGS:
-            self._plan(tid, "add_ptr", self.type_of(die))
+            rec = "add_ptr", (self.type_of(die),)
         elif tag in _QUALIFIERS:
-            self._plan(tid, _QUALIFIERS[tag], self.type_of(die))
+            rec = _QUALIFIERS[tag], (self.type_of(die),)
         elif tag in _COMPOSITE_TAGS:
-            self.composite(tid, die)
+            rec = self.composite(die)
         elif tag == "DW_TAG_enumeration_type":
-            self.records[tid - 1] = self.enum(die)
+            rec = self.enum(die)
         elif tag == "DW_TAG_array_type":
-            self.array(tid, die)
+            rec = self.array(die)
         elif tag == "DW_TAG_subroutine_type":
-            self.records[tid - 1] = self.func_proto(die)
+            rec = self.func_proto(die)
         else:
             raise BTFError(f"cannot express DWARF {tag} (DIE 0x{die.offset:x}) in BTF")
+        self.records[tid - 1] = rec
 
     def base_type(self, die) -> Tuple:
         name = _name(die)
@@ -368,15 +371,14 @@ class _Converter:
         raise BTFError(f"cannot express DWARF base type {name!r} (encoding "
                        f"{enc}) in BTF")
 
-    def composite(self, tid: int, die) -> None:
+    def composite(self, die) -> Tuple:
         name = _name(die)
         union = _COMPOSITE_TAGS[die.tag]
         size = _int_attr(die, "DW_AT_byte_size")
         if "DW_AT_declaration" in die.attributes or size is None:
             if not name:
                 raise BTFError(f"DWARF DIE 0x{die.offset:x}: anonymous declaration")
-            self._plan(tid, "add_fwd", name, union)
-            return
+            return "add_fwd", (name, union)
         members = []
         for m in _children(die):
             if m.tag != "DW_TAG_member" or "DW_AT_external" in m.attributes or \
@@ -388,7 +390,7 @@ class _Converter:
             mtype = self.type_of(m)
             members.append((_name(m), mtype, bit_off, bits) if bits else
                            (_name(m), mtype, bit_off))
-        self._plan(tid, "add_union" if union else "add_struct", name, size, members)
+        return ("add_union" if union else "add_struct"), (name, size, members)
 
     def member_position(self, m) -> Tuple[int, int]:
         """(bit offset from the start of the struct, bitfield size or 0)."""
@@ -413,12 +415,9 @@ class _Converter:
         attr = m.attributes.get("DW_AT_data_member_location")
         if attr is None:
             return 0  # union members, and struct members at offset 0 for some producers
-        if attr.form in _INT_FORMS:
-            return attr.value
         if attr.form in _BLOCK_FORMS:
             return self.location_expr(m, attr.value)
-        raise BTFError(f"member {_name(m)!r}: location in form {attr.form} is not a "
-                       "constant offset")
+        return _int_attr(m, "DW_AT_data_member_location")
 
     def location_expr(self, m, expr) -> int:
         """DW_OP_plus_uconst N, or DW_OP_constu N DW_OP_plus: the forms a member
@@ -469,7 +468,7 @@ class _Converter:
         wide = any(not lo <= v <= hi for _, v in values)
         return ("add_enum64" if wide else "add_enum"), (name, values, size, signed)
 
-    def array(self, tid: int, die) -> None:
+    def array(self, die) -> Tuple:
         dims: List[int] = []
         for sub in _children(die):
             if sub.tag != "DW_TAG_subrange_type":
@@ -493,10 +492,8 @@ class _Converter:
         index = self.index_type()
         # a[2][3] is BTF ARRAY(2) of ARRAY(3) of the element.
         for n in reversed(dims[1:]):
-            inner = self._reserve()
-            self._plan(inner, "add_array", elem, index, n)
-            elem = inner
-        self._plan(tid, "add_array", elem, index, dims[0])
+            elem = self._new("add_array", elem, index, n)
+        return "add_array", (elem, index, dims[0])
 
     def func_proto(self, die) -> Tuple:
         params = []
