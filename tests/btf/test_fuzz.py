@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import errno
 import random
-import signal
 import struct
 
 import pytest
@@ -18,19 +17,6 @@ from xdphints_cli.btf.writer import Builder
 from xdphints_cli.errors import BTFError
 
 from .test_writer import sample_builder
-
-
-@pytest.fixture
-def hang_guard():
-    def on_alarm(signum, frame):
-        raise AssertionError("BTF engine did not return (infinite loop?)")
-
-    old = signal.signal(signal.SIGALRM, on_alarm)
-    try:
-        yield lambda seconds: signal.alarm(seconds)
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, old)
 
 
 def exercise(spec) -> None:
