@@ -123,3 +123,25 @@ def test_struct_options_need_attached(veth):
     for args in (["--struct", "x"], ["--attached", "--btf", "f.o"]):
         r = run_dump(veth, "-d", veth.dev, "--queue", "0", *args)
         assert r.returncode == 2, r.stderr
+
+
+def test_btf_file_struct_from_dwarf_matches_the_btf_layout(tmp_path):
+    """`btf --file OBJ --struct NAME` finds a DWARF-only struct, says so, and its members
+    are those clang's BTF gives the same struct when it has it."""
+    from conftest import xdphints
+
+    (tmp_path / "dwarf").mkdir()
+    only_dwarf = build("hw_meta.c", tmp_path / "dwarf")
+    with_btf = build("hw_meta.c", tmp_path, "-DMETA_IN_BTF")
+    got = json.loads(xdphints("-j", "btf", "--file", only_dwarf, "--struct", "xdp_meta").stdout)
+    want = json.loads(xdphints("-j", "btf", "--file", with_btf, "--struct", "xdp_meta").stdout)
+    assert got["source"]["layout"] == "dwarf" and want["source"]["layout"] == "btf"
+    assert "btf-id" not in got["type"]          # the synthesized ids mean nothing to the file
+    key = ("name", "type", "offset", "size", "bit-offset", "bit-size")
+    assert ([{k: m[k] for k in key} for m in got["type"]["members"]]
+            == [{k: m[k] for k in key} for m in want["type"]["members"]])
+    text = xdphints("btf", "--file", only_dwarf, "--struct", "xdp_meta")
+    assert text.returncode == 0, text.stderr
+    assert text.stdout.splitlines()[0] == f"struct xdp_meta from the DWARF of {only_dwarf} (its BTF has none)"
+    r = xdphints("btf", "--file", only_dwarf, "--struct", "nosuch")
+    assert r.returncode == 5 and "no struct nosuch in its BTF or its DWARF" in r.stderr

@@ -156,7 +156,7 @@ def _hints(app: App, spec, source: dict, fmt: str, offsets: bool) -> None:
     c.print(f"{_describe_source(source)}:\n" + "\n\n".join(tables))
 
 
-def _member_table(spec, t) -> List[str]:
+def _member_table(spec, t, with_id: bool = True) -> List[str]:
     """The lines of one member table; names escaped, as BTF names may hold any byte."""
     from xdphints_cli.btf import hints
 
@@ -165,7 +165,8 @@ def _member_table(spec, t) -> List[str]:
         off = str(r.offset) + (f":{r.bit_offset % 8}" if r.is_bitfield else "")
         size = f"{r.bit_size} bits" if r.is_bitfield else str(r.size)
         rows.append((off, size, escape(r.type), escape(r.name)))
-    head = f"{t.kind_name.lower()} {escape(t.name) or '(anon)'}  btf-id {t.id}  size {t.size}"
+    btf_id = f"  btf-id {t.id}" if with_id else ""
+    head = f"{t.kind_name.lower()} {escape(t.name) or '(anon)'}{btf_id}  size {t.size}"
     return [head] + _format_rows(rows)
 
 
@@ -257,8 +258,8 @@ def _file_type(app: App, path: str, name: str, fmt: str, offsets: bool) -> None:
         why = "its BTF has none" if "no type named" in str(e) else str(e)
     try:
         spec, tid, _kind = sources.struct_in_file(path, name.split()[-1])
-    except NotFoundError:
-        raise first from None
+    except NotFoundError as e:
+        raise NotFoundError(f"{first}; {e}") from None
     source["layout"] = "dwarf"
     note = f"struct {name.split()[-1]} from the DWARF of {path} ({why})"
     return _one_type(app, spec, source, name, fmt, offsets, tid=tid, note=note)
@@ -272,14 +273,18 @@ def _one_type(app: App, spec, source: dict, name: str, fmt: str, offsets: bool,
     tid = _lookup(spec, name) if tid is None else tid
     if note and not app.json:
         app.console.print(f"/* {note.replace('*/', '* /')} */" if fmt == "c" else note)
+    from_dwarf = source.get("layout") == "dwarf"     # its type ids are ours, not the file's
     if app.json:
-        app.emit_json({"source": source, "type": _type_json(spec, tid, offsets)})
+        out = _type_json(spec, tid, offsets)
+        if from_dwarf:
+            del out["btf-id"]
+        app.emit_json({"source": source, "type": out})
         return
     t = spec[tid]
     if fmt == "c" or not isinstance(spec.resolve_type(tid), T_composite):
         app.console.print(cformat.dump_c(spec, [tid], offsets=offsets), end="")
         return
-    app.console.print("\n".join(_member_table(spec, t)))
+    app.console.print("\n".join(_member_table(spec, t, with_id=not from_dwarf)))
 
 
 # --- every named type --------------------------------------------------------------
