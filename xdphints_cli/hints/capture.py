@@ -174,8 +174,7 @@ def resolve_target(dev: Optional[str], queue, warn: Callable[[str], None]) -> Ta
         raise NotSupportedError(f"the kernel reports no native XDP for {link.ifname} "
                                 f"(xdp-features lacks basic; 'xdphints show {link.ifname}' says "
                                 "why when it can tell): dump needs native mode (RX metadata "
-                                "kfuncs do not run in "
-                                "generic mode)")
+                                "kfuncs do not run in generic mode)")
     advertised = nd.xdp_rx_metadata if nd is not None else 0
     ids = xdp_metadata_kfunc_ids()
     return Target(link.ifname, link.ifindex, rxq.count, advertised,
@@ -256,8 +255,8 @@ class Capture:
         from xdphints_cli.bpf import syscall as sc
         from xdphints_cli.bpf.link import DeviceBusyError, XdpLink
         from xdphints_cli.bpf.maps import Map
-        from xdphints_cli.btf.kfuncs import xdp_rss_hash_types
         from xdphints_cli.btf import reader
+        from xdphints_cli.btf.kfuncs import xdp_rss_hash_types
         from xdphints_cli.hints import program
 
         t, st = self.target, self._stack
@@ -303,8 +302,7 @@ class Capture:
 
         t = self.target
         self.watch = self._stack.enter_context(LinkWatch(t.ifindex, t.ifname, t.up, t.mtu))
-
-        self.sockets = [self._stack.enter_context(XskSocket(self.target.ifindex, q, frames=self.frames,
+        self.sockets = [self._stack.enter_context(XskSocket(t.ifindex, q, frames=self.frames,
                                                             frame_size=self.frame_size,
                                                             rx_size=self.rx_size))
                         for q in self.queues]
