@@ -306,6 +306,9 @@ class _Converter:
             rec = self.array(die)
         elif tag == "DW_TAG_subroutine_type":
             rec = self.func_proto(die)
+        elif tag is None:
+            raise BTFError(f"a DWARF type reference points at an empty entry "
+                           f"(0x{die.offset:x})")
         else:
             raise BTFError(f"cannot express DWARF {tag} (DIE 0x{die.offset:x}) in BTF")
         self.records[tid - 1] = rec
