@@ -28,8 +28,7 @@ from collections import deque
 from typing import Deque, Dict, Iterator, List, Optional, Tuple
 
 from ..errors import BTFError, NotFoundError, XdpHintsError
-from . import sources, wire
-from . import types as T
+from . import sources
 from .reader import parse
 from .spec import Spec
 from .writer import Builder
@@ -118,53 +117,10 @@ def _convert(data: bytes, path: str, name: str) -> Tuple[Spec, int]:
     conv = _Converter(little_endian=elf.little_endian)
     root = conv.ref(die)
     conv.run()
+    # The reader refuses what damaged DWARF can hold and the writer cannot see:
+    # typedef loops, structs containing themselves, members past their struct.
     spec = parse(conv.build().encode("<" if elf.little_endian else ">"))
-    _check(spec)
     return spec, root
-
-
-def _check(spec: Spec) -> None:
-    """What the writer cannot see and damaged DWARF can hold: typedef chains and
-    by-value containment that never end, members outside their struct."""
-    contains: Dict[int, List[int]] = {}
-    for tid in range(1, spec.n_types):
-        spec.resolve(tid)
-        t = spec[tid]
-        if not isinstance(t, T.Composite):
-            continue
-        inner = contains.setdefault(tid, [])
-        for m in t.members:
-            if not m.bitfield_size and \
-                    m.bit_offset + 8 * spec.size_of(m.type) > 8 * t.size:
-                raise BTFError(f"member {m.name!r} of {t.name or 'anonymous'} lies "
-                               f"outside its {t.size} bytes")
-            r = spec.resolve(m.type)
-            for _ in range(wire.MAX_NESTING):
-                if spec.kind_of(r) != wire.KIND_ARRAY:
-                    break
-                r = spec.resolve(spec[r].type)
-            if isinstance(spec[r], T.Composite):
-                inner.append(r)
-    # Depth-first over "contains by value", iteratively: a back edge is a struct that
-    # contains itself.
-    state: Dict[int, int] = {}  # 1 on the path, 2 done
-    for start in contains:
-        if start in state:
-            continue
-        stack = [(start, iter(contains[start]))]
-        state[start] = 1
-        while stack:
-            node, it = stack[-1]
-            nxt = next(it, None)
-            if nxt is None:
-                state[node] = 2
-                stack.pop()
-            elif state.get(nxt) == 1:
-                raise BTFError(f"{spec[nxt].kind_name.lower()} "
-                               f"{spec[nxt].name or 'anonymous'} contains itself")
-            elif nxt not in state:
-                state[nxt] = 1
-                stack.append((nxt, iter(contains.get(nxt, ()))))
 
 
 def _split_kind(name: str) -> Tuple[Optional[bool], str]:
@@ -350,6 +306,9 @@ class _Converter:
             rec = self.array(die)
         elif tag == "DW_TAG_subroutine_type":
             rec = self.func_proto(die)
+        elif tag is None:
+            raise BTFError(f"a DWARF type reference points at an empty entry "
+                           f"(0x{die.offset:x})")
         else:
             raise BTFError(f"cannot express DWARF {tag} (DIE 0x{die.offset:x}) in BTF")
         self.records[tid - 1] = rec
