@@ -164,11 +164,13 @@ def struct_in_file(path: str, name: str) -> Tuple[Spec, int, str]:
             raise
         tried.append(f"its BTF ({e})")
     if detect(path) == "elf":
-        from .dwarf import struct_from_dwarf
+        from .dwarf import NoDwarfError, struct_from_dwarf
 
         try:
             spec, tid = struct_from_dwarf(path, name)
             return spec, tid, "DWARF"
+        except NoDwarfError as e:        # keeps its "compile with clang -g" hint
+            tried.append(f"its DWARF ({e})")
         except NotFoundError:
             tried.append("its DWARF")
     raise NotFoundError(f"{path}: no struct {name} in {' or '.join(tried)}")
