@@ -76,7 +76,7 @@ def test_file_table_and_c(hints_object, tmp_path):
     assert lines["queue"][:3] == ["20:2", "6", "bits"]
     res = xdphints("btf", "--file", hints_object, "--format", "c", "--offsets")
     assert res.returncode == 0, res.stderr
-    assert "struct xdp_hints_example {" in res.stdout and "/* 36 4 */" in res.stdout
+    assert "struct xdp_hints_example {" in res.stdout and "/*    36     4 */" in res.stdout
     _gcc_ok(res.stdout, tmp_path)
 
 

@@ -55,6 +55,14 @@ def test_demo_text():
     assert len({next(iter(h)) for h in by_flow.values()}) == 4  # different across flows
     assert [r for r in rows if r[0] == "40004->7002"][0][3:7] == ["vid", "100", "pcp", "5"]
     assert "same for every packet of a flow and different across flows" in out
+    # dump's start line comes before the packets it announces, its summary after them
+    lines = out.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("dumping xd0 queue 0"))
+    first_row = next(i for i, line in enumerate(lines) if line.startswith("  400"))
+    summary = next(i for i, line in enumerate(lines) if line.startswith("12 packets"))
+    assert start < first_row < summary
+    # on veth the hash is the kernel's software hash, as show says, not a device's RSS hash
+    assert "software flow hash" in out and "the RSS hash the device computed" not in out
     assert demo_namespaces(p.pid) == []
 
 
@@ -62,8 +70,10 @@ def test_demo_json():
     p, out, err = run_demo("-j", "demo")
     assert p.returncode == 0, err
     doc = json.loads(out)
-    assert set(doc) >= {"namespaces", "device", "show", "enable", "packets", "dump-summary",
+    assert set(doc) >= {"namespaces", "device", "show", "enable", "packets", "dump-stderr",
                         "observations", "explanations"}
+    assert doc["dump-stderr"][0].startswith("dumping xd0 queue 0")
+    assert doc["dump-stderr"][1].startswith("12 packets, ")
     assert doc["show"]["xdp-rx-metadata-features"] == ["timestamp", "hash", "vlan-tag"]
     assert doc["enable"]["rx-vlan"]["exit-code"] == 0 and doc["enable"]["rx-vlan"]["after"] == "on"
     assert doc["enable"]["rx-timestamp"]["exit-code"] == 3

@@ -174,7 +174,7 @@ def test_missing_queue(veth):
 def test_device_without_native_xdp(veth):
     res = run_dump(veth, "-d", "lo", "--queue", "0")
     assert res.returncode == 3
-    assert "no native (driver) XDP support" in res.stderr
+    assert "the kernel reports no native XDP for lo" in res.stderr
 
 
 def test_unprivileged_is_a_permission_error(veth):

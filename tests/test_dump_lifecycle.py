@@ -54,21 +54,23 @@ def test_link_down_and_mtu_change_keep_capturing(veth):
 
 
 @pytest.mark.parametrize("fmt", [["-j"], []])
-def test_output_closed_early_stops_at_once(veth, fmt):
+def test_output_closed_early_stops_at_once(veth, fmt, tmp_path):
     """Like tcpdump | head: dump stops as soon as the reader leaves, detaches, prints
     no traceback or error, and exits 141 (as a command SIGPIPE ended)."""
     veth.run_peer("sysctl", "-qw", f"net.ipv6.conf.{veth.peer}.disable_ipv6=1")
     cmd = " ".join(_cmd(veth.ns, "-d", veth.dev, "--queue", "0", *fmt))
+    errfile = tmp_path / "stderr"
     p = subprocess.Popen(["bash", "-c", f"{cmd} 2>$ERR | head -1; echo ${{PIPESTATUS[0]}}"],
-                         stdout=subprocess.PIPE, text=True,
-                         env=dict(_env(), ERR=f"/proc/{__import__('os').getpid()}/fd/2"))
+                         stdout=subprocess.PIPE, text=True, env=dict(_env(), ERR=str(errfile)))
     while not xdp_attached(veth):
         assert p.poll() is None
         time.sleep(0.05)
     send_udp(veth, 2000)          # one batch; nothing comes after it
     out, _ = p.communicate(timeout=10)
     first, status = out.splitlines()
-    assert status == "141"
+    err = errfile.read_text()
+    assert status == "141", err
+    assert err.splitlines()[1:] == [], err            # the start line only: no error
     assert first.startswith('{"time"' if fmt else "")
     assert not xdp_attached(veth)
 

@@ -62,13 +62,19 @@ def capture(pair, *args, count=4):
     pair.run_peer("sysctl", "-qw", f"net.ipv6.conf.{pair.peer}.disable_ipv6=1")
     p = subprocess.Popen(_cmd(pair.ns, "-d", pair.dev, "--queue", "0", "--attached", "-j",
                               "-c", str(count), *args),
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
-    line = p.stderr.readline()
-    assert "dumping" in line, line + p.communicate(timeout=30)[1]
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env(), bufsize=0)
+    line = b""
+    while not line.endswith(b"\n"):     # byte by byte: communicate() reads the fd, not a buffer
+        c = os.read(p.stderr.fileno(), 1)
+        if not c:
+            break
+        line += c
+    assert b"dumping" in line, line + p.communicate(timeout=30)[1]
     pair.run_peer(sys.executable, "-c", SENDER, pair.addr, str(count // 2))
     rc, out, err = finish(p)
+    err = (line + err).decode()
     assert rc == 0, err
-    return [json.loads(x) for x in out.splitlines()], line + err
+    return [json.loads(x) for x in out.decode().splitlines()], err
 
 
 def test_struct_decodes_a_selftest_style_layout(veth, hw_meta):
@@ -95,7 +101,7 @@ def test_struct_decodes_a_selftest_style_layout(veth, hw_meta):
 
 def test_without_struct_nothing_is_taken_for_a_btf_id(veth, hw_meta):
     pkts, err = capture(veth)
-    assert "has no hints struct" in err and "--struct NAME" in err
+    assert "has no hints struct" in err and "--struct NAME" in err, err
     assert err.count("has no hints struct") == 1                       # said once
     for pk in pkts:
         assert set(pk["metadata"]) == {"raw"}                          # never a btf-id
@@ -117,3 +123,25 @@ def test_struct_options_need_attached(veth):
     for args in (["--struct", "x"], ["--attached", "--btf", "f.o"]):
         r = run_dump(veth, "-d", veth.dev, "--queue", "0", *args)
         assert r.returncode == 2, r.stderr
+
+
+def test_btf_file_struct_from_dwarf_matches_the_btf_layout(tmp_path):
+    """`btf --file OBJ --struct NAME` finds a DWARF-only struct, says so, and its members
+    are those clang's BTF gives the same struct when it has it."""
+    from conftest import xdphints
+
+    (tmp_path / "dwarf").mkdir()
+    only_dwarf = build("hw_meta.c", tmp_path / "dwarf")
+    with_btf = build("hw_meta.c", tmp_path, "-DMETA_IN_BTF")
+    got = json.loads(xdphints("-j", "btf", "--file", only_dwarf, "--struct", "xdp_meta").stdout)
+    want = json.loads(xdphints("-j", "btf", "--file", with_btf, "--struct", "xdp_meta").stdout)
+    assert got["source"]["layout"] == "dwarf" and want["source"]["layout"] == "btf"
+    assert "btf-id" not in got["type"]          # the synthesized ids mean nothing to the file
+    key = ("name", "type", "offset", "size", "bit-offset", "bit-size")
+    assert ([{k: m[k] for k in key} for m in got["type"]["members"]]
+            == [{k: m[k] for k in key} for m in want["type"]["members"]])
+    text = xdphints("btf", "--file", only_dwarf, "--struct", "xdp_meta")
+    assert text.returncode == 0, text.stderr
+    assert text.stdout.splitlines()[0] == f"struct xdp_meta from the DWARF of {only_dwarf} (its BTF has none)"
+    r = xdphints("btf", "--file", only_dwarf, "--struct", "nosuch")
+    assert r.returncode == 5 and "no struct nosuch in its BTF or its DWARF" in r.stderr

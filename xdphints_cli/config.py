@@ -14,18 +14,24 @@ The rules:
   * after each change the device is read back; a driver that widened the
     rx-filter is reported, anything else it did instead is a failure;
   * on a failure the features this call already changed are put back, and the
-    error says what was restored (or could not be).
+    error says what was restored (or could not be);
+  * SIGINT, SIGTERM and SIGHUP during apply roll back the same way (exit 128 +
+    signal), and all offloads of a call go in one FEATURES_SET request, so not even
+    SIGKILL can leave half of them changed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import signal
+import threading
 from dataclasses import dataclass, field
-from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from xdphints_cli import hwtstamp
 from xdphints_cli.errors import (EXIT_FAILED, EXIT_PERMISSION, EXIT_UNSUPPORTED, KernelError,
-                                 KernelTooOldError, NotSupportedError, UsageError, XdpHintsError)
+                                 KernelTooOldError, NotSupportedError, UsageError, XdpHintsError, errno_name)
 from xdphints_cli.features import FEATURE_NAMES, Feature, feature as feature_by_name
 from xdphints_cli.netlink import ethtool
 from xdphints_cli.netlink.ethtool_msgs import ETH_SS_TS_RX_FILTERS, ETH_SS_TS_TX_TYPES
@@ -43,8 +49,6 @@ TX_TYPE_OFF = "off"
 VIA_FEATURES = "ethtool-features"
 VIA_TSCONFIG = "tsconfig"
 VIA_IOCTL = "ioctl"
-
-EXIT_INTERRUPTED = 130  # as main() exits on Ctrl-C
 
 # Which rx-filters a filter includes besides itself (include/uapi/linux/net_tstamp.h):
 # `all` includes every filter; a PTPv2 "event" filter includes its sync and delay-req
@@ -229,11 +233,9 @@ class KernelBackend(Backend):
             except KernelTooOldError:
                 self._no_tsconfig = "the kernel has no ethtool TSCONFIG (Linux 6.14)"
             except KernelError as e:
-                # EOPNOTSUPP: driver without ndo_hwtstamp_get/set. ENODEV: a driver with
-                # them but no PHC (net/ethtool/tsconfig.c answers GET with -ENODEV then).
-                if e.errno not in (errno.EOPNOTSUPP, errno.ENODEV):
+                if e.errno not in ethtool.TSCONFIG_FALLBACK_ERRNOS:
                     raise
-                self._no_tsconfig = f"ethtool TSCONFIG_GET gave {'EOPNOTSUPP' if e.errno == errno.EOPNOTSUPP else 'ENODEV'}"
+                self._no_tsconfig = f"ethtool TSCONFIG_GET gave {errno_name(e.errno)}"
         raw = self._ioctl_read()
         self._via = VIA_IOCTL
         return self._from_raw(raw)
@@ -538,20 +540,64 @@ class _VerifyError(Exception):
     """The request went through but the device did not end up as asked."""
 
 
+class _Signalled(BaseException):
+    """SIGINT, SIGTERM or SIGHUP arrived while changes were being applied."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+# Signals that end a command; arriving mid-apply they roll back instead (SIGKILL cannot
+# be caught: that is why all offloads go in one request).
+_ROLLBACK_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+class _SignalGuard:
+    """While armed, the first of _ROLLBACK_SIGNALS raises _Signalled in the main
+    thread; disarmed (rolling back), they are ignored, so a second Ctrl-C or a `kill`
+    cannot interrupt the rollback itself."""
+
+    def __init__(self) -> None:
+        self.armed = True
+
+    def _handler(self, signum: int, _frame) -> None:
+        if self.armed:
+            self.armed = False
+            raise _Signalled(signum)
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator["_SignalGuard"]:
+        if threading.current_thread() is not threading.main_thread():
+            yield self  # signal handlers can only be set from the main thread
+            return
+        old = {s: signal.signal(s, self._handler) for s in _ROLLBACK_SIGNALS}
+        try:
+            yield self
+        finally:
+            for s, handler in old.items():
+                signal.signal(s, handler)
+
+
 def _set(backend: Backend, step: Step, value: str) -> str:
-    """Ask the device for `value` on the step's setting; returns what it now has."""
-    if step.kind == "offload":
-        backend.set_features({step.setting: value == "on"})
-        cur = backend.features().get(step.setting)
-        return _onoff(cur.active) if cur is not None else "?"
+    """Ask the device for `value` on a timestamping step's setting; returns what it now has."""
     if step.kind == "rx-filter":
         return backend.set_hwtstamp(rx_filter=value).rx_filter or "?"
     return backend.set_hwtstamp(tx_type=value).tx_type or "?"
 
 
-def _doing(step: Step) -> str:
+def _set_offloads(backend: Backend, steps: List[Step], values: List[str]) -> List[str]:
+    """All the offloads in one FEATURES_SET (the kernel applies it as one update, so no
+    kill can leave half of them), read back once; returns each one's state now."""
+    backend.set_features({s.setting: v == "on" for s, v in zip(steps, values)})
+    now = backend.features()
+    return [_onoff(f.active) if f is not None else "?" for f in (now.get(s.setting) for s in steps)]
+
+
+def _doing(steps: List[Step]) -> str:
+    step = steps[0]
     if step.kind == "offload":
-        return f"changing {step.setting} (ethtool FEATURES_SET)"
+        return f"changing {', '.join(s.setting for s in steps)} (ethtool FEATURES_SET)"
     how = "ethtool TSCONFIG_SET" if step.via == VIA_TSCONFIG else "SIOCSHWTSTAMP"
     return f"setting {step.setting} {step.requested} ({how})"
 
@@ -572,17 +618,35 @@ def _verify(step: Step) -> None:
     raise _VerifyError(f"asked for {step.setting} {step.requested}, the device applied {after}")
 
 
+def _batches(steps: List[Step]) -> List[List[Step]]:
+    """The order of requests: each timestamping change on its own, then every offload
+    in one request, so a failure of the offloads rolls the timestamping back too."""
+    offloads = [s for s in steps if s.kind == "offload"]
+    return [[s] for s in steps if s.kind != "offload"] + ([offloads] if offloads else [])
+
+
 def _rollback(backend: Backend, steps: List[Step]) -> str:
+    """Put `steps` back to their state before, newest first (the offloads in one request)."""
     restored: List[str] = []
     failed: List[str] = []
-    for step in reversed(steps):
+
+    def record(step: Step, now: str) -> None:
+        if now == step.before:
+            restored.append(f"{step.feature} to {step.before}")
+        else:
+            failed.append(f"{step.feature} (it is now {now}, was {step.before})")
+
+    offloads = [s for s in steps if s.kind == "offload"]
+    if offloads:
+        try:  # the previous requested (wanted) state, so a [requested on] stays requested
+            for step, now in zip(offloads, _set_offloads(backend, offloads,
+                                                         [s.restore or s.before for s in offloads])):
+                record(step, now)
+        except XdpHintsError as e:
+            failed.extend(f"{s.feature} ({e}; it was {s.before})" for s in offloads)
+    for step in reversed([s for s in steps if s.kind != "offload"]):
         try:
-            value = step.restore if step.kind == "offload" and step.restore else step.before
-            now = _set(backend, step, value)
-            if now == step.before:
-                restored.append(f"{step.feature} to {step.before}")
-            else:
-                failed.append(f"{step.feature} (it is now {now}, was {step.before})")
+            record(step, _set(backend, step, step.before))
         except XdpHintsError as e:
             failed.append(f"{step.feature} ({e}; it was {step.before})")
     parts = []
@@ -594,30 +658,42 @@ def _rollback(backend: Backend, steps: List[Step]) -> str:
 
 
 def apply(backend: Backend, planned: Plan) -> Plan:
-    """Make the planned changes in order, verifying each; on a failure undo the
-    ones already made and raise a FeatureError saying what was restored."""
+    """Make the planned changes (timestamping first, then all offloads in one request),
+    verifying each; on a failure, or SIGINT/SIGTERM/SIGHUP, undo the ones already made
+    and raise a FeatureError saying what was restored (exit 128 + signal for a signal)."""
     done: List[Step] = []
-    for step in planned.changes:
-        reached = False  # the set call went through, so the device may have changed
-        try:
-            step.after = _set(backend, step, step.requested)
-            reached = True
-            _verify(step)
-        except (XdpHintsError, _VerifyError) as e:
-            if isinstance(e, _VerifyError):
-                err = FeatureError(backend.ifname, step.feature, "failed", str(e), EXIT_FAILED)
-            else:
-                err = _from_kernel(backend.ifname, step.feature, e, _doing(step))
-            undo = done + ([step] if reached else [])
-            if undo:
-                err = err.extended(_rollback(backend, undo))
-            elif len(planned.changes) > 1:
-                err = err.extended("nothing had been changed yet")
-            raise err from None
-        except KeyboardInterrupt:
-            # the request may or may not have reached the device: put this one back too
-            raise FeatureError(backend.ifname, step.feature, "interrupted", _rollback(backend, done + [step]),
-                               EXIT_INTERRUPTED) from None
-        done.append(step)
+    guard = _SignalGuard()
+    with guard.installed():
+        for batch in _batches(planned.changes):
+            reached = False  # the request went through, so the device may have changed
+            try:
+                if batch[0].kind == "offload":
+                    afters = _set_offloads(backend, batch, [s.requested for s in batch])
+                else:
+                    afters = [_set(backend, batch[0], batch[0].requested)]
+                reached = True
+                for step, after in zip(batch, afters):
+                    step.after = after
+                for step in batch:
+                    _verify(step)
+            except (XdpHintsError, _VerifyError) as e:
+                guard.armed = False
+                failing = next((s for s in batch if s.after != s.requested and s.note is None), batch[0])
+                if isinstance(e, _VerifyError):
+                    err = FeatureError(backend.ifname, failing.feature, "failed", str(e), EXIT_FAILED)
+                else:
+                    err = _from_kernel(backend.ifname, failing.feature, e, _doing(batch))
+                undo = done + (batch if reached else [])
+                if undo:
+                    err = err.extended(_rollback(backend, undo))
+                elif len(planned.changes) > 1:
+                    err = err.extended("nothing had been changed yet")
+                raise err from None
+            except _Signalled as sig:
+                # the request may or may not have reached the device: put this batch back too
+                name = signal.Signals(sig.signum).name
+                raise FeatureError(backend.ifname, batch[0].feature, "interrupted",
+                                   f"{name}; {_rollback(backend, done + batch)}", 128 + sig.signum) from None
+            done.extend(batch)
     planned.applied = True
     return planned

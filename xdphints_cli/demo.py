@@ -245,8 +245,10 @@ def explain(obs: Observations) -> Dict[str, str]:
     vlan_flow = f"{VLAN_FLOW[0]}->{VLAN_FLOW[1]}"
     tagged = obs.vlan_tags.get(vlan_flow, [])
     return {
-        "rx-hash": ("the RSS hash the device computed for the packet's flow, with its type "
-                    f"({', '.join(obs.hash_types) or 'none'}). Here it was "
+        "rx-hash": ("the RX hash the driver reports for the packet's flow, with its type "
+                    f"({', '.join(obs.hash_types) or 'none'}): on a NIC the RSS hash its hardware "
+                    "computed; veth has no hardware, so it reports the kernel's software flow hash "
+                    "(skb->hash, as show says). Here it was "
                     + ("the same for every packet of a flow" if obs.hash_stable_within_flows
                        else "NOT the same within a flow") + " and "
                     + ("different across flows" if obs.hash_differs_across_flows else "NOT different across flows")
@@ -299,8 +301,11 @@ def run(emit, json_mode: bool) -> dict:
             out, err = proc.communicate(timeout=60)
         packets = [json.loads(line) for line in out.splitlines() if line.strip()]
         doc["packets"] = packets
-        doc["dump-summary"] = [line.replace("xdphints: ", "", 1) for line in err.strip().splitlines()]
-        emit("packets", {"packets": packets, "summary": doc["dump-summary"]})
+        # what dump said on stderr, as text: its start line, then its summary
+        doc["dump-stderr"] = [line.replace("xdphints: ", "", 1) for line in err.strip().splitlines()]
+        start = [line for line in doc["dump-stderr"] if line.startswith("dumping ")]
+        emit("packets", {"packets": packets, "start": start,
+                         "summary": [line for line in doc["dump-stderr"] if line not in start]})
 
         args = ("-j", "verify", "-d", DUT, "--match", "udp", "--count", str(TOTAL),
                 "--duration", "20")

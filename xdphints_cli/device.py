@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Tuple, TypeVar
 
 from xdphints_cli import drvinfo, hwtstamp
-from xdphints_cli.errors import KernelError, KernelTooOldError, PermissionDeniedError, UsageError
+from xdphints_cli.errors import (KernelError, KernelTooOldError, NotFoundError, PermissionDeniedError, UsageError,
+                                 errno_name)
 from xdphints_cli.netlink import ethtool, netdev, rtnl
 from xdphints_cli.netlink.ethtool_msgs import ETH_SS_TS_RX_FILTERS, ETH_SS_TS_TX_TYPES
 from xdphints_cli.netlink.session import Netlink
@@ -40,6 +41,33 @@ class HwtstampState:
         return out
 
 
+@dataclass(frozen=True)
+class VethQueues:
+    """What decides whether a veth has XDP: drivers/net/veth.c (veth_set_xdp_features)
+    clears its xdp-features while the peer has more TX queues than it has RX queues."""
+
+    rx: Optional[int]  # this device's RX queues in use (ethtool channels, else rtnetlink)
+    peer: Optional[str]  # None when the peer is in another namespace
+    peer_tx: Optional[int]
+
+
+def _veth_queues(nl: Netlink, link: rtnl.Link, channels: Optional[ethtool.Channels]) -> VethQueues:
+    def channels_of(l: rtnl.Link) -> Optional[ethtool.Channels]:
+        try:
+            return ethtool.get_channels(nl, l.ifindex, l.ifname)
+        except (KernelError, KernelTooOldError, PermissionDeniedError):
+            return None
+
+    ch = channels or channels_of(link)
+    rx = ch.rx_count if ch is not None and ch.rx_count else link.num_rx_queues
+    peer = rtnl.get_link_by_index(nl, link.peer_ifindex) if link.peer_ifindex else None
+    if peer is None:
+        return VethQueues(rx, None, None)
+    peer_ch = channels_of(peer)
+    return VethQueues(rx, peer.ifname, peer_ch.tx_count if peer_ch is not None and peer_ch.tx_count
+                      else peer.num_tx_queues)
+
+
 @dataclass
 class DeviceReport:
     link: rtnl.Link
@@ -51,6 +79,7 @@ class DeviceReport:
     tsinfo: Optional[ethtool.TsInfo] = None
     hwtstamp: Optional[HwtstampState] = None
     features: Optional[ethtool.Features] = None
+    veth_queues: Optional[VethQueues] = None  # a veth whose XDP is off: why
     unavailable: Dict[str, str] = field(default_factory=dict)
 
     rx_active: Optional[RxQueues] = None
@@ -73,9 +102,10 @@ def _read_hwtstamp(nl: Netlink, link: rtnl.Link, report: DeviceReport) -> Option
     except KernelTooOldError:
         via_netlink = "kernel has no ethtool TSCONFIG"
     except KernelError as e:
-        if e.errno != errno.EOPNOTSUPP:
+        if e.errno not in ethtool.TSCONFIG_FALLBACK_ERRNOS:
             raise
-        via_netlink = "driver has no ethtool TSCONFIG (EOPNOTSUPP)"
+        via_netlink = (f"ethtool TSCONFIG_GET gave {errno_name(e.errno)}" if e.errno != errno.EOPNOTSUPP
+                       else "driver has no ethtool TSCONFIG (EOPNOTSUPP)")
     try:
         raw = hwtstamp.get_config(link.ifname)
     except KernelError as e:
@@ -96,10 +126,10 @@ def _xsk_queues(nl: Netlink, link: rtnl.Link) -> Tuple[int, ...]:
                         if q.type == netdev.QUEUE_TYPE_RX and q.xsk))
 
 
-def gather(nl: Netlink, dev: str, brief: bool = False) -> DeviceReport:
-    """Read a device's hints state. `brief` skips what the interface list does not show."""
-    link = rtnl.get_link(nl, dev)
-    return gather_link(nl, link, brief)
+def gather(nl: Netlink, dev: Optional[str], brief: bool = False) -> DeviceReport:
+    """Read a device's hints state (dev None: the default device, see resolve_link).
+    `brief` skips what the interface list does not show."""
+    return gather_link(nl, resolve_link(nl, dev), brief)
 
 
 def gather_link(nl: Netlink, link: rtnl.Link, brief: bool = False) -> DeviceReport:
@@ -115,20 +145,35 @@ def gather_link(nl: Netlink, link: rtnl.Link, brief: bool = False) -> DeviceRepo
     report.rx_active = active_rx_queues(nl, link, report.channels, channels_read=True)
     report.hwtstamp = _section(report, "hwtstamp-config", lambda: _read_hwtstamp(nl, link, report))
     report.features = _section(report, "offloads", lambda: ethtool.get_features(nl, link.ifindex, link.ifname))
+    if report.driver == "veth" and report.netdev is not None and not report.netdev.xdp_features & 1:
+        report.veth_queues = _veth_queues(nl, link, report.channels)
     return report
 
 
-def default_device(nl: Netlink) -> str:
-    """$XDPHINTS_DEV, else the only non-loopback interface that is up."""
+def resolve_link(nl: Netlink, dev: Optional[str]) -> rtnl.Link:
+    """The device a command acts on: DEV or -d (a name, never an ifindex), else
+    $XDPHINTS_DEV, else the only non-loopback interface that is up."""
+    if dev is not None:
+        return rtnl.get_link(nl, dev)
     env = os.environ.get("XDPHINTS_DEV")
     if env:
-        return env
-    candidates = [link.ifname for link in rtnl.list_links(nl) if link.is_up and not link.is_loopback]
+        try:
+            return rtnl.get_link(nl, env)
+        except NotFoundError as e:
+            raise NotFoundError(f"{e} (the name came from $XDPHINTS_DEV)") from None
+    candidates = [link for link in rtnl.list_links(nl) if link.is_up and not link.is_loopback]
     if len(candidates) == 1:
         return candidates[0]
     if not candidates:
         raise UsageError("no device given and no non-loopback interface is up: use -d DEV")
-    raise UsageError(f"no device given and several interfaces are up ({', '.join(candidates)}): use -d DEV")
+    raise UsageError("no device given and several interfaces are up "
+                     f"({', '.join(link.ifname for link in candidates)}): use -d DEV")
+
+
+def default_device(nl: Netlink) -> str:
+    """The name of resolve_link(nl, None): $XDPHINTS_DEV (checked), else the only
+    non-loopback interface that is up."""
+    return resolve_link(nl, None).ifname
 
 
 def list_reports(nl: Netlink) -> List[DeviceReport]:

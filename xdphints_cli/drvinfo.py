@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import fcntl
+import os
 import socket
 import struct
 from typing import Optional
@@ -18,7 +19,7 @@ _DRVINFO = struct.Struct("=I32s32s32s32s32s12s5I")
 def driver_name(ifname: str) -> Optional[str]:
     """The driver's name, or None when the device has no ethtool driver info (lo, tun...)."""
     buf = ctypes.create_string_buffer(_DRVINFO.pack(ETHTOOL_GDRVINFO, *([b""] * 6), *([0] * 5)), _DRVINFO.size)
-    req = bytearray(struct.pack("16sP", ifname.encode()[:15], ctypes.addressof(buf)).ljust(40, b"\0"))
+    req = bytearray(struct.pack("16sP", os.fsencode(ifname)[:15], ctypes.addressof(buf)).ljust(40, b"\0"))
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
         try:
             fcntl.ioctl(sock.fileno(), SIOCETHTOOL, req)

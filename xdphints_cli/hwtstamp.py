@@ -10,6 +10,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import fcntl
+import os
 import socket
 import struct
 from dataclasses import dataclass
@@ -38,7 +39,7 @@ class HwtstampConfig:
 
 def ifreq(ifname: str, data_addr: int) -> bytes:
     """struct ifreq: the name, then ifr_data (a pointer) at offset 16."""
-    name = ifname.encode()
+    name = os.fsencode(ifname)  # interface names are bytes; argv and rtnl give them as os.fsdecode does
     if len(name) >= 16:
         raise KernelError(f"hwtstamp ioctl on {ifname}", errno.ENODEV)
     return struct.pack("16sP", name, data_addr).ljust(_IFREQ_SIZE, b"\0")

@@ -8,7 +8,7 @@ import errno
 import os
 from typing import Iterator
 
-from xdphints_cli.errors import KernelError, NotFoundError, PermissionDeniedError
+from xdphints_cli.errors import KernelError, NotFoundError, PermissionDeniedError, UsageError, errno_name
 
 CLONE_NEWNET = 0x40000000
 NETNS_RUN_DIR = "/run/netns"
@@ -25,14 +25,17 @@ def _setns(fd: int, what: str) -> None:
 
 
 def _open_named(name: str) -> int:
-    if not name or "/" in name or name in (".", ".."):
+    if not name:
+        raise UsageError("a network namespace name cannot be empty")
+    if "/" in name or name in (".", ".."):
         raise NotFoundError(f"network namespace {name!r} not found")
     try:
         return os.open(os.path.join(NETNS_RUN_DIR, name), os.O_RDONLY | os.O_CLOEXEC)
-    except FileNotFoundError:
-        raise NotFoundError(f"network namespace {name!r} not found (see 'ip netns list')") from None
     except PermissionError:
         raise PermissionDeniedError(f"cannot open network namespace {name!r}: permission denied") from None
+    except OSError as e:  # ENOENT, ENAMETOOLONG (a name over NAME_MAX cannot exist)
+        raise NotFoundError(f"network namespace {name!r} not found ({errno_name(e.errno)}; "
+                            "see 'ip netns list')") from None
 
 
 def enter(name: str) -> None:

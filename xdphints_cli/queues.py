@@ -79,3 +79,18 @@ def active_rx_queues(nl, link, channels=None, channels_read: bool = False) -> Rx
     if n:
         return RxQueues(n, "netdev")
     return RxQueues(link.num_rx_queues or 1, "rtnetlink")
+
+
+def active_rx_queues_by_index(ifindex: int) -> Optional[RxQueues]:
+    """active_rx_queues of the device `ifindex` in the current namespace (for a
+    kernel error that names only an ifindex), or None when it cannot be read."""
+    from xdphints_cli.errors import XdpHintsError
+    from xdphints_cli.netlink import rtnl
+    from xdphints_cli.netlink.session import Netlink
+
+    try:
+        with Netlink() as nl:
+            link = rtnl.get_link_by_index(nl, ifindex)
+            return None if link is None else active_rx_queues(nl, link)
+    except XdpHintsError:
+        return None

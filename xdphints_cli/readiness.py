@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import shlex
+from dataclasses import dataclass, replace
 from typing import List, Optional
 
 from xdphints_cli.device import DeviceReport
@@ -28,8 +29,10 @@ class Verdict:
         return out
 
 
-def _fix(report: DeviceReport, h: Hint) -> str:
-    return f"xdphints enable {h.feature} -d {report.link.ifname}"
+def _fix(report: DeviceReport, h: Hint, netns: Optional[str] = None) -> str:
+    """The command that fixes the hint, ready to paste (with -n when the device is in a namespace)."""
+    ns = f" -n {shlex.quote(netns)}" if netns else ""
+    return f"xdphints{ns} enable {h.feature} -d {shlex.quote(report.link.ifname)}"
 
 
 def _driver(report: DeviceReport) -> str:
@@ -69,14 +72,29 @@ def _offload(report: DeviceReport, h: Hint) -> Verdict:
                    "depends on the driver (a software hash, or ENODATA)")
 
 
+def _no_native_xdp(report: DeviceReport) -> str:
+    """What the kernel says, and why where it can be known: a driver may turn XDP off
+    for a configuration, which is not the driver lacking it."""
+    why = (f"the kernel reports no native XDP for {report.link.ifname} (xdp-features lacks basic; "
+           "metadata kfuncs need a device-bound program in native mode)")
+    vq = report.veth_queues
+    if vq is None:
+        return why
+    have = f"{report.link.ifname} has {vq.rx} RX queue{'s' if vq.rx != 1 else ''}" if vq.rx else ""
+    peer = (f"its peer {vq.peer} has {vq.peer_tx} TX queue{'s' if vq.peer_tx != 1 else ''}"
+            if vq.peer and vq.peer_tx else "")
+    counts = f" ({', '.join(p for p in (have, peer) if p)})" if have or peer else ""
+    return (f"{why}: veth turns XDP off while the peer has more TX queues than it has RX queues"
+            f"{counts}; XDP on a veth needs at least as many RX queues as its peer has TX queues")
+
+
 def verdict(report: DeviceReport, h: Hint) -> Verdict:
     info = report.netdev
     if info is None:
         why = report.unavailable.get("xdp-features", "unknown reason")
         return Verdict(h.name, UNSUPPORTED, f"XDP metadata features unreadable: {why}")
     if not info.xdp_features & 1:  # NETDEV_XDP_ACT_BASIC
-        return Verdict(h.name, UNSUPPORTED, f"{_driver(report)} has no native XDP support "
-                       "(metadata kfuncs need a device-bound program in native mode)")
+        return Verdict(h.name, UNSUPPORTED, _no_native_xdp(report))
     bit = next(b for b, n in XDP_RX_METADATA.items() if n == h.metadata_flag)
     if not info.xdp_rx_metadata & bit:
         return Verdict(h.name, UNSUPPORTED, f"{_driver(report)} does not implement {h.kfunc} "
@@ -86,5 +104,13 @@ def verdict(report: DeviceReport, h: Hint) -> Verdict:
     return _offload(report, h)
 
 
-def verdicts(report: DeviceReport, names: Optional[List[str]] = None) -> List[Verdict]:
-    return [verdict(report, h) for h in HINTS if names is None or h.name in names]
+def verdicts(report: DeviceReport, names: Optional[List[str]] = None,
+             netns: Optional[str] = None) -> List[Verdict]:
+    """The verdicts of `names` (all hints by default); `netns` is the namespace the device
+    was read in (the CLI's -n), so that the fix commands name it."""
+    out = []
+    for h in HINTS:
+        if names is None or h.name in names:
+            v = verdict(report, h)
+            out.append(replace(v, fix=_fix(report, h, netns)) if v.fix and netns else v)
+    return out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 
 import pytest
@@ -32,11 +33,12 @@ def bpftool_vmlinux():
     return {t["id"]: t for t in json.loads(out)["types"]}
 
 
-def build_bpf(src: str, out_dir) -> str:
-    """Compile tests/btf/progs/`src` with clang into `out_dir`; the .o path."""
+def build_bpf(src: str, out_dir, *extra_args: str, stem: str = "") -> str:
+    """Compile tests/btf/progs/`src` with clang (and `extra_args`) into `out_dir`;
+    the .o path (named `stem`.o when given)."""
     clang = need_tool("clang")
-    obj = os.path.join(str(out_dir), os.path.splitext(src)[0] + ".o")
-    r = subprocess.run([clang, "-O2", "-g", "-target", "bpf", "-c",
+    obj = os.path.join(str(out_dir), (stem or os.path.splitext(src)[0]) + ".o")
+    r = subprocess.run([clang, "-O2", "-g", *extra_args, "-target", "bpf", "-c",
                         os.path.join(PROGS, src), "-o", obj], capture_output=True, text=True)
     if r.returncode != 0:
         pytest.fail(f"clang failed:\n{r.stderr}")
@@ -46,3 +48,23 @@ def build_bpf(src: str, out_dir) -> str:
 @pytest.fixture
 def hints_object(tmp_path) -> str:
     return build_bpf("xdp_hints_example.c", tmp_path)
+
+
+class Hang(BaseException):
+    """Not an Exception, so code under test that turns every Exception from a
+    third-party parser into its own error cannot swallow it."""
+
+
+@pytest.fixture
+def hang_guard():
+    """hang_guard(seconds): a SIGALRM that turns a hang into a failure instead of a
+    stuck test run; nothing here measures time."""
+    def on_alarm(signum, frame):
+        raise Hang("the parser did not return (infinite loop?)")
+
+    old = signal.signal(signal.SIGALRM, on_alarm)
+    try:
+        yield lambda seconds: signal.alarm(seconds)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import random
+import re
 import subprocess
 
 import pytest
 
-from xdphints_cli.btf import cformat, reader, wire
+from xdphints_cli.btf import cformat, reader, sources, wire
 
 from .conftest import need_tool
 from .test_writer import sample_builder
@@ -100,8 +101,58 @@ def test_declarators(tmp_path):
 
 def test_offset_comments(vmlinux):
     text = cformat.render(vmlinux, vmlinux.find("xdp_md", "struct").id, offsets=True)
-    assert "__u32 data_meta;\t/* 8 4 */" in text
+    assert "\t__u32 data_meta;" + " " * 33 + "/*     8     4 */" in text  # in pahole's column
     assert "/* size: 24 */" in text
+
+
+_PAHOLE_COMMENT = re.compile(r"/\*\s+(\d+)(?::\s*(\d+))?\s+(\d+)\s+\*/\s*$")
+
+
+def _offset_comments(text: str):
+    """(offset, bit or None, size) of every member comment, and the columns of those
+    whose line leaves room before pahole's column 57."""
+    found, columns = [], set()
+    for line in text.splitlines():
+        m = _PAHOLE_COMMENT.search(line)
+        if m:
+            found.append(tuple(None if g is None else int(g) for g in m.groups()))
+            if len(line[:m.start()].expandtabs(8).rstrip()) < 56:
+                columns.add(line.expandtabs(8).index("/*"))
+    return found, columns
+
+
+def test_offsets_match_pahole_in_anonymous_members(vmlinux):
+    """Every member comment, those inside anonymous structs and unions and on their
+    closing lines included, as `pahole -C` prints it for the same vmlinux structs."""
+    pahole = need_tool("pahole")
+    names, seen = [], set()
+    for tid in vmlinux.own_ids():
+        if vmlinux.kind_of(tid) != wire.KIND_STRUCT or vmlinux.name_of(tid) in seen:
+            continue
+        t = vmlinux[tid]
+        seen.add(t.name)
+        if t.name and any(not m.name and vmlinux.kind_of(vmlinux.resolve(m.type)) in
+                          (wire.KIND_STRUCT, wire.KIND_UNION) for m in t.members):
+            names.append(t.name)
+    sample = sorted(set(names[::8]) | {"sk_buff", "xdp_buff", "page"})
+    sample = [n for n in sample if len(vmlinux.ids_by_name(n, "struct")) == 1]
+    assert len(sample) > 40
+    out = subprocess.run([pahole, "-C", ",".join(sample), sources.VMLINUX], capture_output=True,
+                         text=True).stdout
+    theirs = dict(re.findall(r"^struct (\w+) \{\n(.*?)^\}[^\n]*;$", out, re.M | re.S))
+    assert set(theirs) == set(sample)
+    for name in sample:
+        ours, columns = _offset_comments(cformat.render(vmlinux, vmlinux.find(name, "struct").id, offsets=True))
+        assert ours == _offset_comments(theirs[name])[0], name
+        assert columns <= {57}, (name, columns)
+
+
+def test_no_forward_declaration_right_before_its_definition(vmlinux):
+    text = cformat.dump_c(vmlinux, [vmlinux.find("list_head", "struct").id])
+    assert text == "struct list_head {\n\tstruct list_head *next;\n\tstruct list_head *prev;\n};\n"
+    # still there where something in between needs it
+    two = cformat.dump_c(vmlinux, [vmlinux.find("xdp_buff", "struct").id])
+    assert "struct xdp_rxq_info;" in two
 
 
 @pytest.mark.parametrize("name", ["sk_buff", "net_device"])

@@ -123,3 +123,19 @@ def test_raw_file_round_trip(tmp_path):
     path.write_bytes(sample_builder().encode())
     assert sources.detect(str(path)) == "btf"
     assert sources.load_raw(str(path)).find("foo").kind == wire.KIND_STRUCT
+
+
+def test_btf_id_must_be_the_last_four_bytes():
+    """The convention: the 4 bytes right before the packet hold btf_id. Tail padding
+    after it (vmlinux's btf_field_kptr) or no name (an anonymous struct) is not it."""
+    from xdphints_cli.btf import reader
+    from xdphints_cli.btf.writer import Builder
+
+    b = Builder()
+    u32 = b.add_int("__u32", 4)
+    u64 = b.add_int("__u64", 8)
+    b.add_struct("meta_ok", 16, [("ts", u64, 0), ("hash", u32, 64), ("btf_id", u32, 96)])
+    b.add_struct("padded", 16, [("ts", u64, 0), ("btf_id", u32, 64)])
+    b.add_struct("", 4, [("btf_id", u32, 0)])
+    spec = reader.parse(b.encode())
+    assert [t.name for t in hints.hints_structs(spec)] == ["meta_ok"]

@@ -6,8 +6,8 @@ stuck test run; nothing here measures time.
 
 from __future__ import annotations
 
+import errno
 import random
-import signal
 import struct
 
 import pytest
@@ -17,19 +17,6 @@ from xdphints_cli.btf.writer import Builder
 from xdphints_cli.errors import BTFError
 
 from .test_writer import sample_builder
-
-
-@pytest.fixture
-def hang_guard():
-    def on_alarm(signum, frame):
-        raise AssertionError("BTF engine did not return (infinite loop?)")
-
-    old = signal.signal(signal.SIGALRM, on_alarm)
-    try:
-        yield lambda seconds: signal.alarm(seconds)
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, old)
 
 
 def exercise(spec) -> None:
@@ -150,7 +137,10 @@ def cyclic_builder() -> Builder:
 
 
 def test_cycles_built_with_the_writer(hang_guard):
-    spec = reader.parse(cyclic_builder().encode())
+    with pytest.raises(BTFError):
+        reader.parse(cyclic_builder().encode())
+    # the queries must stay finite on such BTF too (the kernel's own BTF skips stage 5)
+    spec = reader.parse(cyclic_builder().encode(), kernel_verified=True)
     hang_guard(20)
     for tid in range(2, spec.n_types):
         for op in (spec.resolve, spec.size_of, spec.type_name,
@@ -184,3 +174,116 @@ def test_cycles_built_with_the_writer(hang_guard):
 def test_corpus_of_broken_blobs(blob):
     with pytest.raises(BTFError):
         reader.parse(blob)
+
+
+# --- BTF that cannot be true: rejected at parse time, as the kernel's BTF_LOAD does -------
+
+def _int(b: Builder) -> int:
+    return b.add_int("int", 4, signed=True)
+
+
+def contains_itself() -> Builder:
+    b = Builder()
+    i = _int(b)
+    s = b.next_id
+    b.add_struct("me", 8, [("i", i, 0), ("again", s, 0)])   # by value, at offset 0
+    return b
+
+
+def contains_itself_through_array_and_typedef() -> Builder:
+    b = Builder()
+    i = _int(b)
+    s = b.next_id
+    b.add_struct("outer", 4, [("i", i, 0), ("inner", s + 1, 32)])
+    b.add_struct("inner", 0, [("back", s + 2, 0)])
+    b.add_typedef("outer_t", s + 3)
+    b.add_array(s, i, 0)                                     # outer_t is outer[0]
+    return b
+
+
+def huge_array_member() -> Builder:
+    b = Builder()
+    i = _int(b)
+    arr = b.add_array(i, i, 0x110000000 // 4)                # 17 GiB of int
+    b.add_struct("small", 8, [("i", i, 0)])
+    b.add_raw(wire.KIND_STRUCT, "liar", vlen=1, size_or_type=8, extra=[b.add_string("a"), arr, 0])
+    return b
+
+
+def member_past_the_end() -> Builder:
+    b = Builder()
+    i = _int(b)
+    b.add_raw(wire.KIND_STRUCT, "short", vlen=2, size_or_type=4,
+              extra=[b.add_string("a"), i, 0, b.add_string("b"), i, 32])
+    return b
+
+
+def array_size_overflow() -> Builder:
+    b = Builder()
+    i = _int(b)
+    inner = b.add_array(i, i, 0x10000)
+    b.add_array(inner, i, 0x10000)                           # 16 GiB
+    return b
+
+
+def typedef_loop() -> Builder:
+    b = Builder()
+    i = _int(b)
+    t = b.next_id
+    b.add_typedef("a", t + 1)
+    b.add_typedef("b", t)
+    b.add_struct("s", 4, [("x", t, 0)])
+    return b
+
+
+def huge_struct_member_past_bit_range() -> Builder:
+    """Size 0xffffffff, an 8-byte member at bit offset 0xfffffff0: it ends inside the
+    struct (byte 0x1ffffffe + 8), so the kernel accepts it, and so do we."""
+    b = Builder()
+    i = b.add_int("long", 8, signed=True)
+    b.add_raw(wire.KIND_STRUCT, "vast", vlen=1, size_or_type=0xFFFFFFFF,
+              extra=[b.add_string("x"), i, 0xFFFFFFF0])
+    return b
+
+
+HOSTILE = {"contains itself": (contains_itself, "contains itself by value"),
+           "contains itself through array and typedef": (contains_itself_through_array_and_typedef,
+                                                         "contains itself by value"),
+           "17 GiB array member in an 8-byte struct": (huge_array_member, "overflows 32 bits"),
+           "member past the end": (member_past_the_end, "past the 4-byte size"),
+           "array size overflow": (array_size_overflow, "overflows 32 bits"),
+           "typedef loop": (typedef_loop, "cyclic")}
+
+
+@pytest.mark.parametrize("name", HOSTILE)
+def test_btf_that_cannot_be_true_is_rejected(name):
+    build, why = HOSTILE[name]
+    with pytest.raises(BTFError, match=why):
+        reader.parse(build().encode())
+
+
+def test_a_vast_but_consistent_struct_is_accepted():
+    spec = reader.parse(huge_struct_member_past_bit_range().encode())
+    assert spec.find("vast").size == 0xFFFFFFFF
+
+
+@pytest.mark.privileged
+@pytest.mark.parametrize("name", [*HOSTILE, "vast"])
+def test_the_kernel_agrees(name):
+    """The running kernel's BTF_LOAD verdict on the same blob is ours."""
+    from xdphints_cli.bpf.btf import load_btf
+    from xdphints_cli.errors import KernelError
+
+    blob = (huge_struct_member_past_bit_range if name == "vast" else HOSTILE[name][0])().encode()
+    try:
+        load_btf(blob).close()
+        kernel_ok = True
+    except KernelError as e:
+        assert e.errno in (errno.EINVAL, errno.EEXIST), e  # EEXIST: "Loop detected"
+        kernel_ok = False
+    try:
+        reader.parse(blob)
+        ours_ok = True
+    except BTFError:
+        ours_ok = False
+    assert ours_ok == kernel_ok

@@ -42,9 +42,9 @@ def test_rss_hash_types(vmlinux):
 
 def test_kernel_is_cached(vmlinux):
     assert sources.kernel() is vmlinux
-    assert hints.hints_structs(vmlinux) == [] or all(
-        t.name.startswith("xdp_hints") or t.members[-1].name == "btf_id"
-        for t in hints.hints_structs(vmlinux))
+    # vmlinux's structs that end in a u32 btf_id member (btf_field_kptr, bpf_iter_target_info,
+    # an anonymous one) have tail padding after it: none is a hints struct
+    assert [t.name for t in hints.hints_structs(vmlinux) if not t.name.startswith("xdp_hints")] == []
 
 
 def test_module_btf_is_split(vmlinux):

@@ -149,7 +149,9 @@ def test_kernel_rejects_garbage_we_reject_too():
     blob = b.encode()
     fd, _ = kernel_btf_load(blob)
     assert fd < 0
-    spec = reader.parse(blob)
+    with pytest.raises(BTFError, match="cyclic"):
+        reader.parse(blob)
+    spec = reader.parse(blob, kernel_verified=True)  # lookups stay finite without stage 5 too
     with pytest.raises(BTFError):
         spec.resolve(1)
 

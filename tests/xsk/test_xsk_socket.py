@@ -117,7 +117,7 @@ def test_missing_queue_is_a_clear_error(veth):
     with netns.inside(veth.ns):
         with pytest.raises(NotFoundError) as ei:
             XskSocket(ifindex, 5, frames=64)
-    assert str(ei.value) == "device xh0 has 1 RX queue; queue 5 does not exist"
+    assert str(ei.value) == "xh0 has 1 active RX queue (0); queue 5 is not one of them"
     assert ei.value.exit_code == 5
 
 
@@ -127,7 +127,7 @@ def test_queue_count_with_more_queues(veth_factory):
     with netns.inside(pair.ns):
         with XskSocket(ifindex, 3, frames=64) as xsk:
             assert xsk.queue == 3
-        with pytest.raises(NotFoundError, match="has 4 RX queues; queue 4 does not exist"):
+        with pytest.raises(NotFoundError, match=r"has 4 active RX queues \(0-3\); queue 4 is not one of them"):
             XskSocket(ifindex, 4, frames=64)
 
 

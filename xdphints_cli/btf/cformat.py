@@ -6,6 +6,7 @@ types with everything they depend on, in an order a C compiler accepts.
 
 from __future__ import annotations
 
+import re
 from typing import Dict, Iterable, List, Optional, Set, Tuple
 
 from ..errors import BTFError
@@ -14,11 +15,26 @@ from . import wire
 from .spec import Spec, recursion_guard
 
 _NESTING = wire.MAX_NESTING
+# Where pahole puts its /* offset size */ comments: column 57, tabs counted as 8.
+_COMMENT_COLUMN = 57
+_C_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
+class NotCError(BTFError):
+    """A name in the BTF is not a C identifier, so the types cannot be written as C."""
+
+
+def _c_name(name: str, what: str) -> str:
+    if name and not _C_IDENTIFIER.match(name):
+        raise NotCError(f"{what} name {name!r} is not a C identifier: cannot write it as C")
+    return name
 
 
 class Names:
     """C names for types, with `___N` suffixes where BTF has several types (or
-    enumerators) with one name, as bpftool's btf_dump does."""
+    enumerators) with one name, as bpftool's btf_dump does. Every name must be a C
+    identifier (NotCError otherwise): BTF names may hold any byte, and one such as
+    "x; } evil; struct {" would otherwise turn into other C."""
 
     def __init__(self, spec: Spec):
         self.spec = spec
@@ -36,6 +52,7 @@ class Names:
     def tag(self, t: T.Type) -> str:
         name = self._tags.get(t.id)
         if name is None:
+            _c_name(t.name, t.kind_name.lower())
             if isinstance(t, T.Fwd):
                 # A forward declaration names the same tag as its definition.
                 name = t.name
@@ -49,19 +66,26 @@ class Names:
         name = self._idents.get(key)
         if name is None:
             raw = t.name if index < 0 else t.values[index].name  # type: ignore[attr-defined]
-            name = self._unique(self._ident_count, raw)
+            name = self._unique(self._ident_count, _c_name(raw, t.kind_name.lower()))
             self._idents[key] = name
         return name
 
+    def field(self, name: str, what: str = "member") -> str:
+        """A member, parameter or variable name."""
+        return _c_name(name, what)
+
 
 class _Plain(Names):
-    """No renaming: for one-off type names."""
+    """No renaming and no checks: for one-off type names shown as text."""
 
     def tag(self, t: T.Type) -> str:
         return t.name
 
     def ident(self, t: T.Type, index: int = -1) -> str:
         return t.name if index < 0 else t.values[index].name  # type: ignore[attr-defined]
+
+    def field(self, name: str, what: str = "member") -> str:
+        return name
 
 
 def _join(base: str, inner: str) -> str:
@@ -78,6 +102,10 @@ class _Renderer:
         self.names = names or _Plain(spec)
         self.offsets = offsets
         self.anon_enums: Set[int] = set()
+        # bit offset, from the outermost struct, of the composite being rendered: an
+        # anonymous struct/union is written inline, and pahole gives its members'
+        # offsets from the outer struct, not from the anonymous one
+        self._base_bits = 0
 
     # -- declarators -------------------------------------------------------------------
 
@@ -114,7 +142,7 @@ class _Renderer:
         if k == wire.KIND_FUNC:
             return self.decl(t.type, inner or self.names.ident(t), indent, depth + 1)  # type: ignore
         if k == wire.KIND_VAR or k == wire.KIND_DECL_TAG:
-            return self.decl(t.type, inner or t.name, indent, depth + 1)  # type: ignore
+            return self.decl(t.type, inner or self.names.field(t.name, "variable"), indent, depth + 1)  # type: ignore
         return _join(self.base_name(t, indent, depth), inner)
 
     def _skip_tags(self, tid: int, depth: int) -> int:
@@ -125,7 +153,7 @@ class _Renderer:
         raise BTFError(f"type tag chain too long or cyclic at {tid}")
 
     def params(self, proto: T.FuncProto, depth: int) -> str:
-        ps = [self.decl(p.type, p.name, 0, depth + 1) for p in proto.params]
+        ps = [self.decl(p.type, self.names.field(p.name, "parameter"), 0, depth + 1) for p in proto.params]
         if proto.variadic:
             ps.append("...")
         return ", ".join(ps) or "void"
@@ -169,13 +197,20 @@ class _Renderer:
         head = f"{kw} {self.names.tag(t)} {{" if t.name else f"{kw} {{"
         pad = "\t" * (indent + 1)
         lines = [head]
+        base = self._base_bits
         for m in t.members:
-            d = self.decl(m.type, m.name, indent + 1, depth + 1)
+            self._base_bits = base + m.bit_offset
+            try:
+                d = self.decl(m.type, self.names.field(m.name), indent + 1, depth + 1)
+            finally:
+                self._base_bits = base
             if m.bitfield_size:
                 d += f": {m.bitfield_size}"
             line = f"{pad}{d};"
             if self.offsets:
-                line += "\t" + self._offset_comment(m)
+                # an anonymous member's comment goes on its closing line, as pahole's does
+                last = len(line.rsplit("\n", 1)[-1].expandtabs(8))
+                line += " " * max(1, _COMMENT_COLUMN - last) + self._offset_comment(m, base)
             lines.append(line)
         tail = "\t" * indent + "}"
         if self._packed(t):
@@ -185,14 +220,19 @@ class _Renderer:
         lines.append(tail)
         return "\n".join(lines)
 
-    def _offset_comment(self, m: T.Member) -> str:
+    def _offset_comment(self, m: T.Member, base_bits: int) -> str:
+        """pahole's `/* offset size */`, the offset counted from the start of the
+        outermost struct; for a bitfield `/* unit:bit size */`, the byte offset of its
+        storage unit (a whole one of its type's size) and the bit offset in that unit."""
         try:
             size = self.spec.size_of(m.type)
         except BTFError:
             size = 0
+        bits = base_bits + m.bit_offset
         if m.bitfield_size:
-            return f"/* {m.bit_offset // 8}:{m.bit_offset % 8} {size} */"
-        return f"/* {m.bit_offset // 8} {size} */"
+            unit = 8 * size or 8
+            return f"/* {bits // unit * (unit // 8):5d}:{bits % unit:2d} {size:2d} */"
+        return f"/* {bits // 8:5d} {size:5d} */"
 
     def _packed(self, t: T.Composite) -> bool:
         try:
@@ -236,7 +276,7 @@ class _Renderer:
             return "extern " + self.decl(t.type, self.names.ident(t)) + ";" \
                 if isinstance(proto, T.FuncProto) else f"/* FUNC {t.name}: bad prototype */"
         if isinstance(t, T.Var):
-            return f"extern {self.decl(t.type, t.name)};"
+            return f"extern {self.decl(t.type, self.names.field(t.name, 'variable'))};"
         return self.decl(tid) + ";"
 
 
@@ -287,6 +327,7 @@ class _Dumper:
         self.r = _Renderer(spec, Names(spec), offsets)
         self.state: Dict[int, int] = {}
         self.declared: Set[int] = set()
+        self.forward_at: Dict[int, int] = {}  # type id -> index in out of its 'struct foo;'
         self.out: List[str] = []
         self.depth = 0
 
@@ -321,6 +362,7 @@ class _Dumper:
                 self.define(t, depth + 1)
             elif tid not in self.declared and self.state.get(tid) != _DEFINED:
                 self.declared.add(tid)
+                self.forward_at[tid] = len(self.out)
                 self.out.append(f"{'struct' if t.kind == wire.KIND_STRUCT else 'union'} "
                                 f"{self.r.names.tag(t)};")
         elif isinstance(t, T.Enum):
@@ -341,6 +383,10 @@ class _Dumper:
         self.state[t.id] = _BUSY
         for m in t.members:
             self.need(m.type, True, depth + 1)
+        if self.forward_at.get(t.id) == len(self.out) - 1:
+            # declared (by a pointer to itself) with nothing in between that needs it:
+            # the definition declares the tag itself
+            self.out.pop()
         self.out.append(self.r.definition(t.id))
         self.state[t.id] = _DEFINED
 

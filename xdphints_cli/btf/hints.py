@@ -24,13 +24,18 @@ def _is_btf_id_member(spec: Spec, m: T.Member) -> bool:
 
 
 def is_hints_struct(spec: Spec, t: T.Type) -> bool:
-    """Named `xdp_hints*`, or ending in a 32-bit integer `btf_id` (the convention that
-    makes metadata self-describing: the last 4 bytes before the packet say its type)."""
-    if not isinstance(t, T.Struct):
+    """Named `xdp_hints*`, or a named struct whose last 4 bytes are a 32-bit integer
+    `btf_id`: the convention that makes metadata self-describing, as those are the 4
+    bytes right before the packet. A `btf_id` followed by tail padding (as in vmlinux's
+    btf_field_kptr and bpf_iter_target_info) is not at the packet, so it does not count."""
+    if not isinstance(t, T.Struct) or not t.name:
         return False
     if t.name.startswith(HINTS_PREFIX):
         return True
-    return bool(t.members) and _is_btf_id_member(spec, t.members[-1])
+    if not t.members:
+        return False
+    last = t.members[-1]
+    return _is_btf_id_member(spec, last) and last.bit_offset == (t.size - 4) * 8
 
 
 def hints_structs(spec: Spec) -> List[T.Struct]:

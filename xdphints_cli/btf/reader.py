@@ -3,10 +3,12 @@
 1. header: magic (either byte order), version, section bounds;
 2. string section: starts (unless split) and ends with NUL;
 3. type section: one pass that finds where each record starts, checking that it fits;
-4. validation: every type id and string offset in range, kind-specific rules.
+4. validation: every type id and string offset in range, kind-specific rules;
+5. layout, as the kernel's btf_resolve: sizes fit 32 bits, no member ends past its
+   struct or union, nothing contains itself by value.
 
-Nothing else may look at a record before stage 4 succeeded, so the Spec can index
-without re-checking. Only BTFError ever leaves this module on bad input.
+Nothing else may look at a record before stages 4 and 5 succeeded, so the Spec can
+index without re-checking. Only BTFError ever leaves this module on bad input.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 import struct
 import sys
 from array import array
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 from ..errors import BTFError
 from . import wire
@@ -86,6 +88,7 @@ def _parse(mv: memoryview, base: Optional[Spec], kernel_verified: bool) -> Spec:
         raise BTFError(f"too many BTF types: {n_types}")
     if not kernel_verified:
         _validate(words, offs, start_id, n_types, str_start, str_start + len(strs), base)
+        _Layout(words, offs, start_id, base).check()
     return Spec(words, offs, strs, start_id=start_id, str_start=str_start, base=base,
                 byteorder=order)
 
@@ -246,3 +249,139 @@ def _who(w: array, offs: array, start_id: int, bad: int, names: bool) -> str:
             kind = (w[i + 1] >> 24) & 0x1F
             return f" in {wire.KIND_NAMES.get(kind, kind)} type {start_id + n}"
     return ""
+
+
+_U32_MAX = 0xFFFFFFFF
+_SIZED = frozenset({wire.KIND_INT, wire.KIND_STRUCT, wire.KIND_UNION, wire.KIND_ENUM, wire.KIND_ENUM64,
+                    wire.KIND_FLOAT, wire.KIND_DATASEC})
+_COMPOSITE = frozenset({wire.KIND_STRUCT, wire.KIND_UNION})
+_HELD_THROUGH = wire.MODIFIER_KINDS | {wire.KIND_ARRAY}  # what a by-value member sees through
+
+
+class _Layout:
+    """Stage 5 on the raw words of a blob that passed stage 4 (ids are in range).
+
+    A base (vmlinux under a module's split BTF) was verified by the kernel and is only
+    asked for sizes; cycles can only run through this blob's own types.
+    """
+
+    def __init__(self, w: array, offs: array, start_id: int, base: Optional[Spec]):
+        self.w = w
+        self.offs = offs
+        self.start_id = start_id
+        self.base = base
+        self.sizes: Dict[int, Optional[int]] = {}
+
+    def kind(self, t: int) -> int:
+        if t == 0:
+            return wire.KIND_UNKN
+        if t < self.start_id:
+            return self.base.kind_of(t) if self.base is not None else wire.KIND_UNKN
+        return (self.w[self.offs[t - self.start_id] + 1] >> 24) & 0x1F
+
+    def word(self, t: int, n: int) -> int:
+        return self.w[self.offs[t - self.start_id] + n]
+
+    def describe(self, t: int) -> str:
+        return f"{wire.KIND_NAMES.get(self.kind(t), '?')} type {t}"
+
+    def size(self, t: int) -> Optional[int]:
+        """sizeof in bytes; None for what has no size (void, functions, forward
+        declarations). BTFError for a size over 32 bits or a cyclic chain."""
+        if t in self.sizes:
+            return self.sizes[t]
+        first, mult, size = t, 1, None
+        for _ in range(wire.MAX_NESTING):
+            if t < self.start_id:
+                if self.base is not None and t:
+                    try:
+                        size = mult * self.base.size_of(t)
+                    except BTFError:
+                        size = None
+                break
+            k = self.kind(t)
+            if k in wire.MODIFIER_KINDS:
+                t = self.word(t, 2)
+            elif k == wire.KIND_ARRAY:
+                mult *= self.word(t, 5)
+                t = self.word(t, 3)
+            else:
+                if k in _SIZED:
+                    size = mult * self.word(t, 2)
+                elif k == wire.KIND_PTR:
+                    size = mult * wire.POINTER_SIZE
+                break
+        else:
+            raise BTFError(f"{self.describe(first)}: typedef, qualifier or array chain too long or cyclic")
+        if size is not None and size > _U32_MAX:
+            raise BTFError(f"{self.describe(first)}: its size, {size} bytes, overflows 32 bits")
+        self.sizes[first] = size
+        return size
+
+    def by_value(self, t: int) -> int:
+        """The type a member of type `t` holds by value (typedefs, qualifiers, arrays skipped)."""
+        first = t
+        for _ in range(wire.MAX_NESTING):
+            if t < self.start_id or self.kind(t) not in _HELD_THROUGH:
+                return t
+            t = self.word(t, 3 if self.kind(t) == wire.KIND_ARRAY else 2)
+        raise BTFError(f"{self.describe(first)}: typedef, qualifier or array chain too long or cyclic")
+
+    def check(self) -> None:
+        contains: Dict[int, List[int]] = {}
+        for n in range(len(self.offs)):
+            t = self.start_id + n
+            k = self.kind(t)
+            if k == wire.KIND_ARRAY or k in wire.MODIFIER_KINDS:
+                self.size(t)
+            elif k in _COMPOSITE:
+                contains[t] = self.members(t)
+        self.no_cycles(contains)
+
+    def members(self, t: int) -> List[int]:
+        """Check that each member of composite `t` ends inside it; the composites it holds by value."""
+        i = self.offs[t - self.start_id]
+        info = self.w[i + 1]
+        kflag = info >> 31
+        struct_bits = self.w[i + 2] * 8
+        inner: List[int] = []
+        for j in range(i + 3, i + 3 + 3 * (info & 0xFFFF), 3):
+            mtype, off = self.w[j + 1], self.w[j + 2]
+            bits = off >> 24 if kflag else 0
+            if kflag:
+                off &= 0xFFFFFF
+            size = self.size(mtype)
+            end = off + (bits or (size or 0) * 8)
+            if end > struct_bits:
+                raise BTFError(f"{self.describe(t)}: member {(j - i - 3) // 3} ({self.describe(mtype)}) "
+                               f"ends at bit {end}, past the {struct_bits // 8}-byte size")
+            held = self.by_value(mtype)
+            if self.kind(held) in _COMPOSITE and held >= self.start_id:
+                inner.append(held)
+        return inner
+
+    def no_cycles(self, contains: Dict[int, List[int]]) -> None:
+        """Depth-first over "holds by value": reaching a composite still on the path is a cycle."""
+        done: set = set()
+        for root in contains:
+            if root in done:
+                continue
+            path = [root]
+            on_path = {root}
+            stack = [iter(contains[root])]
+            while stack:
+                nxt = next(stack[-1], None)
+                if nxt is None:
+                    stack.pop()
+                    node = path.pop()
+                    on_path.discard(node)
+                    done.add(node)
+                    continue
+                if nxt in on_path:
+                    chain = " -> ".join(str(x) for x in path[path.index(nxt):] + [nxt])
+                    raise BTFError(f"{self.describe(nxt)} contains itself by value ({chain})")
+                if nxt in done:
+                    continue
+                path.append(nxt)
+                on_path.add(nxt)
+                stack.append(iter(contains.get(nxt, ())))

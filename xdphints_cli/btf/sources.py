@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Dict, Optional
+from typing import Dict, Optional, Tuple
 
 from ..errors import BTFError, NotFoundError, PermissionDeniedError, UsageError, XdpHintsError
 from .reader import parse
@@ -134,6 +134,46 @@ def _from_elf(data: bytes, path: str, base: Optional[Spec]) -> Spec:
     if base is None and is_module:
         base = kernel()
     return _parse(blob, f"{path} .BTF", base)
+
+
+def struct_id(spec: Spec, name: str) -> Optional[int]:
+    """The id of the first struct or union called `name` in `spec`, or None."""
+    from . import wire
+
+    for tid in spec.ids_by_name(name):
+        if spec.kind_of(tid) in (wire.KIND_STRUCT, wire.KIND_UNION):
+            return tid
+    return None
+
+
+def struct_in_file(path: str, name: str) -> Tuple[Spec, int, str]:
+    """(spec, type id, "BTF" or "DWARF") of struct NAME in a raw BTF file or an ELF
+    object: its BTF, else its DWARF (clang emits no BTF for a struct used only through
+    a local pointer, but its DWARF has it). NotFoundError saying where it looked."""
+    tried = []
+    try:
+        spec = load(path)
+        tid = struct_id(spec, name)
+        if tid is not None:
+            return spec, tid, "BTF"
+        tried.append("its BTF")
+    except BTFError:
+        raise
+    except XdpHintsError as e:          # an object without BTF may still have DWARF
+        if detect(path) != "elf":
+            raise
+        tried.append(f"its BTF ({e})")
+    if detect(path) == "elf":
+        from .dwarf import NoDwarfError, struct_from_dwarf
+
+        try:
+            spec, tid = struct_from_dwarf(path, name)
+            return spec, tid, "DWARF"
+        except NoDwarfError as e:        # keeps its "compile with clang -g" hint
+            tried.append(f"its DWARF ({e})")
+        except NotFoundError:
+            tried.append("its DWARF")
+    raise NotFoundError(f"{path}: no struct {name} in {' or '.join(tried)}")
 
 
 def kernel_blob() -> bytes:

@@ -1,18 +1,21 @@
 """The application object every command receives, and the only owner of output streams.
 
 rich is imported only for text output, and its Console is made with markup and
-highlighting off so an interface or struct name is never read as markup.
+highlighting off so an interface or struct name is never read as markup; text that
+goes to the terminal has its control characters escaped (safe_text.py).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from typing import Any, Optional
 
 import click
 
+from xdphints_cli.cli.safe_text import SafeConsole, escape, escape_text
 
 
 class App:
@@ -33,9 +36,9 @@ class App:
         if self._console is None:
             from rich.console import Console
 
-            self._console = Console(markup=False, highlight=False, no_color=not self.color,
-                                    force_terminal=self.color or None, soft_wrap=True,
-                                    width=None if sys.stdout.isatty() else 200)
+            self._console = SafeConsole(Console(markup=False, highlight=False, no_color=not self.color,
+                                                force_terminal=self.color or None, soft_wrap=True,
+                                                width=None if sys.stdout.isatty() else 200))
         return self._console
 
     def emit_json(self, obj: Any) -> None:
@@ -44,30 +47,24 @@ class App:
         sys.stdout.flush()
 
     def warn(self, message: str) -> None:
-        sys.stderr.write(f"xdphints: warning: {message}\n")
+        sys.stderr.write(f"xdphints: warning: {escape_text(message)}\n")
 
-    def fail(self, message: str, code: int, as_json: bool = False) -> None:
-        """Print the one-line error (and {"error": ...} on stdout for -j) and exit."""
-        message = " ".join(message.split())
+    def fail(self, message: str, code: int, as_json: bool = False, detail: str = "") -> None:
+        """Print the one-line error (and {"error": ...} on stdout for -j) and exit.
+        `detail` (a usage error's list of choices, say) follows the line as it is."""
+        # one line (a verifier log or extack may span several); only line breaks are
+        # folded, so a control character in a name is escaped below, not hidden
+        message = re.sub(r"[ \t]*[\r\n]+[ \t]*", " ", message).strip()
         if as_json:
             try:
-                sys.stdout.write(json.dumps({"error": message, "exit-code": code}) + "\n")
+                sys.stdout.write(json.dumps({"error": " ".join(f"{message} {detail}".split()),
+                                             "exit-code": code}) + "\n")
                 sys.stdout.flush()
             except BrokenPipeError:
                 pass
-        sys.stderr.write(f"xdphints: error: {message}\n")
+        sys.stderr.write(f"xdphints: error: {escape(message)}\n"
+                         + (escape_text(detail.rstrip("\n")) + "\n" if detail else ""))
         sys.exit(code)
-
-
-def json_option(f):
-    """`-j/--json` after the subcommand too (`xdphints show eth0 --json`)."""
-
-    def set_json(ctx: click.Context, _param, value: bool) -> None:
-        if value:
-            ctx.ensure_object(App).json = True
-
-    return click.option("-j", "--json", "json_", is_flag=True, expose_value=False, callback=set_json,
-                        is_eager=True, help="JSON output on stdout.")(f)
 
 
 def complete_devices(ctx, param, incomplete: str):
@@ -78,9 +75,16 @@ def complete_devices(ctx, param, incomplete: str):
     return [n for n in names if n.startswith(incomplete)]
 
 
+def check_device_name(ctx, param, value: Optional[str]) -> Optional[str]:
+    """An empty DEV is a usage error here, before any command could take '' for "not given"."""
+    if value == "":
+        raise click.BadParameter("an interface name cannot be empty", ctx=ctx, param=param)
+    return value
+
+
 def dev_option(f):
-    return click.option("-d", "--dev", metavar="DEV", shell_complete=complete_devices,
-                        help="Device (default: $XDPHINTS_DEV, else the only non-loopback interface that is up).")(f)
+    return click.option("-d", "--dev", metavar="DEV", shell_complete=complete_devices, callback=check_device_name,
+                        help="Device name (default: $XDPHINTS_DEV, else the only non-loopback interface that is up).")(f)
 
 
 def usage_error(message: str) -> click.UsageError:

@@ -14,7 +14,9 @@ from typing import List, Optional, Tuple
 
 import click
 
-from xdphints_cli.cli.app import App, dev_option, json_option, usage_error
+from xdphints_cli.cli.app import App, dev_option, usage_error
+from xdphints_cli.cli.options import global_options
+from xdphints_cli.cli.safe_text import escape
 
 KFUNC_PREFIX = "bpf_xdp_metadata_"
 _TAG_KINDS = ("struct", "union", "enum")
@@ -34,13 +36,13 @@ _TAG_KINDS = ("struct", "union", "enum")
 @click.option("--format", "fmt", type=click.Choice(["table", "c"]), default="table", show_default=True,
               help="Text output as a member table or as C.")
 @click.option("--offsets", is_flag=True, help="With --format c: pahole-style /* offset size */ comments.")
-@json_option
+@global_options
 @click.pass_obj
 def btf(app: App, dev: Optional[str], prog_id: Optional[int], pinned: Optional[str], file_: Optional[str],
         kernel: bool, module: Optional[str], struct_name: Optional[str], all_: bool, kfuncs: bool,
         fmt: str, offsets: bool) -> None:
     """Show the XDP hints structs in BTF: by default those of the program attached to
-    DEV. A hints struct is named xdp_hints* or ends in a 32-bit `btf_id` member.
+    DEV. A hints struct is named xdp_hints*, or its last 4 bytes are a 32-bit `btf_id` member.
 
     With --struct, any named type; with --all, every named type; with --kfuncs, the
     bpf_xdp_metadata_* kfuncs of the running kernel with prototypes and BTF ids.
@@ -59,6 +61,8 @@ def btf(app: App, dev: Optional[str], prog_id: Optional[int], pinned: Optional[s
 
     if kfuncs:
         return _kfuncs(app)
+    if file_ and struct_name:
+        return _file_type(app, file_, struct_name, fmt, offsets)
     spec, source = _open_source(dev, prog_id, pinned, file_, kernel, module)
     if struct_name:
         return _one_type(app, spec, source, struct_name, fmt, offsets)
@@ -106,29 +110,27 @@ def _attached(dev: Optional[str], source: dict):
     """ProgInfo of the program attached to DEV (the first one if several modes are used)."""
     from xdphints_cli import device, progbtf
     from xdphints_cli.errors import NotFoundError
-    from xdphints_cli.netlink import rtnl
     from xdphints_cli.netlink.session import Netlink
 
     with Netlink() as nl:
-        name = dev or device.default_device(nl)
-        link = rtnl.get_link(nl, name)
+        link = device.resolve_link(nl, dev)
     if not link.xdp.programs:
-        raise NotFoundError(f"no XDP program attached to {name}")
+        raise NotFoundError(f"no XDP program attached to {link.ifname}")
     mode, prog_id = link.xdp.programs[0]
-    source.update({"ifname": name, "mode": mode})
+    source.update({"ifname": link.ifname, "mode": mode})
     return progbtf.prog_info(prog_id)
 
 
 def _describe_source(source: dict) -> str:
     t = source["type"]
     if t == "file":
-        return source["path"]
+        return escape(source["path"])
     if t == "kernel":
         return "vmlinux"
     if t == "module":
-        return f"module {source['name']}"
-    where = f" on {source['ifname']} ({source['mode']})" if "ifname" in source else ""
-    return f"program {source['prog-id']} {source.get('name') or '-'}{where}, btf-id {source.get('btf-id')}"
+        return f"module {escape(source['name'])}"
+    where = f" on {escape(source['ifname'])} ({source['mode']})" if "ifname" in source else ""
+    return f"program {source['prog-id']} {escape(source.get('name') or '-')}{where}, btf-obj-id {source.get('btf-id')}"
 
 
 # --- hints structs (default mode) --------------------------------------------------
@@ -149,31 +151,33 @@ def _hints(app: App, spec, source: dict, fmt: str, offsets: bool) -> None:
     if fmt == "c":
         c.print(cformat.dump_c(spec, [t.id for t in structs], offsets=offsets), end="")
         return
-    c.print(f"{_describe_source(source)}:")
-    for i, t in enumerate(structs):
-        if i:
-            c.print()
-        _member_table(app, spec, t)
+    # every table is built before the first line is printed: an error prints nothing of them
+    tables = ["\n".join(_member_table(spec, t)) for t in structs]
+    c.print(f"{_describe_source(source)}:\n" + "\n\n".join(tables))
 
 
-def _member_table(app: App, spec, t) -> None:
+def _member_table(spec, t, with_id: bool = True) -> List[str]:
+    """The lines of one member table; names escaped, as BTF names may hold any byte."""
     from xdphints_cli.btf import hints
 
-    app.console.print(f"{t.kind_name.lower()} {t.name or '(anon)'}  btf-id {t.id}  size {t.size}")
     rows: List[Tuple[str, ...]] = [("OFFSET", "SIZE", "TYPE", "NAME")]
     for r in hints.describe(spec, t.id):
         off = str(r.offset) + (f":{r.bit_offset % 8}" if r.is_bitfield else "")
         size = f"{r.bit_size} bits" if r.is_bitfield else str(r.size)
-        rows.append((off, size, r.type, r.name))
-    _print_rows(app, rows)
+        rows.append((off, size, escape(r.type), escape(r.name)))
+    btf_id = f"  btf-id {t.id}" if with_id else ""
+    head = f"{t.kind_name.lower()} {escape(t.name) or '(anon)'}{btf_id}  size {t.size}"
+    return [head] + _format_rows(rows)
 
 
-def _print_rows(app: App, rows: List[Tuple[str, ...]]) -> None:
+def _format_rows(rows: List[Tuple[str, ...]]) -> List[str]:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    lines = []
     for r in rows:
         cells = [r[i].rjust(widths[i]) if i < 2 and r is not rows[0] else r[i].ljust(widths[i])
                  for i in range(len(widths))]
-        app.console.print("  " + "  ".join(cells + [r[-1]]).rstrip())
+        lines.append("  " + "  ".join(cells + [r[-1]]).rstrip())
+    return lines
 
 
 # --- one named type ----------------------------------------------------------------
@@ -228,23 +232,59 @@ def _type_json(spec, tid: int, offsets: bool) -> dict:
         pass
     if isinstance(spec.resolve_type(tid), T_composite):
         out["members"] = [r.to_json() for r in hints.describe(spec, tid)]
-    out["c"] = cformat.dump_c(spec, [tid], offsets=offsets)
+    try:
+        out["c"] = cformat.dump_c(spec, [tid], offsets=offsets)
+    except cformat.NotCError:
+        pass  # a name that is not a C identifier: the other keys stay exact
     return out
 
 
-def _one_type(app: App, spec, source: dict, name: str, fmt: str, offsets: bool) -> None:
+def _file_type(app: App, path: str, name: str, fmt: str, offsets: bool) -> None:
+    """--file F --struct NAME: the type from F's BTF; for a struct or union its BTF
+    lacks (or an object without BTF), from F's DWARF, saying so."""
+    from xdphints_cli.btf import sources
+    from xdphints_cli.errors import NotFoundError, NotSupportedError
+
+    source = {"type": "file", "path": path, "layout": "btf"}
+    why = ""
+    try:
+        spec, source = _open_source(None, None, None, path, False, None)
+        source["layout"] = "btf"
+        return _one_type(app, spec, source, name, fmt, offsets)
+    except (NotFoundError, NotSupportedError) as e:
+        if sources.detect(path) != "elf":
+            raise
+        first = e
+        why = "its BTF has none" if "no type named" in str(e) else str(e)
+    try:
+        spec, tid, _kind = sources.struct_in_file(path, name.split()[-1])
+    except NotFoundError as e:
+        raise NotFoundError(f"{first}; {e}") from None
+    source["layout"] = "dwarf"
+    note = f"struct {name.split()[-1]} from the DWARF of {path} ({why})"
+    return _one_type(app, spec, source, name, fmt, offsets, tid=tid, note=note)
+
+
+def _one_type(app: App, spec, source: dict, name: str, fmt: str, offsets: bool,
+              tid: Optional[int] = None, note: str = "") -> None:
     from xdphints_cli.btf import cformat
     from xdphints_cli.btf.types import Composite as T_composite
 
-    tid = _lookup(spec, name)
+    tid = _lookup(spec, name) if tid is None else tid
+    if note and not app.json:
+        app.console.print(f"/* {note.replace('*/', '* /')} */" if fmt == "c" else note)
+    from_dwarf = source.get("layout") == "dwarf"     # its type ids are ours, not the file's
     if app.json:
-        app.emit_json({"source": source, "type": _type_json(spec, tid, offsets)})
+        out = _type_json(spec, tid, offsets)
+        if from_dwarf:
+            del out["btf-id"]
+        app.emit_json({"source": source, "type": out})
         return
     t = spec[tid]
     if fmt == "c" or not isinstance(spec.resolve_type(tid), T_composite):
         app.console.print(cformat.dump_c(spec, [tid], offsets=offsets), end="")
         return
-    _member_table(app, spec, t)
+    app.console.print("\n".join(_member_table(spec, t, with_id=not from_dwarf)))
 
 
 # --- every named type --------------------------------------------------------------
@@ -268,7 +308,7 @@ def _all_types(app: App, spec, source: dict) -> None:
         app.emit_json({"source": source, "types": rows})
         return
     table = [("ID", "KIND", "NAME", "SIZE")] + [
-        (str(r["btf-id"]), r["kind"], r["name"], str(r.get("size", "-"))) for r in rows]
+        (str(r["btf-id"]), r["kind"], escape(r["name"]), str(r.get("size", "-"))) for r in rows]
     w0 = max(len(r[0]) for r in table)
     w1 = max(len(r[1]) for r in table)
     w2 = max(len(r[2]) for r in table)

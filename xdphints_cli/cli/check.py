@@ -10,7 +10,8 @@ from typing import Optional, Tuple
 
 import click
 
-from xdphints_cli.cli.app import App, dev_option, json_option
+from xdphints_cli.cli.app import App, dev_option
+from xdphints_cli.cli.options import global_options
 from xdphints_cli.features import HINT_NAMES
 
 STATE_STYLES = {"ready": "green", "needs-enable": "yellow", "unsupported": "red"}
@@ -20,7 +21,7 @@ STATE_STYLES = {"ready": "green", "needs-enable": "yellow", "unsupported": "red"
                                "'xdphints enable', 2 usage error, 4 permission denied, 5 no such device.")
 @click.argument("hints", nargs=-1, metavar="[HINT]...", type=click.Choice(HINT_NAMES))
 @dev_option
-@json_option
+@global_options
 @click.pass_obj
 def check(app: App, hints: Tuple[str, ...], dev: Optional[str]) -> None:
     """Check that XDP hints are usable on a device now: the driver implements the
@@ -29,15 +30,15 @@ def check(app: App, hints: Tuple[str, ...], dev: Optional[str]) -> None:
     A hint is "ready", "needs-enable" (and `xdphints enable` fixes it) or
     "unsupported" (the driver or device cannot give it).
     """
-    from xdphints_cli.device import default_device, gather
+    from xdphints_cli.device import gather
     from xdphints_cli.errors import EXIT_NEEDS_ENABLE, EXIT_OK, EXIT_UNSUPPORTED
     from xdphints_cli.netlink.session import Netlink
     from xdphints_cli.readiness import NEEDS_ENABLE, READY, UNSUPPORTED, verdicts
 
     with Netlink() as nl:
-        report = gather(nl, dev or default_device(nl))
+        report = gather(nl, dev)
     names = list(dict.fromkeys(hints)) or None
-    found = verdicts(report, names)
+    found = verdicts(report, names, app.netns)
     if names:  # in the order asked for
         found.sort(key=lambda v: names.index(v.hint))
     states = {v.state for v in found}

@@ -6,11 +6,12 @@ import signal
 
 import click
 
-from xdphints_cli.cli.app import App, json_option
+from xdphints_cli.cli.app import App
+from xdphints_cli.cli.options import global_options
 
 
 @click.command("demo")
-@json_option
+@global_options
 @click.pass_obj
 def demo(app: App) -> None:
     """Show XDP hints end to end with no NIC: create two throwaway network namespaces
@@ -80,6 +81,8 @@ class _TextReport:
     def _packets(self, d: dict) -> None:
         from xdphints_cli.demo import flow_key, hint_text
 
+        for line in d["start"]:
+            self.out(line)
         self.out(f"  {'FLOW':<13} {'RX-HASH':<32} {'RX-VLAN':<26} RX-TIMESTAMP")
         for p in d["packets"]:
             self.out(f"  {flow_key(p):<13} {hint_text(p.get('rx-hash'), 'rx-hash'):<32} "

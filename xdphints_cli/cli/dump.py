@@ -9,10 +9,11 @@ from typing import Optional
 import click
 
 from xdphints_cli import caps
-from xdphints_cli.cli.app import App, dev_option, json_option, usage_error
+from xdphints_cli.cli.app import App, dev_option, usage_error
 from xdphints_cli.cli.dump_output import (BatchWriter, JsonLines, announce, announce_attached, hexdump, json_line,
-                                          output_closed_check, packet_json, packet_text, summary_json,
+                                          output_closed_check, packet_json, packet_text, say, summary_json,
                                           summary_text, write_pcapng)
+from xdphints_cli.cli.options import global_options
 
 DEFAULT_SNAPLEN = 128
 
@@ -32,8 +33,8 @@ DEFAULT_SNAPLEN = 128
                    "the rest goes to the kernel stack.")
 @click.option("--sample", type=int, default=1, metavar="N",
               help="Capture one in N matching packets, chosen at random.")
-@click.option("-w", "--write", "write_path", metavar="FILE", type=click.Path(dir_okay=False),
-              help="Write the packets to a pcapng file instead of printing them.")
+@click.option("-w", "--write", "write_path", metavar="FILE", type=click.Path(dir_okay=False, allow_dash=True),
+              help="Write the packets to a pcapng file instead of printing them (- for stdout).")
 @click.option("--enable-timestamps", is_flag=True,
               help="Turn on hardware RX timestamping (rx-filter all) while dumping; the "
                    "previous setting is put back on exit.")
@@ -55,7 +56,7 @@ DEFAULT_SNAPLEN = 128
               help="Observe without taking packets away: the built-in program passes "
                    "them to the kernel stack, where a tcx program reads the hints and "
                    "the stack's own view (skb hash, VLAN tag, hwtstamp, queue).")
-@json_option
+@global_options
 @click.pass_obj
 def dump(app: App, dev: Optional[str], queue_: str, count: Optional[int], duration: Optional[float],
          hex_: bool, snaplen: Optional[int], quiet: bool, match_: str, sample: int,
@@ -118,6 +119,8 @@ def dump(app: App, dev: Optional[str], queue_: str, count: Optional[int], durati
         raise usage_error(f"--queue: {e}") from None
     from xdphints_cli.hints.program import Match
 
+    if write_path == "-" and app.json:
+        raise usage_error("-w - writes pcapng to stdout, where JSON cannot go too")
     for opt, given in (("--pinned", pinned), ("--struct", struct_name)):
         if given and not attached:
             raise usage_error(f"{opt} needs --attached")
@@ -129,14 +132,17 @@ def dump(app: App, dev: Optional[str], queue_: str, count: Optional[int], durati
         from click.core import ParameterSource
 
         ctx = click.get_current_context()
-        bad = [o for o, p in (("--match", "match_"), ("--sample", "sample"),
-                              ("--enable-timestamps", "enable_timestamps"))
+        bad = [o for o, p in (("--match", "match_"), ("--sample", "sample"))
                if ctx.get_parameter_source(p) not in (None, ParameterSource.DEFAULT,
                                                       ParameterSource.DEFAULT_MAP)]
         if bad:
             raise usage_error(f"{', '.join(bad)} cannot be used with --attached: they "
                               "configure the built-in program (your program decides what "
                               "it redirects)")
+        if enable_timestamps:
+            raise usage_error("--enable-timestamps cannot be used with --attached: the "
+                              "timestamping config is left to the program's owner (turn it on "
+                              "with 'xdphints enable rx-timestamp')")
         caps.require("dump --attached", ATTACHED_CAPS, "it opens the program, its XSKMAP "
                      "and its BTF by id, and binds AF_XDP sockets")
         return _dump_attached(app, dev, queue, count, duration, hex_, snaplen, quiet,
@@ -281,12 +287,12 @@ def _write_packets(out, cap, batches, keep: int, hex_: bool, line) -> None:
 
 
 def _finish(app: App, cap, quiet: bool) -> None:
-    """The summary; then, when the device went away under the capture, the error
-    (exit 5) naming it."""
+    """The summary (with --quiet -j the JSON one on stdout only, as the README says); then,
+    when the device went away under the capture, the error (exit 5) naming it."""
     if quiet and app.json:
         app.emit_json(summary_json(cap))
-    sys.stderr.write(summary_text(cap))
-    sys.stderr.flush()
+    else:
+        say(summary_text(cap))
     if cap.gone:
         from xdphints_cli.errors import NotFoundError
 

@@ -10,6 +10,7 @@ import sys
 from typing import Optional
 
 from xdphints_cli.cli.app import App
+from xdphints_cli.cli.safe_text import escape, escape_text
 
 
 def metadata_text(meta) -> str:
@@ -20,9 +21,16 @@ def metadata_text(meta) -> str:
     if "struct" not in meta:
         return f"metadata (unknown layout) {meta['raw'] or '-'}"
     fields = " ".join(f"{k} {v}" for k, v in meta["fields"].items() if k != "btf_id")
-    if "btf-id" in meta:
-        return f"struct {meta['struct']} btf-id {meta['btf-id']}: {fields}"
-    return f"struct {meta['struct']}: {fields}"
+    btf_id = f" btf-id {meta['btf-id']}" if "btf-id" in meta else ""
+    # struct and member names come from the user's program (BTF or DWARF): any bytes
+    return escape(f"struct {meta['struct']}{btf_id}: {fields}")
+
+
+def say(text: str) -> None:
+    """Lines of dump's own on stderr (start line, summary), control characters escaped:
+    they carry device, program and struct names."""
+    sys.stderr.write(escape_text(text))
+    sys.stderr.flush()
 
 
 def json_line(obj) -> str:
@@ -45,21 +53,17 @@ def announce(app: App, cap) -> None:
     sample = f", one in {cap.sample}" if cap.sample > 1 else ""
     tc = getattr(cap, "tc_prog_id", 0)
     via = f", tcx program id {tc}; packets go on to the stack" if tc else ""
-    sys.stderr.write(f"xdphints: dumping {t.ifname} {queues_text(cap)} (XDP program id "
-                     f"{cap.prog_id}, btf-id {cap.btf_id}{via}; match {cap.match}{sample}); "
-                     "Ctrl-C to stop\n")
-    sys.stderr.flush()
+    say(f"xdphints: dumping {t.ifname} {queues_text(cap)} (XDP program id {cap.prog_id}, "
+        f"BTF object id {cap.btf_id}{via}; match {cap.match}{sample}); Ctrl-C to stop\n")
 
 
 def announce_attached(app: App, cap) -> None:
     prog, named = cap.prog, cap.named
     how = (f"metadata as struct {named.name} from {named.where}" if named is not None
            else f"BTF object id {prog.btf_id}")
-    sys.stderr.write(f"xdphints: dumping {cap.target.ifname} {queues_text(cap)} through the "
-                     f"attached XDP program id {prog.id}"
-                     f"{' (' + prog.name + ')' if prog.name else ''}, XSKMAP id "
-                     f"{cap.map_id}, {how}; Ctrl-C to stop\n")
-    sys.stderr.flush()
+    say(f"xdphints: dumping {cap.target.ifname} {queues_text(cap)} through the attached XDP "
+        f"program id {prog.id}{' (' + prog.name + ')' if prog.name else ''}, XSKMAP id "
+        f"{cap.map_id}, {how}; Ctrl-C to stop\n")
     if named is None and not cap.has_hints_structs:
         app.warn(f"the BTF of program id {prog.id} has no hints struct (none named xdp_hints* "
                  "or ending in a __u32 btf_id), so nothing says what its metadata is: it is "
@@ -190,7 +194,7 @@ def write_pcapng(path: str, cap, batches, clock=None) -> None:
 
     frame = cap.frame_size
     rss = cap.rss_table
-    with PcapngWriter(path) as w:
+    with PcapngWriter(sys.stdout.buffer if path == "-" else path) as w:  # "-": stdout, as tcpdump -w -
         if_id = w.add_interface(cap.target.ifname, f"xdphints dump {queues_text(cap)}")
         for b in batches:
             for pkt in cap.decode(b, frame):
@@ -413,10 +417,15 @@ def summary_json(cap) -> dict:
     return out
 
 
+def plural(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def summary_text(cap) -> str:
     s = cap.stats
-    lines = [f"{s.packets} packets, {s.bytes} bytes in {s.seconds:.2f} s ({s.rate:.1f} pps; "
-             f"{s.active_rate:.1f} pps while receiving) on {cap.target.ifname} {queues_text(cap)}"]
+    active = f"; {s.active_rate:.1f} pps while receiving" if s.active_rate is not None else ""
+    lines = [f"{plural(s.packets, 'packet')}, {plural(s.bytes, 'byte')} in {s.seconds:.2f} s "
+             f"({s.rate:.1f} pps{active}) on {cap.target.ifname} {queues_text(cap)}"]
     x = s.xsk
     if x:
         lines.append(f"AF_XDP drops: rx_dropped {x.get('rx_dropped', 0)}, rx_ring_full "
@@ -435,5 +444,5 @@ def summary_text(cap) -> str:
         parts.append(f"{h}: " + (", ".join(f"{k} {n}" for k, n in sorted(c.items())) or "-"))
     lines.append("; ".join(parts))
     if s.no_metadata:
-        lines.append(f"{s.no_metadata} packets without hints metadata")
+        lines.append(f"{plural(s.no_metadata, 'packet')} without hints metadata")
     return "".join(f"xdphints: {line}\n" for line in lines)

@@ -11,7 +11,8 @@ from typing import Optional, Tuple
 
 import click
 
-from xdphints_cli.cli.app import App, dev_option, json_option
+from xdphints_cli.cli.app import App, dev_option
+from xdphints_cli.cli.options import global_options
 from xdphints_cli.features import FEATURE_NAMES, FEATURES
 
 _FEATURE_HELP = "\b\nFeatures:\n" + "\n".join(f"  {f.name:<13} {f.help}" for f in FEATURES)
@@ -35,7 +36,8 @@ hardware timestamps from every program on the device, PTP daemons included.
 
 _EPILOG = ("Exit codes: 0 done (also when nothing needed changing), 1 failed (what this call had "
            "changed is restored), 2 usage error (unknown feature or filter), 3 unsupported or "
-           "[fixed] on this device, 4 permission denied (needs CAP_NET_ADMIN), 5 no such device.")
+           "[fixed] on this device, 4 permission denied (needs CAP_NET_ADMIN), 5 no such device, "
+           "128+N interrupted by signal N (SIGINT, SIGTERM, SIGHUP; what was changed is restored).")
 
 
 def _feature_argument(f):
@@ -57,7 +59,7 @@ def _dry_run_option(f):
 @click.option("--tx-type", metavar="NAME",
               help="tx-timestamp: the hwtstamp tx-type to ask for (default: on), e.g. onestep-sync.")
 @_dry_run_option
-@json_option
+@global_options
 @click.pass_obj
 def enable(app: App, features: Tuple[str, ...], dev: Optional[str], rx_filter: Optional[str],
            tx_type: Optional[str], dry_run: bool) -> None:
@@ -68,7 +70,7 @@ def enable(app: App, features: Tuple[str, ...], dev: Optional[str], rx_filter: O
 @_feature_argument
 @dev_option
 @_dry_run_option
-@json_option
+@global_options
 @click.pass_obj
 def disable(app: App, features: Tuple[str, ...], dev: Optional[str], dry_run: bool) -> None:
     _run(app, "disable", features, dev, None, None, dry_run)
@@ -77,12 +79,11 @@ def disable(app: App, features: Tuple[str, ...], dev: Optional[str], dry_run: bo
 def _run(app: App, action: str, features: Tuple[str, ...], dev: Optional[str], rx_filter: Optional[str],
          tx_type: Optional[str], dry_run: bool) -> None:
     from xdphints_cli import config, drvinfo
-    from xdphints_cli.device import default_device
-    from xdphints_cli.netlink import rtnl
+    from xdphints_cli.device import resolve_link
     from xdphints_cli.netlink.session import Netlink
 
     with Netlink() as nl:
-        link = rtnl.get_link(nl, dev or default_device(nl))
+        link = resolve_link(nl, dev)
         backend = config.KernelBackend(nl, link, drvinfo.driver_name(link.ifname) or link.kind)
         result = config.plan(backend, action, features, rx_filter=rx_filter, tx_type=tx_type)
         if not dry_run:

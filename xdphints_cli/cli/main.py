@@ -7,14 +7,15 @@ each subcommand's module (and pyroute2, rich) is imported when it runs.
 from __future__ import annotations
 
 import importlib
-import re
 import sys
+import traceback
 from typing import List, Optional
 
 import click
 
 from xdphints_cli import __version__
 from xdphints_cli.cli.app import App
+from xdphints_cli.cli.options import global_options
 from xdphints_cli.errors import EXIT_FAILED, EXIT_OUTPUT_CLOSED, EXIT_USAGE, XdpHintsError
 
 # name -> (module, attribute, one-line help): the help text lives here so that
@@ -28,6 +29,7 @@ COMMANDS = {
     "dump": ("xdphints_cli.cli.dump", "dump", "Dump packets of one RX queue with their XDP hints (AF_XDP)."),
     "verify": ("xdphints_cli.cli.verify", "verify", "Compare the XDP hints with what the kernel stack holds for the same packets."),
     "demo": ("xdphints_cli.cli.demo", "demo", "Show XDP hints end to end on a throwaway veth pair (no NIC needed)."),
+    "help": ("xdphints_cli.cli.help", "help_", "Show the help of the tool or of a command."),
 }
 
 
@@ -45,43 +47,69 @@ class LazyGroup(click.Group):
         with formatter.section("Commands"):
             formatter.write_dl([(name, short) for name, (_, _, short) in COMMANDS.items()])
 
+    def resolve_command(self, ctx: click.Context, args: List[str]):
+        """A command name, or a unique prefix of one (`xdphints sh eth0`, as ip and bpftool
+        take); a device name means `show DEV` (as `ethtool eth0` does)."""
+        word = args[0]
+        if word.startswith("-") or ctx.resilient_parsing:
+            return super().resolve_command(ctx, args)
+        name = resolve_name(word, _is_device(word))
+        if name is None:  # the word is the device
+            return "show", self.get_command(ctx, "show"), args
+        return name, self.get_command(ctx, name), args[1:]
+
+
+def resolve_name(word: str, is_device: bool) -> Optional[str]:
+    """The command `word` names: itself or the one it is a unique prefix of; None when it
+    stands for a device (`show DEV`). Raises a usage error for an ambiguous prefix or a
+    near miss of a command name that is no device either."""
+    if word in COMMANDS:
+        return word
+    if is_device:
+        return None
+    matches = [n for n in COMMANDS if n.startswith(word)]
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        raise click.UsageError(f"'{word}' is ambiguous: {', '.join(matches)}")
+    import difflib
+
+    near = difflib.get_close_matches(word, list(COMMANDS), n=2)
+    if near:
+        raise click.UsageError(f"no command or device '{word}'; did you mean "
+                               + " or ".join(f"'{n}'" for n in near) + "?")
+    return None  # show says "no such device"
+
+
+def _is_device(name: str) -> bool:
+    """Whether `name` is a device here (in the namespace -n entered, which sysfs may not show)."""
+    import socket
+
+    try:
+        socket.if_nametoindex(name)
+        return True
+    except (OSError, ValueError):
+        return False
+
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.option("-j", "--json", "json_", is_flag=True, help="JSON output on stdout.")
-@click.option("-p", "--pretty", is_flag=True, help="Indented JSON (implies --json).")
-@click.option("-n", "--netns", metavar="NAME", help="Run inside the named network namespace (like ip -n).")
-@click.option("--no-color", is_flag=True, help="No colour (NO_COLOR in the environment does the same).")
-@click.option("--debug", is_flag=True, help="Show tracebacks on errors.")
-@click.version_option(__version__, "--version", prog_name="xdphints", message="%(prog)s %(version)s")
-@click.pass_context
-def cli(ctx: click.Context, json_: bool, pretty: bool, netns: Optional[str], no_color: bool, debug: bool) -> None:
+@global_options
+@click.version_option(__version__, "-V", "--version", prog_name="xdphints", message="%(prog)s %(version)s")
+def cli() -> None:
     """Inspect and use Linux XDP hints: the RX metadata (hardware timestamp, RX hash,
     VLAN tag) an XDP program reads from the NIC and hands to AF_XDP.
+
+    The options below work before or after COMMAND. `xdphints DEV` is `xdphints show DEV`;
+    a unique prefix of a command name works (`xdphints sh eth0`).
 
     Exit codes: 0 success, 1 failure, 2 usage error, 3 not supported,
     4 permission denied, 5 no such device or object, 6 (check) needs enable,
     7 (verify) hints disagree with the kernel stack.
     """
-    app = ctx.ensure_object(App)
-    app.json = app.json or json_ or pretty
-    app.pretty = app.pretty or pretty
-    app.no_color = no_color
-    app.debug = debug
-    if netns:
-        from xdphints_cli import netns as ns
-
-        ns.enter(netns)
-        app.netns = netns
 
 
-def _wants_json(argv: List[str]) -> bool:
-    """Whether a failed command line asked for JSON, so its error comes as JSON too."""
-    for arg in argv:
-        if arg == "--":
-            break
-        if arg in ("--json", "--pretty") or re.fullmatch(r"-[jp]+", arg):
-            return True
-    return False
+# click 8.2 and later raise it for a bare `xdphints`; older ones print the help and exit 0
+_NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())
 
 
 def _output_closed() -> None:
@@ -109,20 +137,22 @@ def main(argv: Optional[List[str]] = None) -> None:
     except click.exceptions.Exit as e:
         sys.exit(e.exit_code)
     except (click.exceptions.Abort, KeyboardInterrupt):
-        app.fail("interrupted", 130, app.json or _wants_json(argv))
-    except click.ClickException as e:  # usage errors and bad parameters
-        app.fail(e.format_message().splitlines()[0], EXIT_USAGE if isinstance(e, click.UsageError) else e.exit_code,
-                 _wants_json(argv))
-    except XdpHintsError as e:
-        if app.debug:
-            raise
-        app.fail(str(e), e.exit_code, app.json or _wants_json(argv))
+        app.fail("interrupted", 130, app.json)
+    except _NO_ARGS_IS_HELP as e:  # bare `xdphints`: the help, as a usage error
+        sys.stderr.write(e.format_message() + "\n")
+        sys.exit(EXIT_USAGE)
+    except click.ClickException as e:  # usage errors and bad parameters, with all their lines
+        first, _, rest = e.format_message().partition("\n")
+        app.fail(first, EXIT_USAGE if isinstance(e, click.UsageError) else e.exit_code, app.json,
+                 detail=rest.rstrip())
     except BrokenPipeError:
         _output_closed()
-    except OSError as e:
+    except (XdpHintsError, OSError) as e:
         if app.debug:
-            raise
-        app.fail(f"{e.strerror or e}", EXIT_FAILED, app.json or _wants_json(argv))
+            traceback.print_exc()
+        if isinstance(e, XdpHintsError):
+            app.fail(str(e), e.exit_code, app.json)
+        app.fail(f"{e.strerror or e}", EXIT_FAILED, app.json)
     sys.exit(rc if isinstance(rc, int) else 0)
 
 

@@ -6,13 +6,15 @@ from typing import List, Optional
 
 import click
 
-from xdphints_cli.cli.app import App, complete_devices, dev_option, json_option, usage_error
+from xdphints_cli.cli.app import App, check_device_name, complete_devices, dev_option, usage_error
+from xdphints_cli.cli.options import global_options
+from xdphints_cli.cli.safe_text import escape
 
 
 @click.command("show")
-@click.argument("device", required=False, metavar="[DEV]", shell_complete=complete_devices)
+@click.argument("device", required=False, metavar="[DEV]", shell_complete=complete_devices, callback=check_device_name)
 @dev_option
-@json_option
+@global_options
 @click.pass_obj
 def show(app: App, device: Optional[str], dev: Optional[str]) -> None:
     """Show a device's XDP hints state; without DEV, one row per interface.
@@ -21,13 +23,13 @@ def show(app: App, device: Optional[str], dev: Optional[str]) -> None:
     feature bits, RX metadata kfuncs the driver implements, hardware timestamping
     capabilities and current config, offloads, and a verdict per hint.
     """
-    if device and dev and device != dev:
+    if device is not None and dev is not None and device != dev:
         raise usage_error(f"two devices given: {device} and {dev}")
     from xdphints_cli import device as devmod
     from xdphints_cli.netlink.session import Netlink
 
     with Netlink() as nl:
-        name = device or dev
+        name = device if device is not None else dev
         if name is None:
             reports = devmod.list_reports(nl)
             if app.json:
@@ -38,7 +40,7 @@ def show(app: App, device: Optional[str], dev: Optional[str]) -> None:
         report = devmod.gather(nl, name)
     from xdphints_cli.readiness import verdicts
 
-    hints = verdicts(report)
+    hints = verdicts(report, netns=app.netns)
     if app.json:
         app.emit_json(report_json(report, hints))
     else:
@@ -130,7 +132,7 @@ def _words(items) -> str:
 def _program_line(p) -> str:
     if p.name is None:
         return f"{p.mode}: id {p.id}"
-    extra = f" btf-id {p.btf_id}" if p.btf_id else " (no BTF)"
+    extra = f" btf-obj-id {p.btf_id}" if p.btf_id else " (no BTF)"
     maps = ",".join(map(str, p.map_ids)) or "none"
     line = f"{p.mode}: id {p.id} name {p.name or '-'} tag {p.tag}{extra} maps {maps}"
     if p.hints_structs is not None:
@@ -213,7 +215,7 @@ def render_list(app: App, reports) -> None:
         xdp = s["xdp-mode"] + (f" {progs}" if progs else "")
         hwts = NA if "hw-timestamping" not in s else ("yes" if s["hw-timestamping"] else "no")
         xsk = NA if "xsk-queues" not in s else (",".join(map(str, s["xsk-queues"])) or "-")
-        table.add_row(s["ifname"], s.get("driver", NA), s["operstate"], xdp,
+        table.add_row(escape(s["ifname"]), escape(s.get("driver", NA)), s["operstate"], xdp,
                       _words(s.get("xdp-rx-metadata-features", ())) if "xdp-rx-metadata-features" in s else NA,
                       hwts, xsk)
     app.console.print(table)

@@ -10,7 +10,8 @@ from typing import Optional
 import click
 
 from xdphints_cli import caps
-from xdphints_cli.cli.app import App, dev_option, json_option, usage_error
+from xdphints_cli.cli.app import App, dev_option, usage_error
+from xdphints_cli.cli.options import global_options
 from xdphints_cli.errors import EXIT_DISAGREE
 
 
@@ -22,7 +23,7 @@ from xdphints_cli.errors import EXIT_DISAGREE
 @click.option("--duration", type=float, metavar="S", help="Stop after S seconds.")
 @click.option("--match", "match_", default="ip", show_default=True, metavar="WHAT",
               help="Packets to compare: ip, all, udp, tcp, udp:PORT, tcp:PORT, ptp, vlan.")
-@json_option
+@global_options
 @click.pass_obj
 def verify(app: App, dev: Optional[str], queue_: str, count: Optional[int],
            duration: Optional[float], match_: str) -> None:
@@ -42,6 +43,8 @@ def verify(app: App, dev: Optional[str], queue_: str, count: Optional[int],
     disagrees, 3 when the device or kernel cannot do it.
     """
     from xdphints_cli.cli.dump import PASS_CAPS, PASS_WHY, _check_numbers, _stop_when
+    from xdphints_cli.cli.dump_output import say
+    from xdphints_cli.cli.safe_text import escape_text
     from xdphints_cli.hints import capture
     from xdphints_cli.hints.pass_capture import PassCapture
     from xdphints_cli.hints.program import Match
@@ -58,9 +61,8 @@ def verify(app: App, dev: Optional[str], queue_: str, count: Optional[int],
     result = Verification()
     with capture.stop_on_signals() as signalled:
         with PassCapture(target, queue, 0, match=match, warn=app.warn) as cap:
-            sys.stderr.write(f"xdphints: verifying {target.ifname} (XDP program id {cap.prog_id}, "
-                             f"tcx program id {cap.tc_prog_id}; match {match}); Ctrl-C to stop\n")
-            sys.stderr.flush()
+            say(f"xdphints: verifying {target.ifname} (XDP program id {cap.prog_id}, tcx "
+                f"program id {cap.tc_prog_id}; match {match}); Ctrl-C to stop\n")
             for batch in cap.batches(count, duration, _stop_when(signalled, True)):
                 result.add(cap.decode(batch))
     if cap.dropped:
@@ -68,7 +70,7 @@ def verify(app: App, dev: Optional[str], queue_: str, count: Optional[int],
     if app.json:
         app.emit_json(result.to_json(target.ifname, target.ifindex))
     else:
-        sys.stdout.write(result.text(target.ifname))
+        sys.stdout.write(escape_text(result.text(target.ifname)))
         sys.stdout.flush()
     if cap.gone:
         from xdphints_cli.errors import NotFoundError

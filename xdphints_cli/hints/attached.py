@@ -47,51 +47,38 @@ class NamedStruct:
 
 
 def named_struct(name: str, btf_file: Optional[str], prog_spec) -> NamedStruct:
-    """Struct NAME from FILE's BTF, else FILE's DWARF, else the program's BTF, else
+    """Struct NAME from FILE (its BTF, else its DWARF), else the program's BTF, else
     vmlinux; NotFoundError naming the places looked in."""
-    from xdphints_cli.btf import sources, wire
+    from xdphints_cli.btf import sources
 
     looked = []
-    candidates = []
+    found = None
     if btf_file:
-        candidates.append((lambda: sources.load(btf_file), f"{btf_file} (BTF)"))
-        if sources.detect(btf_file) == "elf":
-            candidates.append((lambda: _dwarf_struct(btf_file, name), f"{btf_file} (DWARF)"))
-    if prog_spec is not None:
-        candidates.append((lambda: prog_spec, "the program's BTF"))
-    candidates.append((sources.kernel, "vmlinux BTF"))
-    for load, where in candidates:
-        looked.append(where)
         try:
-            got = load()
+            spec, tid, kind = sources.struct_in_file(btf_file, name)
+            found = spec, tid, f"{btf_file} ({kind})"
         except NotFoundError:
+            looked.append(btf_file)
+    for spec, where in ((prog_spec, "the program's BTF"), (None, "vmlinux BTF")):
+        if found is not None:
+            break
+        if where == "vmlinux BTF":
+            spec = sources.kernel()
+        if spec is None:
             continue
-        except XdpHintsError as e:
-            if "DWARF" in where:        # no DWARF at all: say so only if nothing else has it
-                looked[-1] = f"{where}: {e}"
-                continue
-            raise
-        spec, tid = got if isinstance(got, tuple) else (got, None)
+        tid = sources.struct_id(spec, name)
         if tid is None:
-            ids = [i for i in spec.ids_by_name(name)
-                   if spec.kind_of(i) in (wire.KIND_STRUCT, wire.KIND_UNION)]
-            if not ids:
-                continue
-            tid = ids[0]
-        t = spec[tid]
-        if t.size > META_MAX:
-            raise UsageError(f"struct {name} ({where}) is {t.size} bytes: metadata in front of "
-                             f"a packet is at most {META_MAX} bytes")
-        if t.size == 0:
-            raise UsageError(f"struct {name} ({where}) has no size")
-        return NamedStruct(spec, tid, name, t.size, where)
-    raise NotFoundError(f"no struct {name} in {', '.join(looked)}")
-
-
-def _dwarf_struct(path: str, name: str):
-    from xdphints_cli.btf.dwarf import struct_from_dwarf
-
-    return struct_from_dwarf(path, name)
+            looked.append(where)
+        else:
+            found = spec, tid, where
+    if found is None:
+        raise NotFoundError(f"no struct {name} in {', '.join(looked)}")
+    spec, tid, where = found
+    size = spec[tid].size
+    if not 0 < size <= META_MAX:
+        raise UsageError(f"struct {name} ({where}) is {size} bytes: metadata in front of a "
+                         f"packet is 1 to {META_MAX} bytes")
+    return NamedStruct(spec, tid, name, size, where)
 
 
 def _xskmaps(map_ids) -> List[int]:
@@ -155,16 +142,13 @@ def resolve(dev: Optional[str], queue, pinned: Optional[str]) -> Tuple[Target, A
     """(target, program info, pinned XSKMAP fd or None): the device, its queue(s), the
     program whose BTF decodes the metadata and the XSKMAP to put our sockets in."""
     from xdphints_cli.bpf import info
-    from xdphints_cli.device import default_device
-    from xdphints_cli.netlink import rtnl
+    from xdphints_cli.device import resolve_link
     from xdphints_cli.netlink.session import Netlink
     from xdphints_cli.progbtf import prog_info
-
     from xdphints_cli.queues import active_rx_queues
 
     with Netlink() as nl:
-        name = dev or default_device(nl)
-        link = rtnl.get_link(nl, name)
+        link = resolve_link(nl, dev)
         rxq = active_rx_queues(nl, link)
     check_queues(link.ifname, rxq, queue)
     target = Target(link.ifname, link.ifindex, rxq.count, 0, {}, *link_state(link))

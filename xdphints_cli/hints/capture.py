@@ -62,6 +62,7 @@ class Stats:
     ended: float = 0.0
     first_batch: float = 0.0     # monotonic: first packets taken
     last_batch: float = 0.0      # monotonic: last batch handed back
+    batches: int = 0             # a receive rate needs two: one batch's time is its processing
     hints: Dict[str, Counter] = field(default_factory=lambda: {h: Counter() for h in HINTS})
     xsk: Dict[str, int] = field(default_factory=dict)
 
@@ -79,18 +80,21 @@ class Stats:
         return max(self.last_batch - self.first_batch, 0.0)
 
     @property
-    def active_rate(self) -> float:
+    def active_rate(self) -> Optional[float]:
+        """Packets per second while receiving; None from fewer than two batches."""
         s = self.active_seconds
-        return self.packets / s if s > 0 else 0.0
+        return self.packets / s if s > 0 and self.batches > 1 else None
 
     def to_json(self) -> dict:
-        return {"packets": self.packets, "bytes": self.bytes,
-                "seconds": round(self.seconds, 6), "pps": round(self.rate, 1),
-                "active-seconds": round(self.active_seconds, 6),
-                "active-pps": round(self.active_rate, 1),
-                "no-metadata": self.no_metadata,
-                "xsk": {k.replace("_", "-"): self.xsk[k] for k in XSK_STAT_KEYS if k in self.xsk},
-                "hints": {h: dict(c) for h, c in self.hints.items()}}
+        out = {"packets": self.packets, "bytes": self.bytes,
+               "seconds": round(self.seconds, 6), "pps": round(self.rate, 1)}
+        if self.active_rate is not None:
+            out.update({"active-seconds": round(self.active_seconds, 6),
+                        "active-pps": round(self.active_rate, 1)})
+        out.update({"no-metadata": self.no_metadata,
+                    "xsk": {k.replace("_", "-"): self.xsk[k] for k in XSK_STAT_KEYS if k in self.xsk},
+                    "hints": {h: dict(c) for h, c in self.hints.items()}})
+        return out
 
 
 @dataclass(frozen=True)
@@ -149,16 +153,15 @@ def resolve_target(dev: Optional[str], queue, warn: Callable[[str], None]) -> Ta
     all), no XDP program yet, native XDP; and the kfuncs to call (advertised by the
     device and present in kernel BTF)."""
     from xdphints_cli.btf.kfuncs import xdp_metadata_kfunc_ids
-    from xdphints_cli.device import default_device
+    from xdphints_cli.device import resolve_link
     from xdphints_cli.errors import KernelTooOldError
     from xdphints_cli.hints.program import usable_kfuncs
-    from xdphints_cli.netlink import netdev, rtnl
+    from xdphints_cli.netlink import netdev
     from xdphints_cli.netlink.session import Netlink
     from xdphints_cli.queues import active_rx_queues
 
     with Netlink() as nl:
-        name = dev or default_device(nl)
-        link = rtnl.get_link(nl, name)
+        link = resolve_link(nl, dev)
         if link.xdp.programs:
             raise attached_program_error(link.ifname, link.xdp.programs)
         rxq = active_rx_queues(nl, link)
@@ -169,9 +172,10 @@ def resolve_target(dev: Optional[str], queue, warn: Callable[[str], None]) -> Ta
             warn(f"{e}; cannot tell which hints {link.ifname} supports")
             nd = None
     if nd is not None and not nd.xdp_features & XDP_FEATURE_BASIC:
-        raise NotSupportedError(f"device {link.ifname} has no native (driver) XDP support; "
-                                "dump needs native mode (RX metadata kfuncs do not run in "
-                                "generic mode)")
+        raise NotSupportedError(f"the kernel reports no native XDP for {link.ifname} "
+                                f"(xdp-features lacks basic; 'xdphints show {link.ifname}' says "
+                                "why when it can tell): dump needs native mode (RX metadata "
+                                "kfuncs do not run in generic mode)")
     advertised = nd.xdp_rx_metadata if nd is not None else 0
     ids = xdp_metadata_kfunc_ids()
     return Target(link.ifname, link.ifindex, rxq.count, advertised,
@@ -313,8 +317,7 @@ class Capture:
 
         t = self.target
         self.watch = self._stack.enter_context(LinkWatch(t.ifindex, t.ifname, t.up, t.mtu))
-
-        self.sockets = [self._stack.enter_context(XskSocket(self.target.ifindex, q, frames=self.frames,
+        self.sockets = [self._stack.enter_context(XskSocket(t.ifindex, q, frames=self.frames,
                                                             frame_size=self.frame_size,
                                                             rx_size=self.rx_size))
                         for q in self.queues]
@@ -352,6 +355,7 @@ class Capture:
                 addrs, lengths = _ring_slices(xsk, first, n)
                 rows = rows_of(addrs)
                 stats.packets += n
+                stats.batches += 1
                 stats.bytes += sum(lengths)
                 try:
                     yield Batch(now, self.queue, addrs, lengths, rows, self._umem)
@@ -404,6 +408,7 @@ class Capture:
                     addrs, lengths = _ring_slices(x, first, n)
                     rows = self.rows(addrs, umem)
                     stats.packets += n
+                    stats.batches += 1
                     stats.bytes += sum(lengths)
                     try:
                         yield Batch(now, q, addrs, lengths, rows, umem)

@@ -6,6 +6,7 @@ kernel's own name for it: no name table is hard-coded here.
 
 from __future__ import annotations
 
+import errno
 from dataclasses import dataclass, field
 from typing import Dict, Iterable, List, Optional, Tuple
 
@@ -264,6 +265,12 @@ class TsConfig:
         return cls(first("ETHTOOL_A_TSCONFIG_TX_TYPES"), first("ETHTOOL_A_TSCONFIG_RX_FILTERS"),
                    Bitset.from_nla(flags).active if flags is not None else (),
                    Provider.from_nla(reply.get_attr("ETHTOOL_A_TSCONFIG_HWTSTAMP_PROVIDER")))
+
+
+# TSCONFIG_GET errnos after which SIOCGHWTSTAMP is the way to ask: EOPNOTSUPP (no
+# ndo_hwtstamp_get: veth, virtio), ENODEV (a driver with it but no PHC), EINVAL
+# (macvlan and macvtap on 6.18, which pass the request on to their lower device).
+TSCONFIG_FALLBACK_ERRNOS = (errno.EOPNOTSUPP, errno.ENODEV, errno.EINVAL)
 
 
 def get_tsconfig(nl: Netlink, ifindex: int, ifname: str) -> TsConfig:

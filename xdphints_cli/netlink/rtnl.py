@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import List, Optional, Tuple
 
 from pyroute2.netlink import nla, nlmsg
 
-from xdphints_cli.errors import KernelError, NotFoundError
+from xdphints_cli.errors import KernelError, NotFoundError, UsageError
 from xdphints_cli.netlink.session import Netlink
 
 RTM_GETLINK = 18
@@ -28,11 +29,13 @@ class link_msg(nlmsg):
         (1, "IFLA_ADDRESS", "hex"),
         (3, "IFLA_IFNAME", "asciiz"),
         (4, "IFLA_MTU", "uint32"),
+        (5, "IFLA_LINK", "uint32"),
         (16, "IFLA_OPERSTATE", "uint8"),
         (18, "IFLA_LINKINFO", "linkinfo"),
         (29, "IFLA_EXT_MASK", "uint32"),
         (31, "IFLA_NUM_TX_QUEUES", "uint32"),
         (32, "IFLA_NUM_RX_QUEUES", "uint32"),
+        (37, "IFLA_LINK_NETNSID", "int32"),
         (43, "IFLA_XDP", "xdp"),
     )
 
@@ -89,15 +92,21 @@ class Link:
     num_tx_queues: Optional[int]
     xdp: XdpAttachment
     address: Optional[str] = None
+    # the link this one is tied to (a veth's peer), when it is in the same namespace
+    peer_ifindex: Optional[int] = None
 
     @classmethod
     def from_msg(cls, msg) -> "Link":
         info = msg.get_attr("IFLA_LINKINFO")
-        return cls(msg["index"], msg.get_attr("IFLA_IFNAME") or "", msg["flags"],
+        name = msg.get_attr("IFLA_IFNAME") or ""
+        if isinstance(name, bytes):  # not UTF-8: keep the bytes, as argv and os.listdir do
+            name = os.fsdecode(name)
+        return cls(msg["index"], name, msg["flags"],
                    OPERSTATES.get(msg.get_attr("IFLA_OPERSTATE") or 0, "unknown"),
                    msg.get_attr("IFLA_MTU"), info.get_attr("IFLA_INFO_KIND") if info else None,
                    msg.get_attr("IFLA_NUM_RX_QUEUES"), msg.get_attr("IFLA_NUM_TX_QUEUES"),
-                   XdpAttachment.from_nla(msg.get_attr("IFLA_XDP")), msg.get_attr("IFLA_ADDRESS"))
+                   XdpAttachment.from_nla(msg.get_attr("IFLA_XDP")), msg.get_attr("IFLA_ADDRESS"),
+                   None if msg.get_attr("IFLA_LINK_NETNSID") is not None else msg.get_attr("IFLA_LINK") or None)
 
     @property
     def is_up(self) -> bool:
@@ -114,7 +123,7 @@ def _getlink(nl: Netlink, index: int = 0, name: Optional[str] = None, dump: bool
     msg["index"] = index
     attrs = [("IFLA_EXT_MASK", IFLA_EXT_MASK_SKIP_STATS)]
     if name:
-        attrs.append(("IFLA_IFNAME", name))
+        attrs.append(("IFLA_IFNAME", os.fsencode(name)))  # any bytes but NUL and '/' make a name
     msg["attrs"] = attrs
     what = "listing interfaces" if dump else f"reading interface {name or index}"
     return [Link.from_msg(r) for r in nl.rtnl.request(RTM_GETLINK, msg, link_msg, what, dump=dump)
@@ -125,15 +134,18 @@ def list_links(nl: Netlink) -> List[Link]:
     return sorted(_getlink(nl, dump=True), key=lambda link: link.ifindex)
 
 
+IFNAMSIZ = 16  # include/uapi/linux/if.h: names are at most 15 bytes
+
+
 def get_link(nl: Netlink, dev: str) -> Link:
-    """A link by name (or by ifindex given as digits); NotFoundError when there is none."""
+    """A link by its name. Always a name, as for ip and ethtool: "2" is the interface
+    called 2, never the one whose ifindex is 2. NotFoundError when there is none."""
+    if not dev:
+        raise UsageError("an interface name cannot be empty")
+    if len(os.fsencode(dev)) >= IFNAMSIZ:
+        raise NotFoundError(f"no such device: {dev} (interface names are at most {IFNAMSIZ - 1} bytes)")
     try:
-        if dev.isdigit():
-            links = _getlink(nl, index=int(dev))
-        else:
-            if len(dev.encode()) >= 16:
-                raise NotFoundError(f"no such device: {dev} (interface names are at most 15 bytes)")
-            links = _getlink(nl, name=dev)
+        links = _getlink(nl, name=dev)
     except KernelError as e:
         if e.exit_code == NotFoundError.exit_code:
             raise NotFoundError(f"no such device: {dev}") from None
@@ -141,3 +153,15 @@ def get_link(nl: Netlink, dev: str) -> Link:
     if not links:
         raise NotFoundError(f"no such device: {dev}")
     return links[0]
+
+
+def get_link_by_index(nl: Netlink, ifindex: int) -> Optional[Link]:
+    """A link by ifindex, for links the kernel names by index (a veth's peer); None if gone.
+    Never for user input: a device the user names is a name (get_link)."""
+    try:
+        links = _getlink(nl, index=ifindex)
+    except KernelError as e:
+        if e.exit_code == NotFoundError.exit_code:
+            return None
+        raise
+    return links[0] if links else None

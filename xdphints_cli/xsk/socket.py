@@ -132,12 +132,11 @@ class XskSocket:
         dev = _sys.ifname(self.ifindex)
         what = f"binding AF_XDP socket to {dev} queue {self.queue}"
         if err == errno.EINVAL:
-            from xdphints_cli.queues import RxQueues, from_sysfs
+            from xdphints_cli.queues import active_rx_queues_by_index
 
-            n = from_sysfs(dev, self.ifindex)
-            if n is not None and self.queue >= n:
-                raise NotFoundError(f"{RxQueues(n, 'sysfs').describe(dev)}; queue "
-                                    f"{self.queue} is not one of them")
+            rxq = active_rx_queues_by_index(self.ifindex)
+            if rxq is not None and self.queue >= rxq.count:
+                raise NotFoundError(f"{rxq.describe(dev)}; queue {self.queue} is not one of them")
         if err == errno.ENODEV:
             raise NotFoundError(f"{what}: no such device (ifindex {self.ifindex})")
         if err == errno.EOPNOTSUPP and flags & _sys.XDP_ZEROCOPY:

@@ -48,8 +48,8 @@ struct xdp_meta {
 	};
 	union {
 		struct {
+			__be16 rx_vlan_proto;
 			__u16 rx_vlan_tci;
-			__u16 rx_vlan_proto;
 		};
 		__s32 rx_vlan_tag_err;
 	};

@@ -1,0 +1,19 @@
+#!/bin/sh
+# Install xdphints for every user of the machine, as root, without touching the
+# distribution's Python (PEP 668): a virtual environment under /opt/xdphints made by
+# the python3 first on PATH, the command linked into /usr/local/bin, the shell
+# completions and the man page where bash-completion, zsh, fish and man look for them.
+# XDPHINTS_VENV and PREFIX move the first two.
+set -eu
+cd "$(dirname "$0")"
+venv=${XDPHINTS_VENV:-/opt/xdphints}
+prefix=${PREFIX:-/usr/local}
+python3 -m venv "$venv"
+"$venv/bin/pip" install --quiet --disable-pip-version-check .
+mkdir -p "$prefix/bin"
+ln -sf "$venv/bin/xdphints" "$prefix/bin/xdphints"
+install -Dm644 completions/xdphints.bash "$prefix/share/bash-completion/completions/xdphints"
+install -Dm644 completions/xdphints.zsh "$prefix/share/zsh/site-functions/_xdphints"
+install -Dm644 completions/xdphints.fish /etc/fish/completions/xdphints.fish
+install -Dm644 man/xdphints.8 "$prefix/share/man/man8/xdphints.8"
+echo "installed: $prefix/bin/xdphints -> $venv/bin/xdphints, completions for bash, zsh and fish, xdphints(8)"

@@ -1,0 +1,68 @@
+"""The global options, one table for the root command and every subcommand.
+
+They are accepted before or after the command name (`xdphints -j show eth0` and
+`xdphints show eth0 -j`), as bpftool takes `-j`/`-p` anywhere. Each sets a field of the
+App object as soon as it is parsed (eager), so even an error in a later argument is
+reported the way these options ask for.
+"""
+
+from __future__ import annotations
+
+import click
+
+from xdphints_cli.cli.app import App
+
+
+def _set(field: str, *more: str):
+    def callback(ctx: click.Context, _param, value: bool) -> None:
+        if value:
+            app = ctx.ensure_object(App)
+            for name in (field, *more):
+                setattr(app, name, True)
+    return callback
+
+
+def _enter_netns(ctx: click.Context, _param, name) -> None:
+    """Enter the namespace once: `-n NS` may come before the command, after it, or both
+    when both name the same namespace."""
+    if name is None:  # -n '' is an error (netns.enter says so), not "no namespace"
+        return
+    app = ctx.ensure_object(App)
+    if app.netns is not None:
+        if app.netns != name:
+            raise click.UsageError(f"two network namespaces given: -n {app.netns} and -n {name}")
+        return
+    from xdphints_cli import netns
+
+    netns.enter(name)
+    app.netns = name
+
+
+def complete_netns(ctx, param, incomplete: str):
+    try:
+        import os
+
+        return [n for n in sorted(os.listdir("/run/netns")) if n.startswith(incomplete)]
+    except OSError:
+        return []
+
+
+# (option strings, keyword arguments): the one list of global options
+GLOBAL_OPTIONS = (
+    (("-j", "--json"), dict(is_flag=True, callback=_set("json"), help="JSON output on stdout.")),
+    (("-p", "--pretty"), dict(is_flag=True, callback=_set("json", "pretty"),
+                              help="Indented JSON (implies --json).")),
+    (("-n", "--netns"), dict(metavar="NAME", callback=_enter_netns, shell_complete=complete_netns,
+                             help="Run inside the named network namespace (like ip -n).")),
+    (("--no-color",), dict(is_flag=True, callback=_set("no_color"),
+                           help="No colour (NO_COLOR in the environment does the same).")),
+    (("--debug",), dict(is_flag=True, callback=_set("debug"),
+                        help="Add a traceback to errors (the exit code stays the same).")),
+)
+
+
+def global_options(f):
+    """Add the global options to a command (they set App fields; the command body gets none)."""
+    for opts, kw in reversed(GLOBAL_OPTIONS):
+        f = click.option(*opts, expose_value=False, is_eager=True, **kw)(f)
+    return f
