@@ -17,7 +17,8 @@ def demo(app: App) -> None:
     """Show XDP hints end to end with no NIC: create two throwaway network namespaces
     with a veth pair, show the device, enable what can be enabled, capture UDP flows
     (one VLAN-tagged by the sender's offload) with the built-in hints program, check
-    the hints against the kernel stack (verify), explain what each hint shows, and remove everything, also when interrupted.
+    the hints against the kernel stack (verify), explain what each hint shows, and
+    remove everything, also when interrupted.
 
     Needs root. Exit codes: 0 done, 1 a step failed, 4 not root, 130 interrupted.
     """
