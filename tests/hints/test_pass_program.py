@@ -43,3 +43,20 @@ def test_percpu_sums_start_at_zero():
     assert percpu.parse_cpu_list("0-3\n") == 4
     assert percpu.parse_cpu_list("0,2-5") == 6
     assert percpu.parse_cpu_list("0") == 1
+
+
+def test_l4_hash_bit_is_where_pahole_puts_it():
+    import re
+    import subprocess
+
+    from conftest import need_tool
+
+    pahole = need_tool("pahole")
+    out = subprocess.run([pahole, "-C", "sk_buff", "/sys/kernel/btf/vmlinux"],
+                         capture_output=True, text=True).stdout
+    byte, bit = map(int, re.search(r"\bl4_hash:1;\s*/\*\s*(\d+):\s*(\d+)", out).groups())
+    found = PP.l4_hash_bit()
+    assert found is not None and found.bit_offset == byte * 8 + bit
+    with percpu.counters(P.N_COUNTS, "t_counts") as counts, RingBuffer(1 << 16) as ring:
+        with PP.load(ring.fd, counts.fd, 5, 64, l4=found) as prog:   # the verifier takes the read
+            assert prog.info().btf_id

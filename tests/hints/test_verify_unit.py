@@ -1,4 +1,5 @@
-"""verify's comparison on ring records recorded from veth (dump --pass, Linux 6.18):
+"""verify's comparison on ring records recorded from veth (dump --pass, Linux 6.18;
+skb->l4_hash read through bpf_cast_to_kern_ctx):
 an untagged UDP packet and one tagged VLAN 100 PCP 5 by the sender's tx-vlan offload.
 Disagreements are made by editing the recorded bytes, so exit 7's cases are proven
 without a NIC that gets them wrong."""
@@ -18,14 +19,14 @@ from xdphints_cli.hints.verify import Verification, outcome
 
 UNTAGGED = bytes.fromhex(
     "4a0000004000000026241a7500000000000000000000000000000000000000000000000000000000"
-    "000000000000000026241a7508000000000000000000000000000000c3ffffff070000000a000000"
-    "8615e6fbd08112ad27affe4f08004500003c059140004011b11cc0000202c00002019c40270f0028"
-    "843d78787878787878787878787878787878787878787878")
+    "0300000000000000000000000000000026241a7508000000000000000000000000000000c3ffffff"
+    "070000000a00000022dbb54f119bf208c9fe8d3708004500003c3f3040004011777dc0000202c000"
+    "02019c40270f0028843d78787878787878787878787878787878787878787878")
 TAGGED = bytes.fromhex(
     "4a00000040000000108781e400000000010000008100000064a00000000000000000000000000000"
-    "0000000000000000108781e408000000810064a0000000000000000000000000070000000a000000"
-    "8615e6fbd08112ad27affe4f08004500003c059940004011b114c0000202c00002019c41270f0028"
-    "843d78787878787878787878787878787878787878787878")
+    "03000000000000000000000000000000108781e408000000810064a0000000000000000000000000"
+    "070000000a00000022dbb54f119bf208c9fe8d3708004500003c3f38400040117775c0000202c000"
+    "02019c41270f0028843d78787878787878787878787878787878787878787878")
 
 
 @pytest.fixture(scope="module")
@@ -70,10 +71,24 @@ def test_different_hash_disagrees_with_an_example(layout):
     v = _verify(layout, UNTAGGED, bad)
     h = v.to_json("xh0", 2)["hints"]["rx-hash"]
     assert (h["agree"], h["disagree"]) == (1, 1) and v.verdict == "disagree"
-    assert h["examples"][0]["stack"] == "0x12345678"
-    assert h["examples"][0]["xdp"] == "0x751a2426"
+    assert h["examples"][0]["stack"] == "0x12345678 l4"
+    assert h["examples"][0]["xdp"] == "0x751a2426 l4"
     assert "192.0.2.2:40000 > 192.0.2.1:9999" in h["examples"][0]["summary"]
     assert "disagree: " in v.text("xh0") and "verdict: disagree" in v.text("xh0")
+
+
+def test_l4_bit_against_skb_l4_hash(layout):
+    """The recorded UDP packet: XDP_RSS_L4 in the hash type and skb->l4_hash set. A
+    stack that says l3 disagrees; a kernel where l4_hash was not read compares the
+    hash alone."""
+    assert decode_record(UNTAGGED, layout, 0).stack.l4_hash is True
+    l3 = _patch(UNTAGGED, PP.REC_FLAGS, "<I", PP.FLAG_L4_HASH_READ)
+    v = _verify(layout, l3)
+    assert v.hints["rx-hash"].examples[0] == {"summary": v.hints["rx-hash"].examples[0]["summary"],
+                                              "xdp": "0x751a2426 l4", "stack": "0x751a2426 l3"}
+    unread = _verify(layout, _patch(UNTAGGED, PP.REC_FLAGS, "<I", 0))
+    assert unread.hints["rx-hash"].counts["agree"] == 1
+    assert decode_record(_patch(UNTAGGED, PP.REC_FLAGS, "<I", 0), layout, 0).stack.l4_hash is None
 
 
 def test_missing_tag_in_the_stack_is_xdp_only(layout):

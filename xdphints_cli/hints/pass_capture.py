@@ -25,7 +25,7 @@ from xdphints_cli.hints.decoding import RowLayout, hint_values
 from xdphints_cli.hints.packet import summarize
 from xdphints_cli.hints.program import COUNT_DROPPED, COUNT_MARKED, COUNT_RECORDS, N_COUNTS
 
-HEADER = struct.Struct("<8IQ")      # the record header up to hwtstamp (pass_program.py)
+HEADER = struct.Struct("<8IQI")     # the record header up to flags (pass_program.py)
 SUMMARY_BYTES = 128                 # bytes copied at least, for the packet summary
 RING_BYTES = 4 << 20                # the ring's data area, at least
 RING_RECORDS = 4096                 # records the ring holds, at least
@@ -44,19 +44,23 @@ class StackView:
     vlan_proto: int             # host order
     vlan_tci: int
     hwtstamp: int               # ns, 0: none
+    l4_hash: Optional[bool] = None   # skb->l4_hash, None: not read
 
     @classmethod
     def from_header(cls, h) -> "StackView":
-        _len, _caplen, hsh, qmap, present, proto, tci, _rxq, hwts = h
+        _len, _caplen, hsh, qmap, present, proto, tci, _rxq, hwts, flags = h
         proto &= 0xFFFF
+        l4 = bool(flags & PP.FLAG_L4_HASH) if flags & PP.FLAG_L4_HASH_READ else None
         return cls(hsh, qmap - 1 if qmap else None, bool(present),
-                   ((proto & 0xFF) << 8) | (proto >> 8), tci & 0xFFFF, hwts)
+                   ((proto & 0xFF) << 8) | (proto >> 8), tci & 0xFFFF, hwts, l4)
 
     def to_json(self) -> dict:
         """Values the stack does not have are left out (hash 0, no tag, no timestamp)."""
         out: dict = {}
         if self.hash:
             out["hash"] = f"0x{self.hash:08x}"
+            if self.l4_hash is not None:
+                out["l4-hash"] = self.l4_hash
         out["vlan-present"] = self.vlan_present
         if self.vlan_present:
             t = self.vlan_tci
@@ -70,7 +74,7 @@ class StackView:
 
     def text(self) -> str:
         j = self.to_json()
-        parts = [f"hash {j.get('hash', 'n/a')}"]
+        parts = [f"hash {j.get('hash', 'n/a')}" + (" (l4)" if j.get("l4-hash") else "")]
         v = j.get("vlan")
         parts.append(f"vlan {v['proto']} vid {v['vid']} pcp {v['pcp']} dei {v['dei']}" if v
                      else "vlan n/a")
@@ -136,7 +140,8 @@ class PassCapture(Capture):
         self.ring = st.enter_context(RingBuffer(max(RING_BYTES, RING_RECORDS * rec)))
         prog, pbtf = self._load_program(None, counts_fd=self.counters.fd,
                                         queues=self._queue_filter)
-        tc = st.enter_context(PP.load(self.ring.fd, self.counters.fd, pbtf.struct_id, self.snap))
+        tc = st.enter_context(PP.load(self.ring.fd, self.counters.fd, pbtf.struct_id, self.snap,
+                                      l4=PP.l4_hash_bit()))
         self.tc_prog_id = tc.info().id
         self.watch = st.enter_context(LinkWatch(t.ifindex, t.ifname, t.up, t.mtu))
         # tc first: no packet the XDP program marks may pass before tc is there to see it

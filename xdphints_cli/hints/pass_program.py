@@ -17,11 +17,15 @@ the packet begins) and copies into a BPF ring buffer, as one record:
         __u32 vlan_tci;                 /* 24 */
         __u32 rx_queue;                 /* 28  ctx->rx_queue_index in XDP */
         __u64 hwtstamp;                 /* 32  skb_hwtstamps(skb)->hwtstamp, 0: none */
-        __u8  meta[META_SIZE];          /* 40  the XDP program's hints struct */
-        __u8  data[];                   /* 80  the first caplen bytes (from the MAC header) */
+        __u32 flags;                    /* 40  FLAG_L4_HASH, FLAG_L4_HASH_READ */
+        __u32 pad;                      /* 44 */
+        __u8  meta[META_SIZE];          /* 48  the XDP program's hints struct */
+        __u8  data[];                   /* 88  the first caplen bytes (from the MAC header) */
     };
 
-and lets the packet continue (TCX_NEXT), whatever happens. When the ring is full the
+and lets the packet continue (TCX_NEXT), whatever happens. skb->l4_hash is not in
+__sk_buff: when the kernel has bpf_cast_to_kern_ctx (6.3) and its BTF places the bit,
+the program reads it through the kernel's struct sk_buff (FLAG_L4_HASH_READ says so). When the ring is full the
 record is dropped and counts[COUNT_DROPPED] (per-CPU) says so: never the packet.
 A packet without the hints struct (not matched, or another program's metadata) is
 left alone.
@@ -29,11 +33,12 @@ left alone.
 
 from __future__ import annotations
 
-from typing import List
+from dataclasses import dataclass
+from typing import List, Optional
 
 from xdphints_cli.bpf.insn import (
-    FP, JEQ, JGT, JLE, JLT, JNE, R0, R1, R2, R3, R4, R6, R7, R8, R9, Item, Label, add64_imm,
-    call_helper, exit_, ja, jmp_imm, jmp_reg, ld_map_fd, ldx_mem, mov64_imm, mov64_reg, st_mem,
+    AND, FP, JEQ, JGT, JLE, JLT, JNE, OR, R0, R1, R2, R3, R4, R6, R7, R8, R9, RSH, Item, Label,
+    add64_imm, alu64_imm, call_helper, call_kfunc, exit_, ja, jmp_imm, jmp_reg, ld_map_fd, ldx_mem, mov64_imm, mov64_reg, st_mem,
     stx_mem,
 )
 from xdphints_cli.hints import layout as L
@@ -61,8 +66,9 @@ STACK_FIELDS = (
     ("vlan_tci", SKB_VLAN_TCI, 4, 24),
     ("hwtstamp", SKB_HWTSTAMP, 8, 32),
 )
-REC_CAPLEN, REC_RX_QUEUE, REC_META = 4, 28, 40
-RECORD_HEADER = REC_META + L.META_SIZE          # 80: data[] starts here
+REC_CAPLEN, REC_RX_QUEUE, REC_FLAGS, REC_META = 4, 28, 40, 48
+FLAG_L4_HASH, FLAG_L4_HASH_READ = 1, 2
+RECORD_HEADER = REC_META + L.META_SIZE          # 88: data[] starts here
 META_AREA = PASS_PREFIX + L.META_SIZE           # the XDP_PASS variant's metadata area
 SLOT_KEY = -8
 
@@ -80,9 +86,59 @@ def _count(counts_fd: int, index: int, skip: str) -> List[Item]:
             ldx_mem(8, R1, R0, 0), add64_imm(R1, 1), stx_mem(8, R0, R1, 0)]
 
 
-def generate(ringbuf_fd: int, counts_fd: int, struct_btf_id: int, snaplen: int) -> List[Item]:
+@dataclass(frozen=True)
+class L4HashBit:
+    """Where skb->l4_hash is: bpf_cast_to_kern_ctx's BTF id, the bit's offset in
+    struct sk_buff (bits, as BTF gives it: little-endian bit numbering)."""
+
+    cast_kfunc: int
+    bit_offset: int
+
+
+def l4_hash_bit() -> Optional[L4HashBit]:
+    """From the running kernel's BTF; None when it lacks the kfunc or the member."""
+    from xdphints_cli.btf import types as T
+    from xdphints_cli.btf.kfuncs import find_func_ids
+    from xdphints_cli.btf.sources import kernel
+    from xdphints_cli.errors import XdpHintsError
+
+    try:
+        kfunc = find_func_ids(["bpf_cast_to_kern_ctx"]).get("bpf_cast_to_kern_ctx")
+        spec = kernel()
+        skb = spec.find("sk_buff", "struct")
+    except XdpHintsError:
+        return None
+
+    def walk(t, base: int, depth: int = 0) -> Optional[int]:
+        for m in t.members:
+            if m.name == "l4_hash" and m.bitfield_size == 1:
+                return base + m.bit_offset
+            inner = spec.resolve_type(m.type) if not m.name and depth < 4 else None
+            if isinstance(inner, T.Composite):
+                found = walk(inner, base + m.bit_offset, depth + 1)
+                if found is not None:
+                    return found
+        return None
+
+    bit = walk(skb, 0)
+    return L4HashBit(kfunc, bit) if kfunc and bit is not None else None
+
+
+def _l4_hash_code(l4: Optional[L4HashBit]) -> List[Item]:
+    """record.flags from skb->l4_hash (r9 = the record); clobbers r0-r5."""
+    if l4 is None:
+        return [st_mem(8, R9, REC_FLAGS, 0)]
+    return [mov64_reg(R1, R6), call_kfunc(l4.cast_kfunc),
+            ldx_mem(1, R1, R0, l4.bit_offset // 8),
+            alu64_imm(RSH, R1, l4.bit_offset % 8), alu64_imm(AND, R1, 1),
+            alu64_imm(OR, R1, FLAG_L4_HASH_READ), stx_mem(8, R9, R1, REC_FLAGS)]
+
+
+def generate(ringbuf_fd: int, counts_fd: int, struct_btf_id: int, snaplen: int,
+             l4: Optional[L4HashBit] = None) -> List[Item]:
     """The program: see the module docstring. `snaplen` (1 or more) is fixed at load
-    time: ring buffer reservations have a constant size."""
+    time: ring buffer reservations have a constant size. `l4`: where to read
+    skb->l4_hash (None: not read)."""
     if snaplen < 1:
         raise ValueError("snaplen must be 1 or more")
     prog: List[Item] = [
@@ -105,6 +161,7 @@ def generate(ringbuf_fd: int, counts_fd: int, struct_btf_id: int, snaplen: int) 
     for off in range(0, L.META_SIZE, 8):
         prog += [ldx_mem(8, R1, R7, PASS_PREFIX + off), stx_mem(8, R9, R1, REC_META + off)]
     prog += [ldx_mem(4, R1, R7, 0), stx_mem(4, R9, R1, REC_RX_QUEUE)]
+    prog += _l4_hash_code(l4)
     prog += [
         ldx_mem(4, R4, R6, SKB_LEN),
         jmp_imm(JLE, R4, snaplen, "snap_ok"),
@@ -150,6 +207,7 @@ def build_btf(snaplen: int):
                for name, _skb, size, rec_off in STACK_FIELDS]
     members.insert(1, ("caplen", u32, REC_CAPLEN * 8))
     members.insert(7, ("rx_queue", u32, REC_RX_QUEUE * 8))
+    members += [("flags", u32, REC_FLAGS * 8), ("pad", u32, (REC_FLAGS + 4) * 8)]
     members.append(("meta", b.add_array(u8, u32, L.META_SIZE), REC_META * 8))
     members.append(("data", b.add_array(u8, u32, snaplen), RECORD_HEADER * 8))
     b.add_struct(RECORD_NAME, RECORD_HEADER + snaplen, members)
@@ -160,7 +218,7 @@ def build_btf(snaplen: int):
 
 
 def load(ringbuf_fd: int, counts_fd: int, struct_btf_id: int, snaplen: int,
-         name: str = "xdphints_pass"):
+         name: str = "xdphints_pass", l4: Optional[L4HashBit] = None):
     """Load the program for tcx ingress, with its BTF. Returns the Program."""
     from xdphints_cli.bpf import syscall as sc
     from xdphints_cli.bpf.btf import load_btf
@@ -168,7 +226,7 @@ def load(ringbuf_fd: int, counts_fd: int, struct_btf_id: int, snaplen: int,
 
     blob, func_id = build_btf(snaplen)
     with load_btf(blob) as btf_fd:
-        return Program.load(generate(ringbuf_fd, counts_fd, struct_btf_id, snaplen),
+        return Program.load(generate(ringbuf_fd, counts_fd, struct_btf_id, snaplen, l4),
                             prog_type=sc.BPF_PROG_TYPE_SCHED_CLS,
                             expected_attach_type=sc.BPF_TCX_INGRESS, name=name,
                             btf_fd=btf_fd.fd, func_info=[(0, func_id)])

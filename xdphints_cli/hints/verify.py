@@ -7,8 +7,9 @@ each packet is one of: agree, disagree (both have a value and they differ), xdp-
 packets where both had a value (agree + disagree). Pure logic on decoded Packets:
 no kernel, no I/O.
 
-- rx-hash: the kfunc's hash vs skb->hash (0 in the skb means the stack has none).
-  skb->l4_hash is not in __sk_buff, so the hash type's L4 bit is not compared.
+- rx-hash: the kfunc's hash vs skb->hash (0 in the skb means the stack has none),
+  and, when the tcx program could read skb->l4_hash, the hash type's L4 bit
+  (XDP_RSS_L4) vs l4_hash.
 - rx-vlan: the kfunc's (proto, TCI) vs the skb's out-of-frame tag (vlan_present,
   vlan_proto, vlan_tci): proto, VID, PCP and DEI must all match.
 - rx-timestamp: the kfunc's ns vs skb_hwtstamps(skb)->hwtstamp (0: none).
@@ -22,6 +23,7 @@ from typing import Dict, Iterable, List, Optional, Tuple
 HINTS = ("rx-hash", "rx-vlan", "rx-timestamp")
 OUTCOMES = ("agree", "disagree", "xdp-only", "stack-only", "neither")
 MAX_EXAMPLES = 5
+XDP_RSS_L4 = 8          # enum xdp_rss_hash_type (include/net/xdp.h): the hash covers L4
 
 
 def _vlan_text(proto: int, tci: int) -> str:
@@ -35,7 +37,11 @@ def views(pkt) -> Dict[str, Tuple[Optional[str], Optional[str]]]:
     out: Dict[str, Tuple[Optional[str], Optional[str]]] = {}
     h = hv.get("rx-hash")
     xdp = f"0x{h.get('rx_hash'):08x}" if h is not None and h.status == "ok" else None
-    out["rx-hash"] = (xdp, f"0x{st.hash:08x}" if st.hash else None)
+    stack = f"0x{st.hash:08x}" if st.hash else None
+    if xdp and stack and st.l4_hash is not None:
+        xdp += " l4" if (h.get("rx_hash_type") or 0) & XDP_RSS_L4 else " l3"
+        stack += " l4" if st.l4_hash else " l3"
+    out["rx-hash"] = (xdp, stack)
     v = hv.get("rx-vlan")
     xdp = (_vlan_text(v.get("rx_vlan_proto"), v.get("rx_vlan_tci"))
            if v is not None and v.status == "ok" else None)
