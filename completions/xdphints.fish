@@ -159,7 +159,7 @@ complete -c xdphints -n '__fish_seen_subcommand_from dump' -l attached -d 'Use t
 complete -c xdphints -n '__fish_seen_subcommand_from dump' -l pinned -x -a '(__xdphints_bpffs)' -d 'With --attached: the program (e.g. under a libxdp dispatcher) or the XSKMAP pinned at PATH (bpffs) instead of the device\'s program'
 complete -c xdphints -n '__fish_seen_subcommand_from dump' -l struct -x -d 'With --attached: decode each packet\'s metadata as struct NAME (for programs whose metadata has no trailing btf_id), ending where the packet begins'
 complete -c xdphints -n '__fish_seen_subcommand_from dump' -l btf -x -d 'With --struct: look NAME up in FILE first (an ELF object such as the program\'s .o, its BTF or else its DWARF; or raw BTF)'
-complete -c xdphints -n '__fish_seen_subcommand_from dump' -l pass -d 'Observe without taking packets away: the built-in program passes them to the kernel stack, where a tcx program reads the hints and the stack\'s own view (skb hash, VLAN tag, hwtstamp, queue)'
+complete -c xdphints -n '__fish_seen_subcommand_from dump' -l pass -d 'Observe without taking packets away: the built-in program passes them to the kernel stack, where a tcx program reads the hints and the stack\'s own view (skb hash, VLAN tag, hwtstamp, queue mapping)'
 complete -c xdphints -n '__fish_seen_subcommand_from dump' -s j -l json -d 'JSON output on stdout'
 complete -c xdphints -n '__fish_seen_subcommand_from dump' -s p -l pretty -d 'Indented JSON (implies --json)'
 complete -c xdphints -n '__fish_seen_subcommand_from dump' -s n -l netns -x -a '(__xdphints_netns)' -d 'Run inside the named network namespace (like ip -n)'

@@ -224,3 +224,36 @@ def test_pass_reads_the_ring_across_its_wrap(veth):
     assert c["records"] * (88 + 128 + 8) > 4 << 20          # more than one lap of the ring
     assert s["hints"]["rx-hash"] == {"ok": c["records"]}
     assert s["hints"]["rx-vlan"] == {"ENODATA": c["records"]}
+
+
+def test_pass_queue_filter_and_queue_key(veth_factory):
+    """--queue with --pass filters in the XDP program; each record carries the queue
+    the XDP program ran on; veth leaves the sender's TX queue, the same number, in
+    skb->queue_mapping (no +1: it does not record an RX queue)."""
+    from test_dump_queues import SRC_PORTS
+
+    pair = veth_factory(rx_queues=4)
+    n = 5 * len(SRC_PORTS)
+    p = start_dump(pair, "-d", pair.dev, "--queue", "all", "--pass", "--match", "udp",
+                   "--count", str(n), "-j")
+    send_udp(pair, 5, src_ports=SRC_PORTS)
+    rc, out, err = finish(p)
+    assert rc == 0, err
+    pkts = [json.loads(line) for line in out.splitlines()]
+    by_port = {}
+    for pk in pkts:
+        by_port.setdefault(pk["src-port"], set()).add(pk["queue"])
+        assert pk["stack"]["queue-mapping"] == pk["queue"]
+    assert all(len(qs) == 1 for qs in by_port.values())
+    queues = {next(iter(qs)) for qs in by_port.values()}
+    assert len(queues) > 1, queues
+    wanted = sorted(queues)[:1]
+
+    p = start_dump(pair, "-d", pair.dev, "--queue", str(wanted[0]), "--pass", "--match", "udp",
+                   "--duration", "3", "-j")
+    send_udp(pair, 5, src_ports=SRC_PORTS)
+    rc, out, err = finish(p)
+    assert rc == 0, err
+    got = [json.loads(line) for line in out.splitlines()]
+    assert got and {pk["queue"] for pk in got} == set(wanted)
+    assert len(got) == 5 * sum(1 for qs in by_port.values() if qs == set(wanted))

@@ -54,7 +54,7 @@ def test_recorded_records_decode(layout):
     assert p.hints["rx-vlan"].status == "ok" and p.hints["rx-vlan"].get("rx_vlan_tci") == 0xA064
     assert p.stack.vlan_present and p.stack.vlan_proto == 0x8100 and p.stack.vlan_tci == 0xA064
     assert p.stack.to_json()["vlan"] == {"proto": "0x8100", "tci": 0xA064, "vid": 100, "pcp": 5, "dei": 0}
-    assert p.stack.queue is None and "queue" not in p.stack.to_json()
+    assert p.stack.queue_mapping == 0 and p.stack.to_json()["queue-mapping"] == 0
 
 
 def test_recorded_records_agree(layout):

@@ -55,7 +55,7 @@ DEFAULT_SNAPLEN = 128
 @click.option("--pass", "pass_", is_flag=True,
               help="Observe without taking packets away: the built-in program passes "
                    "them to the kernel stack, where a tcx program reads the hints and "
-                   "the stack's own view (skb hash, VLAN tag, hwtstamp, queue).")
+                   "the stack's own view (skb hash, VLAN tag, hwtstamp, queue mapping).")
 @global_options
 @click.pass_obj
 def dump(app: App, dev: Optional[str], queue_: str, count: Optional[int], duration: Optional[float],
@@ -105,8 +105,8 @@ def dump(app: App, dev: Optional[str], queue_: str, count: Optional[int], durati
     --pass takes nothing away: the built-in program writes the hints in front of the
     matched packets and returns XDP_PASS; a tcx ingress program (a BPF link too) reads
     them through __sk_buff->data_meta and copies them, the first --snaplen bytes and
-    the stack's view of the packet (skb hash, VLAN tag, hardware timestamp, recorded
-    queue; JSON key "stack") into a BPF ring buffer that dump reads. When dump falls
+    the stack's view of the packet (skb hash, VLAN tag, hardware timestamp, queue
+    mapping; JSON key "stack") into a BPF ring buffer that dump reads. When dump falls
     behind, records are dropped and counted in the summary, never packets. Needs tcx
     (Linux 6.6) and a driver that keeps the metadata in the skb (exit 3 otherwise).
     """

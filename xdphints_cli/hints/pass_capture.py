@@ -3,7 +3,7 @@
 The XDP_PASS variant of the built-in program writes the hints in front of the
 packets it matches and passes them to the kernel stack; the tcx ingress program of
 pass_program.py copies the metadata, the first bytes of the packet and the stack's
-own view of it (skb hash, VLAN tag, hardware timestamp, queue) into a ring buffer;
+own view of it (skb hash, VLAN tag, hardware timestamp, queue mapping) into a ring buffer;
 this module reads the ring. Both programs hang on BPF links, so they leave with the
 process, kill -9 included. Records that do not fit in the ring are dropped and
 counted (a per-CPU counter in the tcx program), never the packets.
@@ -39,7 +39,9 @@ class StackView:
     """What the kernel stack holds for a packet (its sk_buff, seen at tc ingress)."""
 
     hash: int                   # skb->hash, 0: none
-    queue: Optional[int]        # the recorded RX queue, None: not recorded
+    # skb->queue_mapping as is: drivers that record the RX queue store queue + 1 there,
+    # veth leaves the sender's TX queue (which is its RX queue), so it is not decoded
+    queue_mapping: int
     vlan_present: bool
     vlan_proto: int             # host order
     vlan_tci: int
@@ -51,7 +53,7 @@ class StackView:
         _len, _caplen, hsh, qmap, present, proto, tci, _rxq, hwts, flags = h
         proto &= 0xFFFF
         l4 = bool(flags & PP.FLAG_L4_HASH) if flags & PP.FLAG_L4_HASH_READ else None
-        return cls(hsh, qmap - 1 if qmap else None, bool(present),
+        return cls(hsh, qmap, bool(present),
                    ((proto & 0xFF) << 8) | (proto >> 8), tci & 0xFFFF, hwts, l4)
 
     def to_json(self) -> dict:
@@ -68,8 +70,7 @@ class StackView:
                            "pcp": t >> 13, "dei": (t >> 12) & 1}
         if self.hwtstamp:
             out["hwtstamp"] = self.hwtstamp
-        if self.queue is not None:
-            out["queue"] = self.queue
+        out["queue-mapping"] = self.queue_mapping
         return out
 
     def text(self) -> str:

@@ -11,7 +11,7 @@ the packet begins) and copies into a BPF ring buffer, as one record:
         __u32 len;                      /*  0  skb->len */
         __u32 caplen;                   /*  4  bytes of the packet in data[] */
         __u32 hash;                     /*  8  skb->hash (0: the stack has none) */
-        __u32 queue_mapping;            /* 12  skb's recorded RX queue + 1 (0: none) */
+        __u32 queue_mapping;            /* 12  skb->queue_mapping (see pass_capture.StackView) */
         __u32 vlan_present;             /* 16  the skb carries a (stripped) tag */
         __u32 vlan_proto;               /* 20  __be16 in the low half */
         __u32 vlan_tci;                 /* 24 */
