@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import List, Optional, Tuple
 
-from pyroute2.netlink import nla, nlmsg
+from xdphints_cli.netlink.pyroute2_nla import nla, nlmsg
 
 from xdphints_cli.errors import KernelError, NotFoundError
 from xdphints_cli.netlink.session import Netlink
