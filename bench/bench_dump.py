@@ -1,11 +1,17 @@
 #!/usr/bin/env python3
-"""Throughput of `xdphints dump` beside `tcpdump -w` against trafgen on a veth pair
+"""Throughput of `xdphints dump` beside `tcpdump -w` on a veth pair
 (needs root).
 
 Builds its own throwaway namespaces and veth pair (names carry the pid; always
-deleted), pins trafgen (peer namespace) to CPU0, where veth's RX work also runs, and
-the capture to CPU1. trafgen sends a fixed number of identical 74-byte UDP/IPv4
-frames to the DUT's MAC and IP, so it stops by itself.
+deleted), pins the generator (peer namespace) to CPU0, where veth's RX work also runs, and
+the capture to CPU1. The generator sends a fixed number of identical 74-byte UDP/IPv4
+frames to the DUT's MAC and IP, so it stops by itself: trafgen at full speed, and
+bench/pacer.c (built here with cc) for a given rate. trafgen's own `-b Npps` is no
+steady rate: it sends each second's N packets in one burst at full speed and then
+waits for the next second (measured: 20,001 frames within 50 ms, then none for
+950 ms), so any capture slower than line rate loses most of a burst longer than its
+ring. The pacer sends bursts of at most 32 frames (sendmmsg on AF_PACKET), each due
+at its own time on CLOCK_MONOTONIC, so the offered rate holds over every 10 ms.
 
 Captures compared, each at the same offered rates:
 
@@ -15,17 +21,16 @@ Captures compared, each at the same offered rates:
   tcpdump  `tcpdump -i DEV -w FILE`     (AF_PACKET, no XDP: what users compare with)
 
 Files are written in the working directory (where a user's capture would go: a disk,
-not tmpfs) and removed afterwards. Each capture first runs at the generator's full
-speed, then down the rate ladder (trafgen `-b Npps`, BENCH_SECONDS of traffic per
-run) until a rate is kept with zero drops in BENCH_REPEAT runs in a row. Printed per
-capture: the highest zero-drop rate, and per run what was sent, kept, lost and the
+not tmpfs) and removed afterwards. Each capture first runs at trafgen's full speed,
+then down the rate ladder (the pacer, BENCH_SECONDS of traffic per run) until a rate
+is kept with zero drops in BENCH_REPEAT runs in a row. Printed per capture: the highest zero-drop rate, and per run what was sent, kept, lost and the
 drop counters (AF_XDP XDP_STATISTICS for dump, "dropped by kernel" for tcpdump), and
 the capture's peak memory (sum of the proportional set size, PSS, of the process and
 its children, sampled every 20 ms, and the main process's peak RSS, VmHWM).
 
 How lost packets are counted: sent - packets in the file (or in dump's summary for
 --quiet); the capture is told to stop after the number sent, and is stopped with
-SIGINT when trafgen is done and nothing has arrived for a second.
+SIGINT when the generator is done and nothing has arrived for a second.
 
 Environment: BENCH_MODES (comma list, default all four), BENCH_SECONDS (2),
 BENCH_REPEAT (1), BENCH_FULL_PACKETS (1,000,000), BENCH_RATES (comma list of pps,
@@ -128,11 +133,22 @@ def trafgen_conf(frame: bytes) -> str:
     return "{ " + ", ".join(f"0x{b:02x}" for b in frame) + " }\n"
 
 
-def run_trafgen(s: Setup, conf: str, n: int, rate: Optional[int]) -> Tuple[float, subprocess.Popen]:
-    cmd = ["ip", "netns", "exec", s.peer_ns, "taskset", "-c", GEN_CPU, "trafgen", "--dev",
-           s.peer, "--conf", conf, "-P", "1", "-n", str(n), "-Q", "-C"]
+def build_pacer(workdir: str) -> str:
+    exe = os.path.join(workdir, "pacer")
+    cc = shutil.which("cc") or shutil.which("clang") or shutil.which("gcc")
+    if cc is None:
+        raise SystemExit("bench_dump needs a C compiler for bench/pacer.c")
+    subprocess.run([cc, "-O2", "-o", exe, os.path.join(ROOT, "bench", "pacer.c")], check=True)
+    return exe
+
+
+def run_generator(s: Setup, conf: str, n: int, rate: Optional[int]) -> Tuple[float, subprocess.Popen]:
+    """trafgen at full speed (rate None), else the pacer at `rate` pps."""
     if rate:
-        cmd += ["-b", f"{rate}pps"]
+        cmd = [s.pacer, s.peer, s.frame.hex(), str(n), str(rate), "32"]
+    else:
+        cmd = ["trafgen", "--dev", s.peer, "--conf", conf, "-P", "1", "-n", str(n), "-Q", "-C"]
+    cmd = ["ip", "netns", "exec", s.peer_ns, "taskset", "-c", GEN_CPU] + cmd
     t0 = time.monotonic()
     return t0, subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
@@ -231,7 +247,7 @@ def _wait_ready(s: Setup, p: subprocess.Popen, mode: str, errpath: str) -> None:
 
 
 def run_once(s: Setup, conf: str, mode: str, rate: Optional[int], n: int) -> dict:
-    """One trafgen run of n packets (at `rate` pps, or full speed) into the capture."""
+    """One generator run of n packets (at `rate` pps, or full speed) into the capture."""
     fd, path = tempfile.mkstemp(prefix="xhbench-", dir=OUT_DIR)
     os.close(fd)
     err = tempfile.NamedTemporaryFile("w+", prefix="xhbench-err-")
@@ -249,13 +265,13 @@ def run_once(s: Setup, conf: str, mode: str, rate: Optional[int], n: int) -> dic
             stdout.close()
         _wait_ready(s, cap, mode, err.name)
         mem = MemoryPeak(cap.pid)
-        t0, gen = run_trafgen(s, conf, n, rate)
+        t0, gen = run_generator(s, conf, n, rate)
         gen_out, _ = gen.communicate(timeout=600)
         t_gen = time.monotonic() - t0
         if gen.returncode != 0:
             cap.send_signal(signal.SIGINT)
             cap.wait(timeout=60)
-            raise SystemExit(f"trafgen failed ({gen.returncode}): {gen_out}")
+            raise SystemExit(f"generator failed ({gen.returncode}): {gen_out}")
         # stop once it is done, or when nothing has arrived for a second
         last, idle_since = -1, time.monotonic()
         while cap.poll() is None:
@@ -303,9 +319,9 @@ def run_once(s: Setup, conf: str, mode: str, rate: Optional[int], n: int) -> dic
 
 
 def show(r: dict) -> str:
-    asked = f"{r['rate_asked']:>9,} pps" if r["rate_asked"] else "full speed  "
+    asked = f"pacer {r['rate_asked']:>9,} pps" if r["rate_asked"] else "trafgen full speed  "
     drops = ", ".join(f"{k} {v:,}" for k, v in r["drops"].items()) or "-"
-    return (f"    trafgen {asked}: sent {r['sent']:>9,} at {r['gen_pps']:>9,.0f} pps | kept "
+    return (f"    {asked}: sent {r['sent']:>9,} at {r['gen_pps']:>9,.0f} pps | kept "
             f"{r['received']:>9,}, lost {r['lost']:>9,} ({drops}) | mem PSS {r['pss_mb']:.0f} MB, "
             f"main RSS peak {r['hwm_mb']:.0f} MB")
 
@@ -346,10 +362,13 @@ def main() -> int:
         print("tcpdump not found (Debian package tcpdump)", file=sys.stderr)
         return 1
     results = {}
-    with Setup() as s, tempfile.NamedTemporaryFile("w", prefix="xhbench-", suffix=".cfg") as cfg:
-        cfg.write(trafgen_conf(udp_frame(s.mac, s.peer_mac, PEER_ADDR, ADDR)))
+    with Setup() as s, tempfile.NamedTemporaryFile("w", prefix="xhbench-", suffix=".cfg") as cfg, \
+            tempfile.TemporaryDirectory(prefix="xhbench-") as work:
+        s.pacer = build_pacer(work)
+        s.frame = udp_frame(s.mac, s.peer_mac, PEER_ADDR, ADDR)
+        cfg.write(trafgen_conf(s.frame))
         cfg.flush()
-        print(f"veth {s.dev} <- {s.peer}; trafgen on CPU{GEN_CPU}, capture on CPU{CAP_CPU}; "
+        print(f"veth {s.dev} <- {s.peer}; generator on CPU{GEN_CPU}, capture on CPU{CAP_CPU}; "
               f"74-byte frames; {FULL_PACKETS:,} at full speed, {SECONDS:g} s per rate, "
               f"{REPEAT} run(s) per rate; files in {OUT_DIR} [{load()}]")
         for mode in MODES:
@@ -366,12 +385,12 @@ def main() -> int:
         if ok is full:
             what = f"full speed, {full['gen_pps']:,.0f} pps ({full['gen_pps'] / gen:.2f}x generator)"
         elif ok is not None:
-            what = f"{ok['rate_asked']:,} pps asked ({ok['gen_pps']:,.0f} sent)"
+            what = f"{ok['rate_asked']:,} pps asked ({ok['gen_pps']:,.0f} sent, steady)"
         else:
             what = f"none down to {min(RATES):,} pps"
         print(f"  {LABELS[mode]:<18} {what}; full speed lost {full['lost']:,} of "
               f"{full['sent']:,}; memory PSS peak {peak:.0f} MB, main RSS peak {hwm:.0f} MB")
-    print(f"  generator full speed: {gen:,.0f} pps [{load()}]")
+    print(f"  trafgen full speed: {gen:,.0f} pps [{load()}]")
     return 0
 
 
