@@ -260,7 +260,8 @@ def run_once(s: Setup, conf: str, mode: str, rate: Optional[int], n: int) -> dic
             cmd += {"quiet": ["--quiet", "-j"], "json": ["-j"], "pcapng": ["-w", path]}[mode]
             stdout = open(path, "w") if mode in ("json", "quiet") else subprocess.DEVNULL
         full = ["ip", "netns", "exec", s.ns, "taskset", "-c", CAP_CPU] + cmd
-        cap = subprocess.Popen(full, stdout=stdout, stderr=err, env=ENV)
+        # cwd: `python3 -m` would put the working directory first on sys.path
+        cap = subprocess.Popen(full, stdout=stdout, stderr=err, env=ENV, cwd=ROOT)
         if stdout is not subprocess.DEVNULL:
             stdout.close()
         _wait_ready(s, cap, mode, err.name)

@@ -22,12 +22,10 @@ Rules:
 
 from __future__ import annotations
 
-import glob
 import hashlib
 import os
 import struct
 import sys
-import tempfile
 import zlib
 from array import array
 from typing import Callable, Optional, Tuple
@@ -80,6 +78,9 @@ def load(path: str, sha1: bytes, n_words: int) -> Optional[Tuple[array, bytes]]:
 
 def store(path: str, sha1: bytes, offs: array, name_words: bytes) -> None:
     """Write the cache file atomically; any failure leaves no file and is ignored."""
+    import glob
+    import tempfile
+
     payload = offs.tobytes() + name_words
     head = _HEAD.pack(MAGIC, VERSION, len(offs), sha1, zlib.crc32(payload), _ORDER)
     directory = os.path.dirname(path)
