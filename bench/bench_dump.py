@@ -23,7 +23,8 @@ Captures compared, each at the same offered rates:
 Files are written in the working directory (where a user's capture would go: a disk,
 not tmpfs) and removed afterwards. Each capture first runs at trafgen's full speed,
 then down the rate ladder (the pacer, BENCH_SECONDS of traffic per run) until a rate
-is kept with zero drops in BENCH_REPEAT runs in a row. Printed per capture: the highest zero-drop rate, and per run what was sent, kept, lost and the
+is kept with zero drops in BENCH_REPEAT runs in a row (a run in which the pacer sent
+less than 95% of the rate, on a loaded machine, does not count). Printed per capture: the highest zero-drop rate, and per run what was sent, kept, lost and the
 drop counters (AF_XDP XDP_STATISTICS for dump, "dropped by kernel" for tcpdump), and
 the capture's peak memory (sum of the proportional set size, PSS, of the process and
 its children, sampled every 20 ms, and the main process's peak RSS, VmHWM).
@@ -67,6 +68,7 @@ RATES = tuple(int(r) for r in os.environ.get(
 ).split(","))
 OUT_DIR = os.environ.get("BENCH_DIR", os.getcwd())
 ADDR, PEER_ADDR = "198.51.100.1", "198.51.100.2"
+GEN_SHORT = 0.95      # a run whose generator sent slower than this share of the rate does not count
 LABELS = {"quiet": "dump --quiet -j", "json": "dump -j > FILE", "pcapng": "dump -w FILE",
           "tcpdump": "tcpdump -w FILE"}
 
@@ -345,8 +347,10 @@ def sustained(s: Setup, conf: str, mode: str) -> Tuple[dict, Optional[dict], Lis
         for _ in range(REPEAT):
             r = run_once(s, conf, mode, rate, int(rate * SECONDS))
             runs.append(r)
-            print(show(r) + f" [{load()}]", flush=True)
-            if r["lost"]:
+            short = r["gen_pps"] < GEN_SHORT * rate
+            print(show(r) + (" GENERATOR SHORT OF THE RATE: not counted" if short else "")
+                  + f" [{load()}]", flush=True)
+            if r["lost"] or short:
                 ok = None
                 break
             ok = r

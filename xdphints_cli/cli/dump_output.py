@@ -312,7 +312,7 @@ class BatchWriter:
     keep up shows as AF_XDP drops. Everything queued is written before the context
     exits; a write error is raised there (or at the next write())."""
 
-    MAX_QUEUED = 4
+    MAX_QUEUED = 2
 
     def __init__(self, out):
         import queue
