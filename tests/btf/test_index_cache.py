@@ -119,17 +119,33 @@ def test_unwritable_cache_directory_is_no_error(tmp_path, monkeypatch):
     assert spec.ids_by_name("xdp_hints_a")
 
 
-def test_cache_directory(monkeypatch):
+def test_cache_directory(tmp_path, monkeypatch):
+    users = tmp_path / "user-cache"
+    users.mkdir()
+    os.chown(users, 1000, 1000)
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    monkeypatch.setenv("HOME", "/home/u")
     monkeypatch.setenv("XDG_CACHE_HOME", "/x/cache")
     assert index_cache.cache_dir() == "/x/cache/xdphints"
     monkeypatch.delenv("XDG_CACHE_HOME")
-    monkeypatch.setattr(os, "geteuid", lambda: 0)
-    assert index_cache.cache_dir() == "/var/cache/xdphints"
-    monkeypatch.setattr(os, "geteuid", lambda: 1000)
-    monkeypatch.setenv("HOME", "/home/u")
     assert index_cache.cache_dir() == "/home/u/.cache/xdphints"
     monkeypatch.setenv("XDG_CACHE_HOME", "relative")        # not absolute: ignored (XDG spec)
     assert index_cache.cache_dir() == "/home/u/.cache/xdphints"
+    monkeypatch.setenv("HOME", "relative")                  # nowhere absolute: no cache
+    assert index_cache.cache_dir() is None
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    assert index_cache.cache_dir() == "/var/cache/xdphints"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))      # root's own directory
+    assert index_cache.cache_dir() == str(tmp_path / "xdphints")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(users))         # a user's (sudo -E): not for root
+    assert index_cache.cache_dir() == "/var/cache/xdphints"
+
+
+def test_no_cache_directory_still_parses(monkeypatch):
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    monkeypatch.setenv("HOME", "relative")
+    assert index_cache.cached_parse(_blob("xdp_hints_a"), _parse).ids_by_name("xdp_hints_a")
 
 
 @pytest.mark.skipif(not os.path.exists(sources.VMLINUX), reason="kernel has no vmlinux BTF")

@@ -5,8 +5,8 @@ starts (reader._index), plus the packed name words a lookup by name searches: ab
 50 ms, several times the rest of a `btf --kernel --struct NAME`. Both are a pure
 function of the BTF bytes, so they are kept in one file per BTF:
 
-    $XDG_CACHE_HOME/xdphints/   (else /var/cache/xdphints for root, ~/.cache/xdphints)
-        vmlinux-<sha1 of the BTF bytes>.btfidx
+    $XDG_CACHE_HOME/xdphints/   (else /var/cache/xdphints for root, ~/.cache/xdphints;
+        vmlinux-<sha1 of the BTF bytes>.btfidx      see cache_dir())
 
 Rules:
 - The key is the content: the file name and the header carry the SHA-1 of the exact
@@ -36,21 +36,33 @@ _HEAD = struct.Struct("<8sII20sII")   # magic, version, n_types, sha1, payload c
 SUFFIX = ".btfidx"
 
 
-def cache_dir() -> str:
+def cache_dir() -> Optional[str]:
+    """$XDG_CACHE_HOME/xdphints; without it /var/cache/xdphints for root and
+    ~/.cache/xdphints for others. Root uses XDG_CACHE_HOME only when that directory is
+    root's own (sudo -E keeps a user's: root's files there would lock the user out of
+    them). None when there is no absolute directory to use (no HOME)."""
+    root = os.geteuid() == 0
     xdg = os.environ.get("XDG_CACHE_HOME")
     if xdg and os.path.isabs(xdg):
-        return os.path.join(xdg, "xdphints")
-    if os.geteuid() == 0:
+        try:
+            mine = not root or os.stat(xdg).st_uid == 0
+        except OSError:
+            mine = not root
+        if mine:
+            return os.path.join(xdg, "xdphints")
+    if root:
         return "/var/cache/xdphints"
-    return os.path.join(os.path.expanduser("~"), ".cache", "xdphints")
+    home = os.path.expanduser("~")
+    return os.path.join(home, ".cache", "xdphints") if os.path.isabs(home) else None
 
 
 def digest(blob: bytes) -> bytes:
     return hashlib.sha1(blob).digest()
 
 
-def path_for(name: str, sha1: bytes, directory: Optional[str] = None) -> str:
-    return os.path.join(directory or cache_dir(), f"{name}-{sha1.hex()}{SUFFIX}")
+def path_for(name: str, sha1: bytes, directory: Optional[str] = None) -> Optional[str]:
+    directory = directory or cache_dir()
+    return os.path.join(directory, f"{name}-{sha1.hex()}{SUFFIX}") if directory else None
 
 
 def load(path: str, sha1: bytes, n_words: int) -> Optional[Tuple[array, bytes]]:
@@ -113,12 +125,13 @@ def cached_parse(blob: bytes, parse: Callable, name: str = "vmlinux"):
     sha1 = digest(blob)
     path = path_for(name, sha1)
     n_words = _type_words(blob)
-    got = load(path, sha1, n_words) if n_words else None
+    got = load(path, sha1, n_words) if n_words and path else None
     if got is not None:
         return parse(blob, index=got)
     spec = parse(blob)
-    offs, name_words = spec.index()
-    store(path, sha1, offs, name_words)
+    if path and n_words:
+        offs, name_words = spec.index()
+        store(path, sha1, offs, name_words)
     return spec
 
 
