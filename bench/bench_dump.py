@@ -341,8 +341,6 @@ def sustained(s: Setup, conf: str, mode: str) -> Tuple[dict, Optional[dict], Lis
     if full["lost"] == 0:
         return full, full, runs
     for rate in RATES:
-        if rate >= full["gen_pps"]:
-            continue
         ok = None
         for _ in range(REPEAT):
             r = run_once(s, conf, mode, rate, int(rate * SECONDS))
