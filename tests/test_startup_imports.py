@@ -19,8 +19,8 @@ import sys
 from xdphints_cli.cli.main import main
 try:
     main({argv!r})
-except SystemExit as e:
-    code = e.code
+except SystemExit:
+    pass
 print('MODULES=' + ','.join(sorted(sys.modules)), file=sys.stderr)
 """
 
