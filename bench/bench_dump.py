@@ -1,60 +1,81 @@
 #!/usr/bin/env python3
-"""Throughput of `xdphints dump` against trafgen on a veth pair (needs root).
+"""Throughput of `xdphints dump` beside `tcpdump -w` on a veth pair
+(needs root).
 
 Builds its own throwaway namespaces and veth pair (names carry the pid; always
-deleted), pins trafgen (peer namespace) to CPU0, where veth's RX work also runs, and
-dump to CPU1, like the measurements in the shared reference. trafgen sends a fixed
-number of identical UDP/IPv4 frames to the DUT's MAC and IP, so it stops by itself.
+deleted), pins the generator (peer namespace) to CPU0, where veth's RX work also runs, and
+the capture to CPU1. The generator sends a fixed number of identical 74-byte UDP/IPv4
+frames to the DUT's MAC and IP, so it stops by itself: trafgen at full speed, and
+bench/pacer.c (built here with cc) for a given rate. trafgen's own `-b Npps` is no
+steady rate: it sends each second's N packets in one burst at full speed and then
+waits for the next second (measured: 20,001 frames within 50 ms, then none for
+950 ms), so any capture slower than line rate loses most of a burst longer than its
+ring. The pacer sends bursts of at most 32 frames (sendmmsg on AF_PACKET), each due
+at its own time on CLOCK_MONOTONIC, so the offered rate holds over every 10 ms.
 
-Per mode it prints the generator's own rate measured in the same run, what dump
-received, its rate and the AF_XDP drops (XDP_STATISTICS, from dump's JSON summary or
-its stderr summary):
+Captures compared, each at the same offered rates:
 
-  (a) stats only: `dump --quiet -j`  (one summary object, no per-packet output)
-  (b) JSON lines to a file: `dump -j > FILE`
-  (c) `dump --pass --quiet -j` beside (a), at the same offered rates: the packets go on
-      to the kernel stack (no socket listens: the stack drops them after the tcx copy);
-      shown: the generator's rate beside a run with no program at all (does the copy
-      slow the traffic?), the packets the device delivered (its rx counter), the
-      ring-buffer records and the records dropped
+  quiet    `dump --quiet -j`            (counters only: the ceiling of the RX loop)
+  json     `dump -j > FILE`             (JSON lines to a file)
+  pcapng   `dump -w FILE`               (pcapng with the hints)
+  tcpdump  `tcpdump -i DEV -w FILE`     (AF_PACKET, no XDP: what users compare with)
+  pass     `dump --pass --quiet -j`     (observe without stealing: the packets go on to
+                                         the stack; shown: packets the device delivered
+                                         (its rx counter), ring records read and dropped;
+                                         "lost" is records not read)
 
-First at full generator speed; when that drops packets, at lower trafgen rates
-(`--rate Npps`) to find the highest rate sustained with zero drops.
-Targets (issue #5): (a) >= 0.9x the generator's rate with zero drops;
-(b) >= 250,000 packets/s with zero drops. Exits 0 either way and says met / not met.
+Files are written in the working directory (where a user's capture would go: a disk,
+not tmpfs) and removed afterwards. Each capture first runs at trafgen's full speed,
+then down the rate ladder (the pacer, BENCH_SECONDS of traffic per run) until a rate
+is kept with zero drops in BENCH_REPEAT runs in a row (a run in which the pacer sent
+less than 95% of the rate, on a loaded machine, does not count). Printed per capture: the highest zero-drop rate, and per run what was sent, kept, lost and the
+drop counters (AF_XDP XDP_STATISTICS for dump, "dropped by kernel" for tcpdump), and
+the capture's peak memory (sum of the proportional set size, PSS, of the process and
+its children, sampled every 20 ms, and the main process's peak RSS, VmHWM).
 
-How a dump rate is measured: dump runs with `--count N`, so it exits by itself
-when the last packet arrives; rate = packets received / (dump exit - trafgen start).
-This includes dump's teardown (tens of ms): it errs on the low side. When packets
-are lost, dump is stopped with SIGINT once trafgen is done and the ring drained, and
-its rate is its own "pps while receiving" (first batch to last). Lost = sent -
-received; the XDP_STATISTICS counters (rx-dropped, rx-ring-full) are shown beside it.
+How lost packets are counted: sent - packets in the file (or in dump's summary for
+--quiet); the capture is told to stop after the number sent, and is stopped with
+SIGINT when the generator is done and nothing has arrived for a second.
+
+Environment: BENCH_MODES (comma list, default all five), BENCH_SECONDS (2),
+BENCH_REPEAT (1), BENCH_FULL_PACKETS (1,000,000), BENCH_RATES (comma list of pps,
+overrides the ladder), BENCH_DIR (where files go; default the working directory).
 """
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import re
+import shutil
 import signal
 import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from typing import List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 PY = sys.executable
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = dict(os.environ, PYTHONPATH=ROOT, NO_COLOR="1")
 ENV.pop("XDPHINTS_DEV", None)
-N = int(os.environ.get("BENCH_PACKETS", "2000000"))
-GEN_CPU, DUMP_CPU = "0", "1"
-STATS_TARGET_RATIO = 0.9
-JSON_TARGET_PPS = 250_000
-RATE_STEPS = (900_000, 800_000, 700_000, 600_000, 500_000, 400_000, 350_000, 300_000, 275_000,
-              260_000, 250_000, 200_000)
+GEN_CPU, CAP_CPU = "0", "1"
+MODES = tuple(os.environ.get("BENCH_MODES", "quiet,json,pcapng,tcpdump,pass").split(","))
+SECONDS = float(os.environ.get("BENCH_SECONDS", "2"))
+REPEAT = int(os.environ.get("BENCH_REPEAT", "1"))
+FULL_PACKETS = int(os.environ.get("BENCH_FULL_PACKETS", "1000000"))
+RATES = tuple(int(r) for r in os.environ.get(
+    "BENCH_RATES", "700000,600000,500000,400000,300000,250000,200000,150000,100000,50000,20000"
+).split(","))
+OUT_DIR = os.environ.get("BENCH_DIR", os.getcwd())
 ADDR, PEER_ADDR = "198.51.100.1", "198.51.100.2"
+GEN_SHORT = 0.95      # a run whose generator sent slower than this share of the rate does not count
+LABELS = {"quiet": "dump --quiet -j", "json": "dump -j > FILE", "pcapng": "dump -w FILE",
+          "pass": "dump --pass --quiet -j",
+          "tcpdump": "tcpdump -w FILE"}
 
 
 def sh(*args: str, ns: str = "", check: bool = True, **kw) -> subprocess.CompletedProcess:
@@ -119,178 +140,275 @@ def trafgen_conf(frame: bytes) -> str:
     return "{ " + ", ".join(f"0x{b:02x}" for b in frame) + " }\n"
 
 
-def run_trafgen(s: Setup, conf: str, n: int, rate: Optional[int]) -> Tuple[float, subprocess.Popen]:
-    cmd = ["ip", "netns", "exec", s.peer_ns, "taskset", "-c", GEN_CPU, "trafgen", "--dev",
-           s.peer, "--conf", conf, "-P", "1", "-n", str(n), "-Q", "-C"]
+def build_pacer(workdir: str) -> str:
+    exe = os.path.join(workdir, "pacer")
+    cc = shutil.which("cc") or shutil.which("clang") or shutil.which("gcc")
+    if cc is None:
+        raise SystemExit("bench_dump needs a C compiler for bench/pacer.c")
+    subprocess.run([cc, "-O2", "-o", exe, os.path.join(ROOT, "bench", "pacer.c")], check=True)
+    return exe
+
+
+def run_generator(s: Setup, conf: str, n: int, rate: Optional[int]) -> Tuple[float, subprocess.Popen]:
+    """trafgen at full speed (rate None), else the pacer at `rate` pps."""
     if rate:
-        cmd += ["-b", f"{rate}pps"]
+        cmd = [s.pacer, s.peer, s.frame.hex(), str(n), str(rate), "32"]
+    else:
+        cmd = ["trafgen", "--dev", s.peer, "--conf", conf, "-P", "1", "-n", str(n), "-Q", "-C"]
+    cmd = ["ip", "netns", "exec", s.peer_ns, "taskset", "-c", GEN_CPU] + cmd
     t0 = time.monotonic()
     return t0, subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
-def start_dump(s: Setup, args: List[str], stdout) -> subprocess.Popen:
-    cmd = ["ip", "netns", "exec", s.ns, "taskset", "-c", DUMP_CPU, PY, "-m", "xdphints_cli",
-           "dump", "-d", s.dev, "-q", "0", *args]
-    p = subprocess.Popen(cmd, stdout=stdout, stderr=subprocess.PIPE, text=True, env=ENV)
-    while "prog/xdp" not in sh("ip", "link", "show", s.dev, ns=s.ns).stdout:
+# --- memory -------------------------------------------------------------------------
+
+def _tree(pid: int) -> List[int]:
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        for f in glob.glob(f"/proc/{p}/task/*/children"):
+            try:
+                with open(f) as fh:
+                    todo.extend(int(c) for c in fh.read().split())
+            except OSError:
+                pass
+    return out
+
+
+def _kb(path: str, key: str) -> int:
+    try:
+        with open(path) as f:
+            for line in f:
+                if line.startswith(key):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+class MemoryPeak:
+    """Samples the PSS of a process tree and its main process's VmHWM until stopped."""
+
+    def __init__(self, pid: int):
+        self.pid, self.pss_kb, self.hwm_kb = pid, 0, 0
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._run, daemon=True)
+        self._t.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.02):
+            pss = sum(_kb(f"/proc/{p}/smaps_rollup", "Pss:") for p in _tree(self.pid))
+            self.pss_kb = max(self.pss_kb, pss)
+            self.hwm_kb = max(self.hwm_kb, _kb(f"/proc/{self.pid}/status", "VmHWM:"))
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._t.join()
+
+
+# --- one run ------------------------------------------------------------------------
+
+def count_pcapng(path: str) -> int:
+    n = 0
+    with open(path, "rb") as f:
+        data = f.read()
+    off = 0
+    while off + 12 <= len(data):
+        btype, blen = struct.unpack_from("<II", data, off)
+        if blen < 12:
+            break
+        n += btype == 6
+        off += blen
+    return n
+
+
+def count_pcap(path: str) -> int:
+    with open(path, "rb") as f:
+        data = f.read()
+    if len(data) < 24:
+        return 0
+    endian = "<" if data[:4] in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else ">"
+    n, off = 0, 24
+    while off + 16 <= len(data):
+        incl = struct.unpack_from(endian + "I", data, off + 8)[0]
+        off += 16 + incl
+        n += off <= len(data)
+    return n
+
+
+def _wait_ready(s: Setup, p: subprocess.Popen, mode: str, errpath: str) -> None:
+    t_end = time.monotonic() + 30
+    while time.monotonic() < t_end:
         if p.poll() is not None:
-            raise SystemExit(f"dump exited early: {p.communicate()[1]}")
+            with open(errpath) as f:
+                raise SystemExit(f"{mode} exited early: {f.read()}")
+        if mode == "tcpdump":
+            with open(errpath) as f:
+                if "listening on" in f.read():
+                    return
+        elif "prog/xdp" in sh("ip", "link", "show", s.dev, ns=s.ns).stdout:
+            return
         time.sleep(0.02)
-    return p
-
-
-def _xsk_from_stderr(err: str) -> dict:
-    m = re.search(r"rx_dropped (\d+), rx_ring_full (\d+), fill ring empty (\d+), invalid descs (\d+)", err)
-    keys = ("rx-dropped", "rx-ring-full", "rx-fill-ring-empty-descs", "rx-invalid-descs")
-    return dict(zip(keys, map(int, m.groups()))) if m else {}
-
-
-def _active_pps_from_stderr(err: str) -> float:
-    m = re.search(r"; ([\d.]+) pps while receiving", err)
-    return float(m.group(1)) if m else 0.0
-
-
-def _packets_from_stderr(err: str) -> int:
-    m = re.search(r"(\d+) packets, \d+ bytes", err)
-    return int(m.group(1)) if m else -1
+    raise SystemExit(f"{mode} did not start")
 
 
 def run_once(s: Setup, conf: str, mode: str, rate: Optional[int], n: int) -> dict:
-    """One trafgen run of n packets (at `rate` pps, or full speed) into dump."""
-    out = tempfile.NamedTemporaryFile("w+", prefix="xhbench-", suffix=".jsonl", delete=False)
+    """One generator run of n packets (at `rate` pps, or full speed) into the capture."""
+    fd, path = tempfile.mkstemp(prefix="xhbench-", dir=OUT_DIR)
+    os.close(fd)
+    err = tempfile.NamedTemporaryFile("w+", prefix="xhbench-err-")
     try:
-        args = ["--count", str(n), "-j"] + (["--quiet"] if mode in ("stats", "pass") else [])
-        args += ["--pass"] if mode == "pass" else []
+        if mode == "tcpdump":
+            cmd = ["tcpdump", "-i", s.dev, "-w", path, "-c", str(n), "-n"]
+            stdout = subprocess.DEVNULL
+        else:
+            cmd = [PY, "-m", "xdphints_cli", "dump", "-d", s.dev, "-q", "0", "--count", str(n)]
+            cmd += {"quiet": ["--quiet", "-j"], "json": ["-j"], "pcapng": ["-w", path],
+                    "pass": ["--pass", "--quiet", "-j"]}[mode]
+            stdout = open(path, "w") if mode in ("json", "quiet", "pass") else subprocess.DEVNULL
         rx_before = rx_packets(s)
-        dump = start_dump(s, args, out)
-        t0, gen = run_trafgen(s, conf, n, rate)
+        full = ["ip", "netns", "exec", s.ns, "taskset", "-c", CAP_CPU] + cmd
+        # cwd: `python3 -m` would put the working directory first on sys.path
+        cap = subprocess.Popen(full, stdout=stdout, stderr=err, env=ENV, cwd=ROOT)
+        if stdout is not subprocess.DEVNULL:
+            stdout.close()
+        _wait_ready(s, cap, mode, err.name)
+        mem = MemoryPeak(cap.pid)
+        t0, gen = run_generator(s, conf, n, rate)
         gen_out, _ = gen.communicate(timeout=600)
         t_gen = time.monotonic() - t0
         if gen.returncode != 0:
-            dump.send_signal(signal.SIGINT)
-            dump.communicate(timeout=60)
-            raise SystemExit(f"trafgen failed ({gen.returncode}): {gen_out}")
-        try:
-            _, err = dump.communicate(timeout=5 + n / 200_000)
-        except subprocess.TimeoutExpired:     # packets were dropped: count never reached
-            dump.send_signal(signal.SIGINT)
-            _, err = dump.communicate(timeout=60)
-        t_dump = time.monotonic() - t0
-        out.flush()
-        out.seek(0)
-        ring = {}
-        if mode in ("stats", "pass"):
-            summary = json.loads(out.read().strip().splitlines()[-1])
-            got, xsk, active = summary["packets"], summary["xsk"], summary["active-pps"]
-            ring = summary.get("pass", {})
+            cap.send_signal(signal.SIGINT)
+            cap.wait(timeout=60)
+            raise SystemExit(f"generator failed ({gen.returncode}): {gen_out}")
+        # stop once it is done, or when nothing has arrived for a second
+        last, idle_since = -1, time.monotonic()
+        while cap.poll() is None:
+            size = os.path.getsize(path)
+            if size != last:
+                last, idle_since = size, time.monotonic()
+            elif time.monotonic() - idle_since > 1.0 + (mode in ("quiet", "pass")) * 2:
+                cap.send_signal(signal.SIGINT)
+                cap.wait(timeout=60)
+                break
+            time.sleep(0.05)
+        mem.stop()
+        err.seek(0)
+        errtext = err.read()
+        drops: Dict[str, int] = {}
+        if mode in ("quiet", "pass"):
+            with open(path) as f:
+                summary = json.loads(f.read().strip().splitlines()[-1])
+            got = summary["packets"]
+            drops = {k: v for k, v in summary["xsk"].items() if k in ("rx-dropped", "rx-ring-full")}
+            drops.update({k: v for k, v in summary.get("pass", {}).items() if "dropped" in k})
+        elif mode == "json":
+            with open(path, "rb") as f:
+                got = sum(1 for _ in f)
+        elif mode == "pcapng":
+            got = count_pcapng(path)
         else:
-            got = sum(1 for _ in out)
-            xsk, active = _xsk_from_stderr(err), _active_pps_from_stderr(err)
-            if _packets_from_stderr(err) not in (got, -1):
-                raise SystemExit(f"dump counted {_packets_from_stderr(err)} packets, file has {got}")
-        return {"mode": mode, "rate_asked": rate, "sent": n, "gen_s": t_gen, "gen_pps": n / t_gen,
-                "received": got, "drops": n - got, "xsk": xsk, "active_pps": active,
-                "dump_pps": got / t_dump if got == n else active, "rc": dump.returncode,
-                "ring": ring, "delivered": rx_packets(s) - rx_before}
+            got = count_pcap(path)
+            m = re.search(r"(\d+) packets? dropped by kernel", errtext)
+            drops = {"dropped-by-kernel": int(m.group(1))} if m else {}
+        if mode in ("json", "pcapng"):
+            m = re.search(r"rx_dropped (\d+), rx_ring_full (\d+)", errtext)
+            drops = {"rx-dropped": int(m.group(1)), "rx-ring-full": int(m.group(2))} if m else {}
+            m = re.search(r"(\d+) packets, \d+ bytes", errtext)
+            if m and int(m.group(1)) != got:
+                raise SystemExit(f"{mode}: dump counted {m.group(1)} packets, file has {got}")
+        if cap.returncode not in (0, -signal.SIGINT):
+            raise SystemExit(f"{mode} failed ({cap.returncode}): {errtext}")
+        return {"mode": mode, "rate_asked": rate, "sent": n, "gen_pps": n / t_gen,
+                "received": got, "lost": n - got, "drops": drops,
+                "delivered": rx_packets(s) - rx_before,
+                "pss_mb": mem.pss_kb / 1024, "hwm_mb": mem.hwm_kb / 1024,
+                "file_mb": os.path.getsize(path) / 1e6}
     finally:
-        out.close()
-        os.unlink(out.name)
-
-
-def run_baseline(s: Setup, conf: str, rate: Optional[int], n: int) -> dict:
-    """trafgen into the device with no program at all: what (c) is compared with."""
-    before = rx_packets(s)
-    t0, gen = run_trafgen(s, conf, n, rate)
-    gen.communicate(timeout=600)
-    t_gen = time.monotonic() - t0
-    time.sleep(0.2)
-    return {"gen_pps": n / t_gen, "delivered": rx_packets(s) - before, "sent": n}
-
-
-def rx_packets(s: Setup) -> int:
-    """The device's RX packet counter (XDP_PASS and redirected packets alike)."""
-    return int(sh("cat", f"/sys/class/net/{s.dev}/statistics/rx_packets", ns=s.ns).stdout)
+        err.close()
+        os.unlink(path)
 
 
 def show(r: dict) -> str:
-    asked = f"{r['rate_asked']:>9,} pps" if r["rate_asked"] else "full speed  "
-    if r["mode"] == "pass":
-        return (f"  trafgen {asked}: sent {r['sent']:,} at {r['gen_pps']:,.0f} pps | device "
-                f"delivered {r['delivered']:,} to the stack | dump read {r['received']:,} "
-                f"records at {r['dump_pps']:,.0f} pps, ring-dropped "
-                f"{r['ring'].get('ring-dropped', '?'):,}")
-    return (f"  trafgen {asked}: sent {r['sent']:,} at {r['gen_pps']:,.0f} pps | dump received "
-            f"{r['received']:,} at {r['dump_pps']:,.0f} pps, lost {r['drops']:,} "
-            f"(XDP_STATISTICS rx-dropped {r['xsk'].get('rx-dropped', '?')}, rx-ring-full "
-            f"{r['xsk'].get('rx-ring-full', '?')})")
+    asked = f"pacer {r['rate_asked']:>9,} pps" if r["rate_asked"] else "trafgen full speed  "
+    drops = ", ".join(f"{k} {v:,}" for k, v in r["drops"].items()) or "-"
+    to_stack = f"delivered to the stack {r['delivered']:,}, " if r["mode"] == "pass" else ""
+    return (f"    {asked}: sent {r['sent']:>9,} at {r['gen_pps']:>9,.0f} pps | {to_stack}kept "
+            f"{r['received']:>9,}, lost {r['lost']:>9,} ({drops}) | mem PSS {r['pss_mb']:.0f} MB, "
+            f"main RSS peak {r['hwm_mb']:.0f} MB")
 
 
-def sustained(s: Setup, conf: str, mode: str, n: int) -> Tuple[dict, Optional[dict]]:
-    """(full-speed run, highest zero-drop run or None)."""
-    full = run_once(s, conf, mode, None, n)
-    print(show(full), flush=True)
-    if full["drops"] == 0 and full["received"] == n:
-        return full, full
-    for rate in RATE_STEPS:
-        if rate >= full["gen_pps"]:
-            continue
-        r = run_once(s, conf, mode, rate, min(n, rate * 2))
-        print(show(r), flush=True)
-        if r["drops"] == 0 and r["received"] == r["sent"]:
-            return full, r
-    return full, None
+def rx_packets(s: Setup) -> int:
+    """The device's rx counter: what it delivered, to AF_XDP or to the stack."""
+    return int(sh("cat", f"/sys/class/net/{s.dev}/statistics/rx_packets", ns=s.ns).stdout)
+
+
+def load() -> str:
+    return "load " + " ".join(open("/proc/loadavg").read().split()[:3])
+
+
+def sustained(s: Setup, conf: str, mode: str) -> Tuple[dict, Optional[dict], List[dict]]:
+    """(full-speed run, highest zero-drop run or None, all runs)."""
+    full = run_once(s, conf, mode, None, FULL_PACKETS)
+    print(show(full) + f" [{load()}]", flush=True)
+    runs = [full]
+    if full["lost"] == 0:
+        return full, full, runs
+    for rate in RATES:
+        ok = None
+        for _ in range(REPEAT):
+            r = run_once(s, conf, mode, rate, int(rate * SECONDS))
+            runs.append(r)
+            short = r["gen_pps"] < GEN_SHORT * rate
+            print(show(r) + (" GENERATOR SHORT OF THE RATE: not counted" if short else "")
+                  + f" [{load()}]", flush=True)
+            if r["lost"] or short:
+                ok = None
+                break
+            ok = r
+        if ok is not None:
+            return full, ok, runs
+    return full, None, runs
 
 
 def main() -> int:
     if os.geteuid() != 0:
         print("bench_dump needs root (network namespaces, BPF)", file=sys.stderr)
         return 1
-    with Setup() as s, tempfile.NamedTemporaryFile("w", prefix="xhbench-", suffix=".cfg") as cfg:
-        cfg.write(trafgen_conf(udp_frame(s.mac, s.peer_mac, PEER_ADDR, ADDR)))
+    if "tcpdump" in MODES and not shutil.which("tcpdump"):
+        print("tcpdump not found (Debian package tcpdump)", file=sys.stderr)
+        return 1
+    results = {}
+    with Setup() as s, tempfile.NamedTemporaryFile("w", prefix="xhbench-", suffix=".cfg") as cfg, \
+            tempfile.TemporaryDirectory(prefix="xhbench-") as work:
+        s.pacer = build_pacer(work)
+        s.frame = udp_frame(s.mac, s.peer_mac, PEER_ADDR, ADDR)
+        cfg.write(trafgen_conf(s.frame))
         cfg.flush()
-        print(f"veth {s.dev} <- {s.peer}; trafgen on CPU{GEN_CPU}, dump on CPU{DUMP_CPU}; "
-              f"{N:,} packets of 74 bytes per full-speed run")
-        print("(a) stats only: dump --quiet -j")
-        a_full, a_ok = sustained(s, cfg.name, "stats", N)
-        print("(c) observing without stealing: dump --pass --quiet -j, at (a)'s rates")
-        c_runs = [run_once(s, cfg.name, "pass", r["rate_asked"], r["sent"])
-                  for r in ([a_full] + ([a_ok] if a_ok is not None and a_ok is not a_full else []))]
-        for r in c_runs:
-            print(show(r), flush=True)
-        c_base = [run_baseline(s, cfg.name, r["rate_asked"], r["sent"]) for r in c_runs]
-        for r, b in zip(c_runs, c_base):
-            offered = f"{r['rate_asked']:>9,} pps" if r["rate_asked"] else "full speed  "
-            print(f"  trafgen {offered}: no program at all: sent {b['sent']:,} at "
-                  f"{b['gen_pps']:,.0f} pps, device delivered {b['delivered']:,}", flush=True)
-        print("(b) JSON lines to a file: dump -j > FILE")
-        b_full, b_ok = sustained(s, cfg.name, "json", N)
+        print(f"veth {s.dev} <- {s.peer}; generator on CPU{GEN_CPU}, capture on CPU{CAP_CPU}; "
+              f"74-byte frames; {FULL_PACKETS:,} at full speed, {SECONDS:g} s per rate, "
+              f"{REPEAT} run(s) per rate; files in {OUT_DIR} [{load()}]")
+        for mode in MODES:
+            print(f"{mode}: {LABELS[mode]}", flush=True)
+            results[mode] = sustained(s, cfg.name, mode)
 
     print()
-    print("summary")
-    gen = a_full["gen_pps"]
-    a_met = a_ok is a_full and a_full["dump_pps"] >= STATS_TARGET_RATIO * gen
-    print(f"  generator (trafgen, full speed):  {gen:,.0f} pps")
-    print(f"  (a) stats only at full speed:     {a_full['dump_pps']:,.0f} pps "
-          f"({a_full['dump_pps'] / gen:.2f}x the generator), drops {a_full['drops']:,}")
-    if a_ok is not a_full:
-        print(f"      highest zero-drop rate tried: "
-              + (f"{a_ok['gen_pps']:,.0f} pps" if a_ok else "none"))
-    print(f"      target >= {STATS_TARGET_RATIO}x generator with 0 drops: "
-          f"{'met' if a_met else 'NOT met'}")
-    for c, a, base in zip(c_runs, [a_full, a_ok], c_base):
-        offered = f"{c['rate_asked']:,} pps" if c["rate_asked"] else "full speed"
-        print(f"  (c) --pass, offered {offered}: generator {c['gen_pps']:,.0f} pps (no program: "
-              f"{base['gen_pps']:,.0f}; redirect mode: {a['gen_pps']:,.0f}), delivered to the "
-              f"stack {c['delivered']:,}/"
-              f"{c['sent']:,}, records {c['received']:,}, ring-dropped "
-              f"{c['ring'].get('ring-dropped', '?')}")
-    b_rate = b_ok["dump_pps"] if b_ok else 0.0
-    b_met = b_ok is not None and b_rate >= JSON_TARGET_PPS
-    print(f"  (b) JSON lines at full speed:     {b_full['dump_pps']:,.0f} pps, drops "
-          f"{b_full['drops']:,}")
-    print(f"      sustained with 0 drops:       "
-          + (f"{b_rate:,.0f} pps (generator {b_ok['gen_pps']:,.0f} pps)" if b_ok else "none found"))
-    print(f"      target >= {JSON_TARGET_PPS:,} pps with 0 drops: {'met' if b_met else 'NOT met'}")
+    print("summary: highest offered rate kept with zero drops"
+          + (f" ({REPEAT} runs in a row)" if REPEAT > 1 else ""))
+    gen = max(r[0]["gen_pps"] for r in results.values())
+    for mode, (full, ok, runs) in results.items():
+        peak = max(r["pss_mb"] for r in runs)
+        hwm = max(r["hwm_mb"] for r in runs)
+        if ok is full:
+            what = f"full speed, {full['gen_pps']:,.0f} pps ({full['gen_pps'] / gen:.2f}x generator)"
+        elif ok is not None:
+            what = f"{ok['rate_asked']:,} pps asked ({ok['gen_pps']:,.0f} sent, steady)"
+        else:
+            what = f"none down to {min(RATES):,} pps"
+        print(f"  {LABELS[mode]:<18} {what}; full speed lost {full['lost']:,} of "
+              f"{full['sent']:,}; memory PSS peak {peak:.0f} MB, main RSS peak {hwm:.0f} MB")
+    print(f"  trafgen full speed: {gen:,.0f} pps [{load()}]")
     return 0
 
 

@@ -11,8 +11,10 @@ kfunc, so HASH_TOEPLITZ is the default; a caller that knows the device's RSS hfu
 (ethtool -x) can pass HASH_XOR or HASH_CRC32. The 32-bit value is written in the
 section's byte order (little-endian), as DPDK's pcapng writer does.
 
-write_packet() may run ~100k times a second: formats are compiled once, each
-packet is one join and one buffered write.
+A capture writes a whole batch of packets at once: epb_options() and epb_frame()
+give the bytes around each packet's data, which a bulk writer caches (the options
+of a flow's hints do not change from packet to packet) and joins with the packet
+bytes into one write_blocks() call. write_packet() is the one-packet form of the same.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import errno
 import os
 import platform
 import struct
-from typing import BinaryIO, List, Optional, Union
+from typing import BinaryIO, List, Optional, Tuple, Union
 
 from xdphints_cli.errors import KernelError, NotFoundError, PermissionDeniedError
 
@@ -80,6 +82,41 @@ def _block(block_type: int, body: bytes) -> bytes:
 def _options(opts: List[bytes]) -> bytes:
     # The end-of-options marker is only written when there are options before it.
     return b"".join(opts) + _END_OF_OPTS if opts else b""
+
+
+def epb_options(hash: Optional[int] = None, queue: Optional[int] = None,
+                comment: Optional[str] = None, hash_algorithm: int = HASH_TOEPLITZ) -> bytes:
+    """The options of an Enhanced Packet Block (with the end-of-options marker when
+    there are any): epb_hash, epb_queue, opt_comment. Bulk writers build these once
+    per distinct value and reuse the bytes."""
+    parts = []
+    if hash is not None:
+        if hash_algorithm in (HASH_TOEPLITZ, HASH_CRC32):
+            parts.append(_OPT_HASH32.pack(EPB_HASH, 5, hash_algorithm, hash))
+        else:
+            # The other algorithms' sizes are not fixed by the spec: the value is
+            # written as the smallest little-endian byte string that holds it.
+            n = max(1, (hash.bit_length() + 7) // 8)
+            parts.append(_option(EPB_HASH, bytes((hash_algorithm,)) + hash.to_bytes(n, "little")))
+    if queue is not None:
+        parts.append(_OPT_U32.pack(EPB_QUEUE, 4, queue))
+    if comment:
+        text = comment.encode()
+        if len(text) > 0xFFFF:
+            raise ValueError("pcapng comment longer than 65535 bytes")
+        parts.append(_option(OPT_COMMENT, text))
+    return _options(parts)
+
+
+def epb_frame(if_id: int, ts_ns: int, caplen: int, orig_len: int, options: bytes = b"") -> Tuple[bytes, bytes]:
+    """(head, tail): the bytes of an Enhanced Packet Block before and after its
+    `caplen` packet bytes, so that head + data + tail is the whole block."""
+    if not 0 <= ts_ns <= _MAX_U64:
+        raise ValueError(f"timestamp {ts_ns} ns is outside 0..2^64-1")
+    pad = _PAD[caplen & 3]
+    total = 32 + caplen + len(pad) + len(options)
+    return (_EPB_HEAD.pack(BT_EPB, total, if_id, ts_ns >> 32, ts_ns & _MAX_U32, caplen, orig_len),
+            pad + options + _U32.pack(total))
 
 
 def _os_error(what: str, e: OSError) -> Exception:
@@ -161,8 +198,6 @@ class PcapngWriter:
         timestamp mapped to system time when there is one, else the receive time."""
         if not 0 <= if_id < len(self._snaplens):
             raise ValueError(f"unknown pcapng interface id {if_id}")
-        if not 0 <= ts_ns <= _MAX_U64:
-            raise ValueError(f"timestamp {ts_ns} ns is outside 0..2^64-1")
         snaplen = self._snaplens[if_id]
         caplen = len(data)
         if orig_len is None:
@@ -172,35 +207,13 @@ class PcapngWriter:
         if snaplen and caplen > snaplen:
             data = data[:snaplen]
             caplen = snaplen
-        parts = [b"", data, _PAD[caplen & 3]]
-        opts = 0
-        if hash is not None:
-            if hash_algorithm in (HASH_TOEPLITZ, HASH_CRC32):
-                parts.append(_OPT_HASH32.pack(EPB_HASH, 5, hash_algorithm, hash))
-            else:
-                # The other algorithms' sizes are not fixed by the spec: the value is
-                # written as the smallest little-endian byte string that holds it.
-                n = max(1, (hash.bit_length() + 7) // 8)
-                parts.append(_option(EPB_HASH, bytes((hash_algorithm,)) + hash.to_bytes(n, "little")))
-            opts = 1
-        if queue is not None:
-            parts.append(_OPT_U32.pack(EPB_QUEUE, 4, queue))
-            opts = 1
-        if comment:
-            text = comment.encode()
-            n = len(text)
-            if n > 0xFFFF:
-                raise ValueError("pcapng comment longer than 65535 bytes")
-            parts.append(_OPT_HEAD.pack(OPT_COMMENT, n))
-            parts.append(text)
-            parts.append(_PAD[n & 3])
-            opts = 1
-        if opts:
-            parts.append(_END_OF_OPTS)
-        total = 32 + sum(map(len, parts))
-        parts[0] = _EPB_HEAD.pack(BT_EPB, total, if_id, ts_ns >> 32, ts_ns & _MAX_U32, caplen, orig_len)
-        parts.append(_U32.pack(total))
-        self._write(b"".join(parts))
+        head, tail = epb_frame(if_id, ts_ns, caplen, orig_len,
+                               epb_options(hash, queue, comment, hash_algorithm))
+        self._write(b"".join((head, data, tail)))
+
+    def write_blocks(self, data) -> None:
+        """Blocks built by the caller with epb_frame() (bulk writers: one write per batch)."""
+        self._write(data)
 
     def flush(self) -> None:
         if self._file is not None:
@@ -231,6 +244,8 @@ class PcapngWriter:
 
 __all__ = [
     "PcapngWriter",
+    "epb_frame",
+    "epb_options",
     "LINKTYPE_ETHERNET",
     "HASH_2COMP",
     "HASH_XOR",

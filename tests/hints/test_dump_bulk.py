@@ -172,3 +172,61 @@ def test_bulk_counting_equals_per_packet_counting(prog_btf):
             slow[h][v.counter_key] += 1
     assert bulk == slow
     assert bulk["rx-timestamp"]["none"] == 6 and bulk["rx-timestamp"]["ok"] == 7
+
+
+def _per_packet_pcapng(pkts, queue, clock=None) -> bytes:
+    """The blocks PcapngWriter.write_packet() writes for decoded Packets."""
+    import io
+
+    from xdphints_cli.cli.dump_output import hints_comment, packet_time_ns
+    from xdphints_cli.pcapng import PcapngWriter
+
+    buf = io.BytesIO()
+    w = PcapngWriter(buf)
+    if_id = w.add_interface("xh0")
+    start = buf.tell()
+    for pk in pkts:
+        h = pk.hints.get("rx-hash") if pk.hints else None
+        rx_hash = h.get("rx_hash") if h is not None and h.status == "ok" else None
+        w.write_packet(if_id, packet_time_ns(pk, clock), pk.data, orig_len=pk.length, hash=rx_hash,
+                       queue=queue, comment=hints_comment(pk, RSS))
+    return buf.getvalue()[start:]
+
+
+@pytest.mark.parametrize("queue", [0, 5])
+def test_bulk_pcapng_blocks_equal_per_packet_blocks(prog_btf, queue):
+    from xdphints_cli.cli.dump_output import PcapngBlocks
+    from test_dump_clock import fake_clock
+
+    p, spec = prog_btf
+    lay = RowLayout(spec, p.struct_id)
+    # every frame with every metadata, twice (the second time from the caches), plus
+    # frames of other lengths with the same headers
+    frames = FRAMES + [FRAMES[0] + b"pad", FRAMES[0][:40]]
+    umem, addrs, lengths = _umem(frames, _metas(p.struct_id))
+    t = 1_700_000_000_000_000_123
+    for clock in (None, fake_clock()):
+        blocks = PcapngBlocks(lay, umem, RSS, 0, clock)
+        batch = Batch(t, queue, addrs, lengths, _rows(lay, umem, addrs))
+        slow = [Packet(pk.time_ns, queue, pk.length, pk.summary, pk.btf_id, pk.hints,
+                       bytes(umem[a:a + pk.length]))
+                for pk, a in zip(_slow_packets(spec, umem, addrs, lengths, t, None), addrs)]
+        want = _per_packet_pcapng(slow, queue, clock)
+        for _ in range(2):
+            assert blocks.batch(batch) == want
+
+
+def test_json_whole_line_cache_tells_lengths_and_flows_apart(prog_btf):
+    """Lines cached whole are keyed by length, IPv4 header bytes and hints row:
+    packets that differ in any of them get their own line."""
+    p, spec = prog_btf
+    lay = RowLayout(spec, p.struct_id)
+    frames = [FRAMES[0], FRAMES[0] + b"longer", FRAMES[2], FRAMES[0][:37], FRAMES[0][:38],
+              _eth(0x0800) + _ipv4_udp(src="192.0.2.9")]
+    umem, addrs, lengths = _umem(frames * 2, _metas(p.struct_id)[:2])
+    t = 1_700_000_000_000_000_123
+    batch = Batch(t, 0, addrs, lengths, _rows(lay, umem, addrs))
+    jl = JsonLines(lay, umem, RSS)
+    slow = [json_line(packet_json(pk, RSS)) for pk in _slow_packets(spec, umem, addrs, lengths, t, None)]
+    for _ in range(2):
+        assert jl.batch(batch).splitlines() == slow

@@ -16,13 +16,14 @@ from __future__ import annotations
 import struct
 import sys
 from array import array
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 from ..errors import BTFError
 from . import wire
 from .spec import Spec
 
-def parse(blob: bytes, base: Optional[Spec] = None, kernel_verified: bool = False) -> Spec:
+def parse(blob: bytes, base: Optional[Spec] = None, kernel_verified: bool = False,
+          index: Optional[Tuple[array, bytes]] = None) -> Spec:
     """Parse raw BTF (as in /sys/kernel/btf/* or an ELF .BTF section).
 
     With `base`, the blob is split BTF: its type ids and string offsets continue the
@@ -30,9 +31,11 @@ def parse(blob: bytes, base: Optional[Spec] = None, kernel_verified: bool = Fals
     /sys/kernel/btf only: the kernel ran its own verifier over it when it loaded it,
     so the whole-blob validation pass (stage 4, most of vmlinux's parse time) is
     skipped; every lookup still range-checks the ids and string offsets it follows.
+    `index` is what Spec.index() gave for these same bytes before (index_cache.py):
+    stage 3 is skipped too.
     """
     try:
-        return _parse(memoryview(blob).cast("B"), base, kernel_verified)
+        return _parse(memoryview(blob).cast("B"), base, kernel_verified, index)
     except BTFError:
         raise
     except (ValueError, IndexError, OverflowError, TypeError, MemoryError) as e:
@@ -41,7 +44,8 @@ def parse(blob: bytes, base: Optional[Spec] = None, kernel_verified: bool = Fals
         raise BTFError(f"malformed BTF: {e}") from None
 
 
-def _parse(mv: memoryview, base: Optional[Spec], kernel_verified: bool) -> Spec:
+def _parse(mv: memoryview, base: Optional[Spec], kernel_verified: bool,
+           index: Optional[Tuple[array, bytes]] = None) -> Spec:
     if len(mv) < wire.HEADER_LEN:
         raise BTFError(f"BTF too short for a header: {len(mv)} bytes")
     magic_le = mv[0] | (mv[1] << 8)
@@ -82,7 +86,7 @@ def _parse(mv: memoryview, base: Optional[Spec], kernel_verified: bool) -> Spec:
 
     start_id = base.n_types if base is not None else 1
     str_start = base.str_end if base is not None else 0
-    offs = _index(words)
+    offs, name_words = index if index is not None else (_index(words), None)
     n_types = start_id + len(offs)
     if n_types > wire.MAX_TYPES:
         raise BTFError(f"too many BTF types: {n_types}")
@@ -90,7 +94,7 @@ def _parse(mv: memoryview, base: Optional[Spec], kernel_verified: bool) -> Spec:
         _validate(words, offs, start_id, n_types, str_start, str_start + len(strs), base)
         _Layout(words, offs, start_id, base).check()
     return Spec(words, offs, strs, start_id=start_id, str_start=str_start, base=base,
-                byteorder=order)
+                byteorder=order, name_words=name_words)
 
 
 def _check_strings(strs: bytes, base: Optional[Spec]) -> None:

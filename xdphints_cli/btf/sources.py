@@ -95,9 +95,10 @@ def load_elf(path: str, base: Optional[Spec] = None) -> Spec:
     return _from_elf(data, path, base)
 
 
-def _parse(data: bytes, path: str, base: Optional[Spec], kernel_verified: bool = False) -> Spec:
+def _parse(data: bytes, path: str, base: Optional[Spec], kernel_verified: bool = False,
+           index=None) -> Spec:
     try:
-        return parse(data, base, kernel_verified)
+        return parse(data, base, kernel_verified, index)
     except BTFError as e:
         raise BTFError(f"{path}: {e}") from None
 
@@ -188,10 +189,14 @@ def kernel_blob() -> bytes:
 
 
 def kernel() -> Spec:
-    """The running kernel's BTF (parsed once per process)."""
+    """The running kernel's BTF (parsed once per process; its index from
+    index_cache.py when that has one for these exact bytes)."""
+    from . import index_cache
+
     global _kernel
     if _kernel is None:
-        _kernel = _parse(kernel_blob(), VMLINUX, None, kernel_verified=True)
+        _kernel = index_cache.cached_parse(
+            kernel_blob(), lambda blob, index=None: _parse(blob, VMLINUX, None, True, index))
     return _kernel
 
 

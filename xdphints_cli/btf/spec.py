@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 from array import array
-from typing import Dict, Iterator, List, Optional, Sequence, Union as _U
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union as _U
 
 from ..errors import BTFError, NotFoundError
 from . import types as T
@@ -66,7 +66,8 @@ class _Types(Sequence):
 
 class Spec:
     def __init__(self, words: array, offs: array, strs: bytes, *, start_id: int = 1,
-                 str_start: int = 0, base: Optional["Spec"] = None, byteorder: str = "<"):
+                 str_start: int = 0, base: Optional["Spec"] = None, byteorder: str = "<",
+                 name_words: Optional[bytes] = None):
         self._w = words
         self._offs = offs
         self._strs = strs
@@ -77,7 +78,7 @@ class Spec:
         self.byteorder = byteorder
         self.n_types = start_id + len(offs)
         self._cache: Dict[int, T.Type] = {}
-        self._name_words: Optional[bytes] = None
+        self._name_words: Optional[bytes] = name_words
         self.types = _Types(self)
 
     # -- raw access (no object construction) ---------------------------------------
@@ -238,9 +239,7 @@ class Spec:
         The packed name words are searched with bytes.find (C speed): a dict over
         every type would cost vmlinux more than the few lookups a command makes.
         """
-        if self._name_words is None:
-            self._name_words = array("I", map(self._w.__getitem__, self._offs)).tobytes()
-        words = self._name_words
+        words = self.index()[1]
         out: List[int] = []
         for off in name_offs:
             needle = off.to_bytes(4, sys.byteorder)
@@ -250,6 +249,14 @@ class Spec:
                     out.append(self.start_id + pos // 4)
                 pos = words.find(needle, pos + 1)
         return out
+
+    def index(self) -> Tuple[array, bytes]:
+        """(offset of each own type record in words, each record's name offset as
+        packed words): everything a lookup needs that a walk over the types finds,
+        as kept by index_cache.py."""
+        if self._name_words is None:
+            self._name_words = array("I", map(self._w.__getitem__, self._offs)).tobytes()
+        return self._offs, self._name_words
 
     def ids_by_name(self, name: str, kind: KindArg = None) -> List[int]:
         if not name:

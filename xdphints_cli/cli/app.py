@@ -1,8 +1,10 @@
 """The application object every command receives, and the only owner of output streams.
 
-rich is imported only for text output, and its Console is made with markup and
-highlighting off so an interface or struct name is never read as markup; text that
-goes to the terminal has its control characters escaped (safe_text.py).
+rich is imported only for coloured text output and for tables, and its Console is
+made with markup and highlighting off so an interface or struct name is never read as
+markup. Without colour (a pipe, a file, NO_COLOR), plain strings are written as they
+are, without importing rich at all: it is most of the start-up time of a short
+command. Either way text has its control characters escaped (safe_text.py).
 """
 
 from __future__ import annotations
@@ -33,13 +35,18 @@ class App:
 
     @property
     def console(self):
+        """Something with rich's `print(*objects, sep=" ", end="\n", style=None)`."""
         if self._console is None:
-            from rich.console import Console
-
-            self._console = SafeConsole(Console(markup=False, highlight=False, no_color=not self.color,
-                                                force_terminal=self.color or None, soft_wrap=True,
-                                                width=None if sys.stdout.isatty() else 200))
+            self._console = SafeConsole(self.rich_console() if self.color
+                                        else PlainConsole(self.rich_console))
         return self._console
+
+    def rich_console(self):
+        from rich.console import Console
+
+        return Console(markup=False, highlight=False, no_color=not self.color,
+                       force_terminal=self.color or None, soft_wrap=True,
+                       width=None if sys.stdout.isatty() else 200)
 
     def emit_json(self, obj: Any) -> None:
         text = json.dumps(obj, indent=2 if self.pretty else None, sort_keys=False)
@@ -65,6 +72,26 @@ class App:
         sys.stderr.write(f"xdphints: error: {escape(message)}\n"
                          + (escape_text(detail.rstrip("\n")) + "\n" if detail else ""))
         sys.exit(code)
+
+
+class PlainConsole:
+    """rich's Console.print for uncoloured output: strings are written as rich writes
+    them without colour (tabs expanded to 8 columns, the style dropped); anything else
+    (a rich Table) goes to a rich Console made on first use."""
+
+    def __init__(self, make_rich):
+        self._make_rich = make_rich
+        self._rich = None
+
+    def print(self, *objects, sep: str = " ", end: str = "\n", style=None) -> None:
+        if all(isinstance(o, str) for o in objects):
+            text = sep.join(objects) + end
+            sys.stdout.write(text.expandtabs(8) if "\t" in text else text)
+            return
+        if self._rich is None:
+            sys.stdout.flush()
+            self._rich = self._make_rich()
+        self._rich.print(*objects, sep=sep, end=end, style=style)
 
 
 def complete_devices(ctx, param, incomplete: str):

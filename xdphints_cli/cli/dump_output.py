@@ -6,6 +6,7 @@ Only the standard library is imported here at module level, so `dump --help` sta
 
 from __future__ import annotations
 
+import struct
 import sys
 from typing import Optional
 
@@ -166,15 +167,18 @@ def packet_text(pkt, rss_table, clock=None) -> str:
 
 def hints_comment(pkt, rss_table) -> str:
     """The pcapng packet comment: the decoded hints, as in the text output."""
-    from xdphints_cli.hints.decoding import HINTS
-
     if pkt.metadata is not None:
         return metadata_text(pkt.metadata)
-    if pkt.btf_id is None:
+    stack = "" if pkt.stack is None else " | " + pkt.stack.text()     # dump --pass
+    return _hints_comment(pkt.btf_id, pkt.hints, rss_table) + stack
+
+
+def _hints_comment(btf_id: Optional[int], hints, rss_table) -> str:
+    from xdphints_cli.hints.decoding import HINTS
+
+    if btf_id is None:
         return "no hints metadata"
-    stack = "" if pkt.stack is None else " | " + pkt.stack.text()
-    return f"btf-id {pkt.btf_id} | " + " | ".join(_hint_text(h, pkt.hints[h], rss_table)
-                                                  for h in HINTS) + stack
+    return f"btf-id {btf_id} | " + " | ".join(_hint_text(h, hints[h], rss_table) for h in HINTS)
 
 
 def packet_time_ns(pkt, clock=None) -> int:
@@ -190,19 +194,130 @@ def packet_time_ns(pkt, clock=None) -> int:
 
 
 def write_pcapng(path: str, cap, batches, clock=None) -> None:
+    """Write the batches to a pcapng file ("-": stdout) from a writer thread (see
+    BatchWriter): in bulk (PcapngBlocks) for the built-in program's AF_XDP batches,
+    packet by packet for --attached and --pass."""
     from xdphints_cli.pcapng import PcapngWriter
 
-    frame = cap.frame_size
-    rss = cap.rss_table
-    with PcapngWriter(sys.stdout.buffer if path == "-" else path) as w:  # "-": stdout, as tcpdump -w -
-        if_id = w.add_interface(cap.target.ifname, f"xdphints dump {queues_text(cap)}")
-        for b in batches:
-            for pkt in cap.decode(b, frame):
-                h = pkt.hints.get("rx-hash") if pkt.hints else None
-                rx_hash = h.get("rx_hash") if h is not None and h.status == "ok" else None
-                w.write_packet(if_id, packet_time_ns(pkt, clock), pkt.data, orig_len=pkt.length,
-                               hash=rx_hash, queue=pkt.queue, comment=hints_comment(pkt, rss))
-            w.flush()
+    with PcapngWriter(sys.stdout.buffer if path == "-" else path) as pw:  # "-": as tcpdump -w -
+        if_id = pw.add_interface(cap.target.ifname, f"xdphints dump {queues_text(cap)}")
+        out = _Sink(pw.write_blocks, pw.flush)
+        with BatchWriter(out) as w:
+            if cap.bulk_rows:
+                blocks = PcapngBlocks(cap.layout, cap.xsk.umem, cap.rss_table, if_id, clock)
+                for b in batches:
+                    w.write(blocks.batch(b))
+            else:
+                for b in batches:
+                    w.write(_pcapng_packets(cap, b, if_id, clock))
+
+
+def _pcapng_packets(cap, b, if_id: int, clock=None) -> bytes:
+    """The batch's blocks built packet by packet from decoded Packets (--attached, --pass)."""
+    from xdphints_cli.pcapng import epb_frame, epb_options
+
+    parts = []
+    for pkt in cap.decode(b, cap.frame_size):
+        h = pkt.hints.get("rx-hash") if pkt.hints else None
+        rx_hash = h.get("rx_hash") if h is not None and h.status == "ok" else None
+        opts = epb_options(rx_hash, pkt.queue, hints_comment(pkt, cap.rss_table))
+        head, tail = epb_frame(if_id, packet_time_ns(pkt, clock), len(pkt.data), pkt.length, opts)
+        parts += (head, pkt.data, tail)
+    return b"".join(parts)
+
+
+class PcapngBlocks:
+    """The Enhanced Packet Blocks of every packet of a batch, as one bytes object.
+
+    Each block is exactly what PcapngWriter.write_packet() writes for that packet from
+    its decoded Packet (packet_time_ns, the rx-hash option, the queue, hints_comment;
+    a test compares them). The options are cached by the packet's hints row and queue
+    (the timestamp value spliced into the comment, so a hardware timestamp per packet
+    does not defeat the cache), the bytes around the packet data by its length and row
+    for the batch (they hold the batch's receive time). A packet with a hardware
+    timestamp has a time of its own, so its block is built for it alone."""
+
+    MAX_CACHED = 65536
+
+    def __init__(self, layout, umem, rss_table, if_id: int, clock=None):
+        self.layout = layout
+        self.umem = umem
+        self.rss_table = rss_table
+        self.if_id = if_id
+        self.clock = clock              # phc.ClockMap: hardware timestamps as system time
+        self._options: dict = {}
+        self._ts = layout.index.get("rx_timestamp")
+        self._ts_ret = layout.index.get("rx_timestamp_ret")
+
+    def batch(self, b) -> bytes:
+        umem = self.umem if b.umem is None else b.umem
+        frames: dict = {}
+        frame = self._frame
+        t, q = b.time_ns, b.queue
+        parts: list = []
+        ap = parts.append
+        for addr, length, row in zip(b.addrs, b.lengths, b.rows):
+            key = (length, row)
+            ht = frames.get(key)
+            if ht is None:
+                ht, per_batch = frame(length, row, t, q)
+                if per_batch:
+                    frames[key] = ht
+            ap(ht[0])
+            ap(umem[addr:addr + length])
+            ap(ht[1])
+        return b"".join(parts)
+
+    def _frame(self, length: int, row, t: int, queue: int):
+        """((head, tail), True when they hold for every packet of this batch with the
+        same length and row)."""
+        from xdphints_cli.pcapng import epb_frame, epb_options
+
+        ts_i = self._ts
+        hw = 0
+        if row is not None and self._timestamped(row):
+            hw = row[ts_i]
+            hkey = (queue, row[:ts_i] + (-1,) + row[ts_i + 1:])
+        else:
+            hkey = (queue, row)
+        opts = self._options.get(hkey)
+        if opts is None:
+            if len(self._options) >= self.MAX_CACHED:
+                self._options.clear()
+            opts = self._options[hkey] = self._options_of(row, queue)
+        if hw:
+            rx_hash, before, after = opts
+            opts = epb_options(rx_hash, queue, f"{before}{hw}{after}")
+            when = self.clock.to_realtime_ns(hw) if self.clock is not None else hw
+            return epb_frame(self.if_id, when, length, length, opts), False
+        return epb_frame(self.if_id, t, length, length, opts), True
+
+    def _timestamped(self, row) -> bool:
+        """The row's rx-timestamp status is "ok": the packet has a time of its own."""
+        ts_i, ret_i = self._ts, self._ts_ret
+        return ts_i is not None and ret_i is not None and bool(row[ts_i]) and row[ret_i] == 0
+
+    def _options_of(self, row, queue: int):
+        """The block options for a hints row: bytes, or (rx-hash, comment before the
+        timestamp value, after it) for a row with a hardware timestamp."""
+        from xdphints_cli.hints.decoding import hint_values
+        from xdphints_cli.pcapng import epb_options
+
+        if row is None:
+            return epb_options(None, queue, _hints_comment(None, {}, self.rss_table))
+        meta = self.layout.meta(row)
+        marker = None
+        if self._timestamped(row):
+            marker = 1 << 64          # no u64 timestamp looks like this
+            meta["rx_timestamp"] = marker
+        hv = hint_values(meta)
+        h = hv.get("rx-hash")
+        rx_hash = h.get("rx_hash") if h is not None and h.status == "ok" else None
+        comment = _hints_comment(self.layout.type_id, hv, self.rss_table)
+        if marker is None:
+            return epb_options(rx_hash, queue, comment)
+        before, after = comment.split(str(marker), 1)
+        return rx_hash, before, after
 
 
 def hexdump(data: bytes) -> str:
@@ -238,17 +353,22 @@ def output_closed_check(out=None):
 
 
 class BatchWriter:
-    """Writes (and flushes) each batch's text from a thread of its own, so a slow
+    """Writes (and flushes) each batch's output from a thread of its own, so a slow
     file or pipe (page-cache writeback, a slow reader) does not stop the receive loop
-    from emptying the RX ring: write(2) runs without the GIL. Everything queued is
-    written before the context exits; a write error is raised there."""
+    from emptying the RX ring: write(2) runs without the GIL. At most MAX_QUEUED
+    batches wait (up to 2.5 MB each: JSON lines of a full 4096-entry RX ring): past
+    that the receive loop waits too, so memory stays bounded and a writer that cannot
+    keep up shows as AF_XDP drops. Everything queued is written before the context
+    exits; a write error is raised there (or at the next write())."""
+
+    MAX_QUEUED = 2
 
     def __init__(self, out):
         import queue
         import threading
 
         self.out = out
-        self._q: "queue.Queue" = queue.Queue()
+        self._q: "queue.Queue" = queue.Queue(self.MAX_QUEUED)
         self._error: Optional[BaseException] = None
         self._thread = threading.Thread(target=self._run, name="dump-writer", daemon=True)
 
@@ -256,21 +376,21 @@ class BatchWriter:
         self._thread.start()
         return self
 
-    def write(self, text: str) -> None:
+    def write(self, chunk) -> None:
         if self._error is not None:
             raise self._error
-        self._q.put(text)
+        self._q.put(chunk)
 
     def _run(self) -> None:
         out, q = self.out, self._q
         while True:
-            text = q.get()
-            if text is None:
+            chunk = q.get()
+            if chunk is None:
                 return
             if self._error is not None:
                 continue
             try:
-                out.write(text)
+                out.write(chunk)
                 out.flush()
             except BaseException as e:  # noqa: BLE001 (handed to the main thread)
                 self._error = e
@@ -282,18 +402,26 @@ class BatchWriter:
             raise self._error
 
 
+class _Sink:
+    """A write/flush pair as the object BatchWriter writes to."""
+
+    def __init__(self, write, flush):
+        self.write, self.flush = write, flush
+
+
 # --- JSON lines in bulk --------------------------------------------------------------
 
 class JsonLines:
     """The JSON line of every packet of a batch, as one string.
 
-    Each line is exactly `json_line(packet_json(...))` (a test compares them), built
-    from pieces: the batch's time, each packet's queue and length, a summary piece and
-    a hints piece. Both pieces come from packet_json itself the first time and are then
-    cached, the summary by the header bytes it is made of (IPv4 and IPv6 without
-    extension headers; other frames are summarized each time), the hints by the
-    packet's hints row (the timestamp value is spliced in, so a hardware timestamp per
-    packet does not defeat the cache)."""
+    Each line is exactly `json_line(packet_json(...))` (a test compares them). A line
+    is the batch's time and queue, then everything else, which for most packets is
+    cached whole: keyed by the packet's length, the header bytes an IPv4 summary is
+    made of (read with one struct call) and its hints row. Packets that key does not
+    describe (IPv6, VLAN, other frames, a hardware timestamp of their own, --hex data)
+    are built from pieces: a summary piece cached by _flow_key and a hints piece
+    cached by the hints row (the timestamp value spliced in), both made by
+    packet_json itself the first time."""
 
     MAX_CACHED = 65536
 
@@ -305,52 +433,76 @@ class JsonLines:
         self.snaplen = snaplen          # None: no "data"
         self._flows: dict = {}
         self._hints: dict = {}
+        self._lines: dict = {}
         self._ts = layout.index.get("rx_timestamp")
         self._ts_ret = layout.index.get("rx_timestamp_ret")
 
     def batch(self, b) -> str:
-        from xdphints_cli.hints.packet import summarize
-
         t = b.time_ns
         prefix = f'{{"time": "{t // 10**9}.{t % 10**9:09d}", "queue": {b.queue}, "len": '
         umem = self.umem if b.umem is None else b.umem
-        flows, hints, snaplen = self._flows, self._hints, self.snaplen
-        hints_piece, ts_i, ts_ret_i = self._hints_piece, self._ts, self._ts_ret
-        clock = self.clock
-        out = []
+        rest = self._rest
+        if self.snaplen is not None:     # hex data of every packet: nothing to cache whole
+            return "".join([prefix + rest(umem, addr, length, row, t)
+                            for addr, length, row in zip(b.addrs, b.lengths, b.rows)])
+        lines, key_of = self._lines, _V4_KEY.unpack_from
+        out: list = []
+        ap = out.append
         for addr, length, row in zip(b.addrs, b.lengths, b.rows):
-            head = bytes(umem[addr:addr + (length if length < 64 else 64)])
-            key = _flow_key(head)
-            flow = flows.get(key) if key is not None else None
-            if flow is None:
-                if key is None or len(head) < length:
-                    head = bytes(umem[addr:addr + min(length, max(snaplen or 0, 256))])
-                flow = _piece(_summary_json(summarize(head)))
-                if key is not None:
-                    if len(flows) >= self.MAX_CACHED:
-                        flows.clear()
-                    flows[key] = flow
-            if row is None:
-                h = '"metadata": null'
-            else:
-                ts = row[ts_i] if ts_i is not None else 0
-                hkey = row if not ts else row[:ts_i] + (-1,) + row[ts_i + 1:]
-                piece = hints.get(hkey)
-                if piece is None:
-                    if len(hints) >= self.MAX_CACHED:
-                        hints.clear()
-                    piece = hints[hkey] = hints_piece(row, ts_i, ts_ret_i)
-                if piece[1] is None:
-                    h = piece[0]
-                elif clock is None:
-                    h = f"{piece[0]}{ts}{piece[1]}"
-                else:
-                    h = f"{piece[0]}{ts}{realtime_fields(ts, clock, t)}{piece[1]}"
-            line = f"{prefix}{length}, {flow}, {h}"
-            if snaplen is not None:
-                line += f', "data": "{bytes(umem[addr:addr + min(length, snaplen)]).hex()}"'
-            out.append(line + "}\n")
+            key = (length, key_of(umem, addr), row)
+            line = lines.get(key)
+            if line is None:
+                line = rest(umem, addr, length, row, t)
+                if length >= _V4_KEY.size and _ipv4_key(key[1]) and not self._timestamped(row):
+                    if len(lines) >= self.MAX_CACHED:
+                        lines.clear()
+                    lines[key] = line
+            ap(prefix)
+            ap(line)
         return "".join(out)
+
+    def _timestamped(self, row) -> bool:
+        ts_i = self._ts
+        return row is not None and ts_i is not None and bool(row[ts_i])
+
+    def _rest(self, umem, addr: int, length: int, row, t: int) -> str:
+        """The line after its `"len": `, from the summary and hints pieces."""
+        from xdphints_cli.hints.packet import summarize
+
+        head = bytes(umem[addr:addr + (length if length < 64 else 64)])
+        key = _flow_key(head)
+        flows = self._flows
+        flow = flows.get(key) if key is not None else None
+        if flow is None:
+            if key is None or len(head) < length:
+                head = bytes(umem[addr:addr + min(length, max(self.snaplen or 0, 256))])
+            flow = _piece(_summary_json(summarize(head)))
+            if key is not None:
+                if len(flows) >= self.MAX_CACHED:
+                    flows.clear()
+                flows[key] = flow
+        if row is None:
+            h = '"metadata": null'
+        else:
+            ts_i = self._ts
+            ts = row[ts_i] if ts_i is not None else 0
+            hkey = row if not ts else row[:ts_i] + (-1,) + row[ts_i + 1:]
+            hints = self._hints
+            piece = hints.get(hkey)
+            if piece is None:
+                if len(hints) >= self.MAX_CACHED:
+                    hints.clear()
+                piece = hints[hkey] = self._hints_piece(row, ts_i, self._ts_ret)
+            if piece[1] is None:
+                h = piece[0]
+            elif self.clock is None:
+                h = f"{piece[0]}{ts}{piece[1]}"
+            else:
+                h = f"{piece[0]}{ts}{realtime_fields(ts, self.clock, t)}{piece[1]}"
+        line = f"{length}, {flow}, {h}"
+        if self.snaplen is not None:
+            line += f', "data": "{bytes(umem[addr:addr + min(length, self.snaplen)]).hex()}"'
+        return line + "}\n"
 
     def _hints_piece(self, row, ts_i, ts_ret_i):
         """(piece, None), or (before, after) around the timestamp value when the
@@ -372,6 +524,18 @@ class JsonLines:
             return text, None
         before, after = text.split(str(marker), 1)
         return before, after
+
+
+# The bytes an IPv4 (IHL 5) summary is made of, read straight from the UMEM:
+# Ethernet header and version/IHL, flags and fragment offset, protocol, addresses and
+# ports (the same as _flow_key's IPv4 key, which leaves out TTL, IP id, lengths, checksum).
+_V4_KEY = struct.Struct("15s5x2sx1s2x12s")
+
+
+def _ipv4_key(k) -> bool:
+    """A _V4_KEY tuple is the key of an IPv4 frame with a 20-byte header."""
+    eth = k[0]
+    return eth[12] == 8 and eth[13] == 0 and eth[14] == 0x45
 
 
 def _flow_key(h: bytes) -> Optional[bytes]:

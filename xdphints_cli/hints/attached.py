@@ -188,6 +188,8 @@ class AttachedCapture(Capture):
     sockets go into the program's XSKMAP and come out of it on exit. Each frame's
     metadata area is filled before it goes back to the kernel (see META_MAX)."""
 
+    bulk_rows = False
+
     def __init__(self, target: Target, queue, prog, pinned_map_fd: Optional[int] = None,
                  struct_name: Optional[str] = None, btf_file: Optional[str] = None, **kw):
         super().__init__(target, queue, **kw)

@@ -202,6 +202,10 @@ def _hints_struct_id(spec) -> int:
 class Capture:
     """Use as a context manager: __enter__ loads and attaches, __exit__ removes all."""
 
+    # batches carry the built-in hints struct's rows (RowLayout): output can be built
+    # in bulk from them (JsonLines, PcapngBlocks)
+    bulk_rows = True
+
     def __init__(self, target: Target, queue, frames: int = 8192, frame_size: int = 4096,
                  rx_size: int = 4096, match=None, sample: int = 1,
                  warn: Callable[[str], None] = lambda message: None):

@@ -106,6 +106,8 @@ class PassCapture(Capture):
     """Like Capture (same stats, decode, summary, device watch), through the stack.
     `snaplen`: bytes of each packet the tcx program copies (at least SUMMARY_BYTES)."""
 
+    bulk_rows = False
+
     def __init__(self, target: Target, queue, snaplen: int, match=None, sample: int = 1,
                  warn: Callable[[str], None] = lambda message: None):
         from xdphints_cli.hints.program import Match

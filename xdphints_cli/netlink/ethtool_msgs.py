@@ -6,7 +6,7 @@ so a reader can check each row against the UAPI header.
 
 from __future__ import annotations
 
-from pyroute2.netlink import NLA_F_NESTED, genlmsg, nla
+from xdphints_cli.netlink.pyroute2_nla import NLA_F_NESTED, genlmsg, nla
 
 # request ids (ETHTOOL_MSG_*), from user space
 STRSET_GET = 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 
-from pyroute2.netlink import genlmsg
+from xdphints_cli.netlink.pyroute2_nla import genlmsg
 
 from xdphints_cli.errors import KernelTooOldError
 from xdphints_cli.netlink.session import Netlink

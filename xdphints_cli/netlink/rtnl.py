@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 from typing import List, Optional, Tuple
 
-from pyroute2.netlink import nla, nlmsg
+from xdphints_cli.netlink.pyroute2_nla import nla, nlmsg
 
 from xdphints_cli.errors import KernelError, NotFoundError, UsageError
 from xdphints_cli.netlink.session import Netlink

@@ -13,7 +13,7 @@ import socket
 import struct
 from typing import Dict, List, Optional, Type
 
-from pyroute2.netlink import ctrlmsg, nlmsg_base
+from xdphints_cli.netlink.pyroute2_nla import ctrlmsg, nlmsg_base
 
 from xdphints_cli.errors import KernelError, KernelTooOldError, PermissionDeniedError
 
