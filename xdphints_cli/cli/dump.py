@@ -92,13 +92,13 @@ def dump(app: App, dev: Optional[str], queue_: str, count: Optional[int], durati
     instead: it must have a BPF_MAP_TYPE_XSKMAP (dump puts its socket at the queue's
     index, and takes it out again on exit) and BTF. The metadata is decoded through
     that BTF by its trailing btf_id: each packet shows the struct named by the btf_id
-    in front of it and its fields; a btf_id the BTF does not have is shown as raw
-    bytes with the id. --pinned PATH names a pinned program or XSKMAP to use instead
+    in front of it and its fields; metadata whose last u32 names no hints struct of
+    that BTF is shown as raw bytes, never as a btf-id. --pinned PATH names a pinned program or XSKMAP to use instead
     of the device's program (a program under a dispatcher, a map with several).
     --match, --sample and --enable-timestamps do not apply (usage error).
-    The metadata area in front of each frame is zeroed before the frame is reused, so
-    a packet the program sent without metadata shows as such, never with an earlier
-    packet's. A program whose metadata has no trailing btf_id (the kernel's
+    The metadata area in front of each frame is filled with a filler pattern before the
+    frame is used and reused, so a packet the program sent without metadata shows as
+    such, never with an earlier packet's. A program whose metadata has no trailing btf_id (the kernel's
     xdp_hw_metadata selftest) is decoded with --struct NAME [--btf FILE]: NAME is
     looked up in FILE's BTF, else FILE's DWARF, else the program's BTF, else vmlinux.
 
@@ -190,15 +190,15 @@ def dump(app: App, dev: Optional[str], queue_: str, count: Optional[int], durati
         elif quiet:
             for _ in batches:
                 pass
-        elif app.json and pass_:
-            _write_packets(out, cap, batches, keep, False,
-                           lambda pkt: json_line(packet_json(pkt, cap.rss_table, hex_, clock)))
-        elif app.json:
+        elif app.json and cap.bulk_rows:
             lines = JsonLines(cap.layout, cap.xsk.umem, cap.rss_table, keep if hex_ else None,
                               clock)
             with BatchWriter(out) as w:
                 for b in batches:
                     w.write(lines.batch(b))
+        elif app.json:
+            _write_packets(out, cap, batches, keep, False,
+                           lambda pkt: json_line(packet_json(pkt, cap.rss_table, hex_, clock)))
         else:
             _write_packets(out, cap, batches, keep, hex_, lambda pkt: packet_text(pkt, cap.rss_table, clock))
     _finish(app, cap, quiet)
