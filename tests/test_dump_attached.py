@@ -236,18 +236,27 @@ def test_packets_without_metadata_never_show_an_earlier_packets(veth, tmp_path):
     # a permanent neighbour entry: packets queued behind ARP resolution could be dropped
     mac = veth.run("cat", f"/sys/class/net/{veth.dev}/address").stdout.strip()
     veth.run_peer("ip", "neigh", "replace", veth.addr, "lladdr", mac, "dev", veth.peer)
-    p = start(veth, "-d", veth.dev, "--queue", "0", "--attached", "-j", "-c", str(n))
+    veth.run_peer("sysctl", "-qw", f"net.ipv6.conf.{veth.peer}.disable_ipv6=1")
+    # stdout to a file: a pipe nobody reads while the sender runs would fill, and dump's
+    # bounded writer would then (rightly) hold up the receive loop
+    lines = tmp_path / "dump.jsonl"
+    with open(lines, "w") as f:
+        p = subprocess.Popen(_cmd(veth.ns, "-d", veth.dev, "--queue", "0", "--attached", "-j",
+                                  "-c", str(n)), stdout=f, stderr=subprocess.PIPE, text=True,
+                             env=_env())
+    first = p.stderr.readline()
+    assert "dumping" in first, first + p.communicate(timeout=60)[1]
     # paced (at most ~10k pps): the per-packet --attached path must keep up even on a
     # loaded machine, or ring-full drops would make the counts inexact
     veth.run_peer(sys.executable, "-c", PACED_SENDER, veth.addr, str(n), "100")
     try:
-        rc, out, err = finish(p, timeout=120)
+        rc, _out, err = finish(p, timeout=120)
     except subprocess.TimeoutExpired:
         p.terminate()
-        rc, out, err = finish(p)
-        raise AssertionError(f"{len(out.splitlines())} lines; {err}")
+        rc, _out, err = finish(p)
+        raise AssertionError(f"{len(lines.read_text().splitlines())} lines; {err}")
     assert rc == 0, err
-    metas = [json.loads(line)["metadata"] for line in out.splitlines()]
+    metas = [json.loads(line)["metadata"] for line in lines.read_text().splitlines()]
     assert len(metas) == n
     assert "rx_ring_full 0" in err and "rx_dropped 0" in err, err   # every packet seen
     bare = [m for m in metas if m is None]
