@@ -228,8 +228,8 @@ def _hints_btf():
 @pytest.fixture
 def attached(veth):
     """A trivial XDP program loaded with BTF (a hints struct) attached to veth.dev."""
-    from xdphints_cli import netns
-    from xdphints_cli.bpf.btf import load_btf
+    from xdphints_cli.process import netns
+    from xdphints_cli.bpf.btf_object import load_btf
     from xdphints_cli.bpf.insn import R0, exit_, mov64_imm
     from xdphints_cli.bpf.link import XdpLink
     from xdphints_cli.bpf.prog import Program
@@ -278,7 +278,7 @@ def test_show_lists_hints_structs(attached):
 
 @pytest.mark.privileged
 def test_program_without_btf(veth):
-    from xdphints_cli import netns
+    from xdphints_cli.process import netns
     from xdphints_cli.bpf.insn import R0, exit_, mov64_imm
     from xdphints_cli.bpf.link import XdpLink
     from xdphints_cli.bpf.prog import Program

@@ -19,8 +19,10 @@ from typing import Dict, List, Optional
 
 import pytest
 
-from xdphints_cli import config, hwtstamp
-from xdphints_cli.config import FeatureError, HwState, KernelBackend
+from xdphints_cli.device import planner as config
+
+from xdphints_cli.ioctl import hwtstamp
+from xdphints_cli.device.planner import FeatureError, HwState, KernelBackend
 from xdphints_cli.errors import KernelError, PermissionDeniedError, UsageError
 from xdphints_cli.netlink import ethtool
 from xdphints_cli.netlink import ethtool_msgs as m
@@ -448,7 +450,7 @@ def test_siocshwtstamp_layout_as_the_kernel_reads_it(veth):
     """net_hwtstamp_validate() runs before the driver: an out-of-range value at our
     rx_filter/tx_type offsets gives ERANGE, a bad flag EINVAL, a valid config reaches
     veth and gets EOPNOTSUPP. So the kernel reads the fields where we put them."""
-    from xdphints_cli import netns
+    from xdphints_cli.process import netns
 
     def errno_of(cfg):
         with netns.inside(veth.ns):

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from xdphints_cli.demo import vlan_push_program
+from xdphints_cli.scenario.veth_demo import vlan_push_program
 
 from conftest import REPO_ROOT
 
@@ -224,7 +224,7 @@ def test_tx_vlan_accel_tag_shows_in_rx_vlan(veth):
     veth's vlan kfunc reports exactly the tag sent, and the frame itself is untagged."""
     import socket
 
-    from xdphints_cli import netns
+    from xdphints_cli.process import netns
     from xdphints_cli.bpf import syscall as sc
     from xdphints_cli.bpf.link import TcxLink
     from xdphints_cli.bpf.prog import Program
@@ -263,7 +263,7 @@ def test_tap_without_metadata_ops_reports_unsupported(veth):
     import fcntl
     import struct
 
-    from xdphints_cli import netns
+    from xdphints_cli.process import netns
 
     tap = "xhtap0"
     with netns.inside(veth.ns):
@@ -303,7 +303,7 @@ def test_program_attached_through_netlink_is_refused_and_kept(veth):
     xdpdrv` does) stays after its loader exits; dump must refuse and leave it."""
     from pyroute2 import IPRoute
 
-    from xdphints_cli import netns
+    from xdphints_cli.process import netns
     from xdphints_cli.bpf.insn import R0, exit_, mov64_imm
     from xdphints_cli.bpf.prog import Program
 

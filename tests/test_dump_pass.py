@@ -184,7 +184,7 @@ def test_metadata_that_never_reaches_tc_is_exit_3_naming_the_driver(veth):
     XDP, none seen by tc."""
     import struct as st
 
-    from xdphints_cli import netns
+    from xdphints_cli.process import netns
     from xdphints_cli.bpf import percpu
     from xdphints_cli.errors import EXIT_UNSUPPORTED
     from xdphints_cli.hints.capture import Target

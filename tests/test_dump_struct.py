@@ -38,7 +38,7 @@ for sp in (41000, 41001):
 def attached_hw_meta(pair, tmp_path, variant: str):
     """hw_meta.c attached dev-bound to the veth: with the struct in its BTF (a map's
     value type) or only in its DWARF. Yields the object's path."""
-    from xdphints_cli import netns
+    from xdphints_cli.process import netns
     from xdphints_cli.bpf.link import XdpLink
 
     obj = build("hw_meta.c", tmp_path, *(["-DMETA_IN_BTF"] if variant == "btf" else []))

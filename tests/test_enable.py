@@ -183,7 +183,8 @@ def test_failure_after_a_change_restores_it_on_the_real_device(veth):
     """A failure the plan cannot foresee after rx-vlan really changed (a driver that
     takes only part of the request: stag is left out of the real FEATURES_SET): both
     are put back on the real veth."""
-    from xdphints_cli import config, netns
+    from xdphints_cli.device import planner as config
+    from xdphints_cli.process import netns
     from xdphints_cli.netlink import rtnl
     from xdphints_cli.netlink.session import Netlink
 

@@ -11,15 +11,15 @@ import struct
 
 import pytest
 
-from xdphints_cli.device import DeviceReport
+from xdphints_cli.device.state import DeviceReport
 from xdphints_cli.errors import KernelError
 from xdphints_cli.netlink import ethtool_msgs as m
 from xdphints_cli.netlink.ethtool import Features, TsConfig, TsInfo
 from xdphints_cli.netlink.rtnl import Link, XdpAttachment
 from xdphints_cli.netlink.socket import _extack
 from xdphints_cli.netlink.netdev import NetdevInfo, flag_names, XDP_FEATURES
-from xdphints_cli.readiness import verdicts
-from xdphints_cli.device import HwtstampState
+from xdphints_cli.device.readiness import verdicts
+from xdphints_cli.device.state import HwtstampState
 
 SOF = ["hardware-transmit", "software-transmit", "hardware-receive", "software-receive",
        "software-system-clock", "hardware-legacy-clock", "hardware-raw-clock"]

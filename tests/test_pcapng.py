@@ -17,9 +17,9 @@ import pytest
 
 from conftest import need_tool
 
-from xdphints_cli import pcapng
+from xdphints_cli.cli import pcapng
 from xdphints_cli.errors import NotFoundError
-from xdphints_cli.pcapng import PcapngWriter
+from xdphints_cli.cli.pcapng import PcapngWriter
 
 
 BASE_NS = 1_700_000_000_123_456_789

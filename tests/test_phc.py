@@ -12,9 +12,9 @@ import struct
 
 import pytest
 
-from xdphints_cli import phc
+from xdphints_cli.hints import phc
 from xdphints_cli.errors import EXIT_NOT_FOUND, NotFoundError, NotSupportedError, XdpHintsError
-from xdphints_cli.phc import ClockMap, Offset, OffsetSample, PhcClock, best_offset
+from xdphints_cli.hints.phc import ClockMap, Offset, OffsetSample, PhcClock, best_offset
 
 S = 1_000_000_000
 

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from conftest import sh, xdphints
-from xdphints_cli import netns
+from xdphints_cli.process import netns
 from xdphints_cli.bpf.insn import exit_, mov64_imm, R0
 from xdphints_cli.bpf.link import XdpLink
 from xdphints_cli.bpf.prog import Program

@@ -13,7 +13,7 @@ import pytest
 
 from conftest import xdphints
 from test_dump import _env, finish, send_udp, xdp_attached
-from xdphints_cli.demo import vlan_push_program
+from xdphints_cli.scenario.veth_demo import vlan_push_program
 
 pytestmark = pytest.mark.privileged
 
@@ -47,7 +47,7 @@ def test_hash_agrees_over_several_flows_timestamps_are_neither(veth):
 
 
 def test_tx_vlan_offload_tag_agrees(veth):
-    from xdphints_cli import netns
+    from xdphints_cli.process import netns
     from xdphints_cli.bpf import syscall as sc
     from xdphints_cli.bpf.link import TcxLink
     from xdphints_cli.bpf.prog import Program

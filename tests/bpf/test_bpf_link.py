@@ -11,9 +11,9 @@ import sys
 
 import pytest
 
-from xdphints_cli.demo import vlan_push_program
+from xdphints_cli.scenario.veth_demo import vlan_push_program
 
-from xdphints_cli import netns
+from xdphints_cli.process import netns
 from xdphints_cli.bpf import syscall as sc
 from xdphints_cli.bpf.info import link_fd_by_id, link_info, next_ids
 from xdphints_cli.bpf.insn import R0, XDP_PASS, exit_, mov64_imm
@@ -78,7 +78,7 @@ def test_link_detach_keeps_fd(veth):
 
 CHILD = """
 import sys, time
-from xdphints_cli import netns
+from xdphints_cli.process import netns
 from xdphints_cli.bpf.prog import Program
 from xdphints_cli.bpf.link import XdpLink
 from xdphints_cli.bpf.insn import mov64_imm, exit_

@@ -10,7 +10,7 @@ from conftest import need_tool
 
 from bpftest_helpers import KFUNCS, bpftool_json, vmlinux_func_ids
 from xdphints_cli.bpf import syscall as sc
-from xdphints_cli.bpf.btf import btf_blob
+from xdphints_cli.bpf.btf_object import btf_blob
 from xdphints_cli.bpf.info import btf_fd_by_id, btf_info, map_fd_by_id, map_info, next_ids, prog_fd_by_id
 from xdphints_cli.bpf.insn import R0, R1, R2, exit_, ld_map_fd, mov64_imm
 from xdphints_cli.bpf.maps import Map

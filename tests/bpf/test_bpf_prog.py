@@ -11,7 +11,7 @@ import pytest
 
 from bpftest_helpers import bpftool_json, minimal_btf, vmlinux_func_ids
 from xdphints_cli.bpf import syscall as sc
-from xdphints_cli.bpf.btf import load_btf, prog_btf_blob
+from xdphints_cli.bpf.btf_object import load_btf, prog_btf_blob
 from xdphints_cli.bpf.info import prog_fd_by_id, prog_info
 from xdphints_cli.bpf.insn import (
     JEQ, R0, R1, R2, R6, R10, XDP_DROP, XDP_PASS, Label, add64_imm, call_kfunc, exit_, jmp_imm, ldx_mem,

@@ -271,7 +271,7 @@ def test_a_vast_but_consistent_struct_is_accepted():
 @pytest.mark.parametrize("name", [*HOSTILE, "vast"])
 def test_the_kernel_agrees(name):
     """The running kernel's BTF_LOAD verdict on the same blob is ours."""
-    from xdphints_cli.bpf.btf import load_btf
+    from xdphints_cli.bpf.btf_object import load_btf
     from xdphints_cli.errors import KernelError
 
     blob = (huge_struct_member_past_bit_range if name == "vast" else HOSTILE[name][0])().encode()

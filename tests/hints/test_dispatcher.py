@@ -72,7 +72,7 @@ def test_two_components_with_xskmaps_ask_for_pinned():
 
 @pytest.mark.privileged
 def test_real_links_are_listed_with_their_type(veth):
-    from xdphints_cli import netns
+    from xdphints_cli.process import netns
     from xdphints_cli.bpf.insn import R0, exit_, mov64_imm
     from xdphints_cli.bpf.link import XdpLink
     from xdphints_cli.bpf.prog import Program

@@ -179,7 +179,7 @@ def _per_packet_pcapng(pkts, queue, clock=None) -> bytes:
     import io
 
     from xdphints_cli.cli.dump_output import hints_comment, packet_time_ns
-    from xdphints_cli.pcapng import PcapngWriter
+    from xdphints_cli.cli.pcapng import PcapngWriter
 
     buf = io.BytesIO()
     w = PcapngWriter(buf)

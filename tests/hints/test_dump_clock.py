@@ -12,7 +12,7 @@ from xdphints_cli.cli.dump_output import JsonLines, json_line, packet_json, pack
 from xdphints_cli.hints.capture import Batch
 from xdphints_cli.hints.clock import refreshing
 from xdphints_cli.hints.decoding import RowLayout
-from xdphints_cli.phc import ClockMap, OffsetSample
+from xdphints_cli.hints.phc import ClockMap, OffsetSample
 
 from test_dump_bulk import FRAMES, RSS, SCHEMA_PATH, _meta, _metas, _rows, _slow_packets, _umem, prog_btf  # noqa: F401
 

@@ -8,7 +8,7 @@ import struct
 
 import pytest
 
-from xdphints_cli import netns
+from xdphints_cli.process import netns
 from xdphints_cli.bpf import syscall as sc
 from xdphints_cli.bpf.insn import JEQ, R9, jmp_imm, XDP_PASS, XDP_TX, Label, exit_, mov64_imm, mov64_reg, R1, R6
 from xdphints_cli.bpf.maps import Map

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import pytest
 
-from xdphints_cli import netns
+from xdphints_cli.process import netns
 from xdphints_cli.bpf import syscall as sc
 from xdphints_cli.bpf.maps import Map
 from xdphints_cli.btf.kfuncs import xdp_metadata_kfunc_ids
 from xdphints_cli.hints import layout as L
 from xdphints_cli.hints import program as P
-from xdphints_cli.progbtf import spec_of_btf
+from xdphints_cli.bpf.program_btf import spec_of_btf
 
 pytestmark = pytest.mark.privileged
 

@@ -9,10 +9,10 @@ import socket
 
 import pytest
 
-from xdphints_cli.demo import vlan_push_program
+from xdphints_cli.scenario.veth_demo import vlan_push_program
 
 from xsk_helpers import META_LEN, hints_setup, receive, send_udp, static_neigh
-from xdphints_cli import netns
+from xdphints_cli.process import netns
 from xdphints_cli.bpf import syscall as sc
 from xdphints_cli.bpf.insn import R0, R2, exit_
 from xdphints_cli.bpf.link import TcxLink

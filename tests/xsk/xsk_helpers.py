@@ -12,7 +12,7 @@ from typing import Dict, Iterator, List, Tuple
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "bpf"))
 from bpftest_helpers import KFUNCS, vmlinux_func_ids  # noqa: E402,F401
 
-from xdphints_cli import netns
+from xdphints_cli.process import netns
 from xdphints_cli.bpf import syscall as sc
 from xdphints_cli.bpf.link import XdpLink
 from xdphints_cli.bpf.maps import Map

@@ -90,7 +90,7 @@ def _open_source(dev, prog_id, pinned, file_, kernel, module) -> Tuple[object, d
     if module:
         return sources.module(module), {"type": "module", "name": module}
 
-    from xdphints_cli import progbtf
+    from xdphints_cli.bpf import program_btf as progbtf
 
     source: dict = {"type": "program"}
     if pinned:
@@ -108,7 +108,8 @@ def _open_source(dev, prog_id, pinned, file_, kernel, module) -> Tuple[object, d
 
 def _attached(dev: Optional[str], source: dict):
     """ProgInfo of the program attached to DEV (the first one if several modes are used)."""
-    from xdphints_cli import device, progbtf
+    from xdphints_cli.device import state as device
+    from xdphints_cli.bpf import program_btf as progbtf
     from xdphints_cli.errors import NotFoundError
     from xdphints_cli.netlink.session import Netlink
 

@@ -1,6 +1,6 @@
 """`xdphints check [HINT...] [-d DEV]`: for scripts, is each hint usable for XDP right now?
 
-The verdicts are readiness.py's, the same as `show`'s "hints"; the exit code sums them up.
+The verdicts are device/readiness.py's, the same as `show`'s "hints"; the exit code sums them up.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import click
 
 from xdphints_cli.cli.app import App, dev_option
 from xdphints_cli.cli.options import global_options
-from xdphints_cli.features import HINT_NAMES
+from xdphints_cli.device.features import HINT_NAMES
 
 STATE_STYLES = {"ready": "green", "needs-enable": "yellow", "unsupported": "red"}
 
@@ -30,10 +30,10 @@ def check(app: App, hints: Tuple[str, ...], dev: Optional[str]) -> None:
     A hint is "ready", "needs-enable" (and `xdphints enable` fixes it) or
     "unsupported" (the driver or device cannot give it).
     """
-    from xdphints_cli.device import gather
+    from xdphints_cli.device.state import gather
     from xdphints_cli.errors import EXIT_NEEDS_ENABLE, EXIT_OK, EXIT_UNSUPPORTED
     from xdphints_cli.netlink.session import Netlink
-    from xdphints_cli.readiness import NEEDS_ENABLE, READY, UNSUPPORTED, verdicts
+    from xdphints_cli.device.readiness import NEEDS_ENABLE, READY, UNSUPPORTED, verdicts
 
     with Netlink() as nl:
         report = gather(nl, dev)

@@ -22,7 +22,7 @@ def demo(app: App) -> None:
 
     Needs root. Exit codes: 0 done, 1 a step failed, 4 not root, 130 interrupted.
     """
-    from xdphints_cli import demo as logic
+    from xdphints_cli.scenario import veth_demo as logic
     from xdphints_cli.errors import Interrupted
 
     def interrupted(signum, _frame):
@@ -52,7 +52,7 @@ class _TextReport:
         getattr(self, f"_{kind}")(data)
 
     def _intro(self, d: dict) -> None:
-        from xdphints_cli.demo import ADDR, DUT, PEER, PEER_ADDR
+        from xdphints_cli.scenario.veth_demo import ADDR, DUT, PEER, PEER_ADDR
 
         self.out(f"xdphints demo: a veth pair across two throwaway network namespaces ({d['ns']}, "
                  f"{d['peer_ns']}): {DUT} ({ADDR}) is the device under test, {PEER} ({PEER_ADDR}) "
@@ -70,7 +70,7 @@ class _TextReport:
         self.out(d["output"].rstrip() if not d["code"] else f"{d['error']} (exit {d['code']})")
 
     def _dump(self, d: dict) -> None:
-        from xdphints_cli.demo import VLAN_ID, VLAN_PCP
+        from xdphints_cli.scenario.veth_demo import VLAN_ID, VLAN_PCP
 
         self.heading("3. Capture with the built-in hints program")
         flows = ", ".join(f"{s}->{p}" for s, p in d["flows"])
@@ -80,7 +80,7 @@ class _TextReport:
         self.out("$ " + " ".join(d["command"]))
 
     def _packets(self, d: dict) -> None:
-        from xdphints_cli.demo import flow_key, hint_text
+        from xdphints_cli.scenario.veth_demo import flow_key, hint_text
 
         for line in d["start"]:
             self.out(line)

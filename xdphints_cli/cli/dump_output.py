@@ -197,7 +197,7 @@ def write_pcapng(path: str, cap, batches, clock=None) -> None:
     """Write the batches to a pcapng file ("-": stdout) from a writer thread (see
     BatchWriter): in bulk (PcapngBlocks) for the built-in program's AF_XDP batches,
     packet by packet for --attached and --pass."""
-    from xdphints_cli.pcapng import PcapngWriter
+    from xdphints_cli.cli.pcapng import PcapngWriter
 
     with PcapngWriter(sys.stdout.buffer if path == "-" else path) as pw:  # "-": as tcpdump -w -
         if_id = pw.add_interface(cap.target.ifname, f"xdphints dump {queues_text(cap)}")
@@ -214,7 +214,7 @@ def write_pcapng(path: str, cap, batches, clock=None) -> None:
 
 def _pcapng_packets(cap, b, if_id: int, clock=None) -> bytes:
     """The batch's blocks built packet by packet from decoded Packets (--attached, --pass)."""
-    from xdphints_cli.pcapng import epb_frame, epb_options
+    from xdphints_cli.cli.pcapng import epb_frame, epb_options
 
     parts = []
     for pkt in cap.decode(b, cap.frame_size):
@@ -271,7 +271,7 @@ class PcapngBlocks:
     def _frame(self, length: int, row, t: int, queue: int):
         """((head, tail), True when they hold for every packet of this batch with the
         same length and row)."""
-        from xdphints_cli.pcapng import epb_frame, epb_options
+        from xdphints_cli.cli.pcapng import epb_frame, epb_options
 
         ts_i = self._ts
         hw = 0
@@ -301,7 +301,7 @@ class PcapngBlocks:
         """The block options for a hints row: bytes, or (rx-hash, comment before the
         timestamp value, after it) for a row with a hardware timestamp."""
         from xdphints_cli.hints.decoding import hint_values
-        from xdphints_cli.pcapng import epb_options
+        from xdphints_cli.cli.pcapng import epb_options
 
         if row is None:
             return epb_options(None, queue, _hints_comment(None, {}, self.rss_table))

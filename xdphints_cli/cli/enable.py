@@ -1,7 +1,7 @@
 """`xdphints enable|disable FEATURE... [-d DEV]`: the hardware side of XDP hints.
 
-The logic (plan, apply, verify, roll back) is in xdphints_cli/config.py; this module
-parses, renders and prints warnings. The feature names come from features.py, a
+The logic (plan, apply, verify, roll back) is in xdphints_cli/device/planner.py; this module
+parses, renders and prints warnings. The feature names come from device/features.py, a
 table of plain data, so importing it here keeps `--help` free of pyroute2 and rich.
 """
 
@@ -13,7 +13,7 @@ import click
 
 from xdphints_cli.cli.app import App, dev_option
 from xdphints_cli.cli.options import global_options
-from xdphints_cli.features import FEATURE_NAMES, FEATURES
+from xdphints_cli.device.features import FEATURE_NAMES, FEATURES
 
 _FEATURE_HELP = "\b\nFeatures:\n" + "\n".join(f"  {f.name:<13} {f.help}" for f in FEATURES)
 
@@ -78,8 +78,9 @@ def disable(app: App, features: Tuple[str, ...], dev: Optional[str], dry_run: bo
 
 def _run(app: App, action: str, features: Tuple[str, ...], dev: Optional[str], rx_filter: Optional[str],
          tx_type: Optional[str], dry_run: bool) -> None:
-    from xdphints_cli import config, drvinfo
-    from xdphints_cli.device import resolve_link
+    from xdphints_cli.device import planner as config
+    from xdphints_cli.ioctl import drvinfo
+    from xdphints_cli.device.state import resolve_link
     from xdphints_cli.netlink.session import Netlink
 
     with Netlink() as nl:

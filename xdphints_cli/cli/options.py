@@ -32,7 +32,7 @@ def _enter_netns(ctx: click.Context, _param, name) -> None:
         if app.netns != name:
             raise click.UsageError(f"two network namespaces given: -n {app.netns} and -n {name}")
         return
-    from xdphints_cli import netns
+    from xdphints_cli.process import netns
 
     netns.enter(name)
     app.netns = name

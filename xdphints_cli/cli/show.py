@@ -25,7 +25,7 @@ def show(app: App, device: Optional[str], dev: Optional[str]) -> None:
     """
     if device is not None and dev is not None and device != dev:
         raise usage_error(f"two devices given: {device} and {dev}")
-    from xdphints_cli import device as devmod
+    from xdphints_cli.device import state as devmod
     from xdphints_cli.netlink.session import Netlink
 
     with Netlink() as nl:
@@ -38,7 +38,7 @@ def show(app: App, device: Optional[str], dev: Optional[str]) -> None:
                 render_list(app, reports)
             return
         report = devmod.gather(nl, name)
-    from xdphints_cli.readiness import verdicts
+    from xdphints_cli.device.readiness import verdicts
 
     hints = verdicts(report, netns=app.netns)
     if app.json:
@@ -93,7 +93,7 @@ def report_json(report, hints) -> dict:
     if report.hwtstamp is not None:
         out["hwtstamp-config"] = report.hwtstamp.to_json()
     if report.features is not None:
-        from xdphints_cli.features import SHOWN_OFFLOADS
+        from xdphints_cli.device.features import SHOWN_OFFLOADS
 
         out["offloads"] = {name: report.features.get(name).to_json()
                            for name in SHOWN_OFFLOADS if report.features.get(name)}
@@ -171,7 +171,7 @@ def render_report(app: App, report, hints) -> None:
     rows.append(("Hwtstamp config", f"tx-type {hw.tx_type or NA}, rx-filter {hw.rx_filter or NA} (via {hw.source})"
                  if hw else NA))
     if report.features is not None:
-        from xdphints_cli.features import SHOWN_OFFLOADS
+        from xdphints_cli.device.features import SHOWN_OFFLOADS
 
         for name in SHOWN_OFFLOADS:
             f = report.features.get(name)

@@ -9,7 +9,7 @@ from typing import Optional
 
 import click
 
-from xdphints_cli import caps
+from xdphints_cli.process import caps
 from xdphints_cli.cli.app import App, dev_option, usage_error
 from xdphints_cli.cli.options import global_options
 from xdphints_cli.errors import EXIT_DISAGREE

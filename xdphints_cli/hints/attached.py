@@ -109,7 +109,7 @@ def look_through_dispatcher(pi, links=None, xskmaps_of=None, info_of=None):
     """The program that owns the XSKMAP: `pi` itself, or for a libxdp dispatcher
     (which has no XSKMAP of its own) the one component program that has one.
     The last three arguments default to the kernel's answers (tests give their own)."""
-    from xdphints_cli.progbtf import prog_info
+    from xdphints_cli.bpf.program_btf import prog_info
 
     xskmaps_of = xskmaps_of or (lambda p: _xskmaps(p.map_ids))
     info_of = info_of or prog_info
@@ -142,10 +142,10 @@ def resolve(dev: Optional[str], queue, pinned: Optional[str]) -> Tuple[Target, A
     """(target, program info, pinned XSKMAP fd or None): the device, its queue(s), the
     program whose BTF decodes the metadata and the XSKMAP to put our sockets in."""
     from xdphints_cli.bpf import info
-    from xdphints_cli.device import resolve_link
+    from xdphints_cli.device.state import resolve_link
     from xdphints_cli.netlink.session import Netlink
-    from xdphints_cli.progbtf import prog_info
-    from xdphints_cli.queues import active_rx_queues
+    from xdphints_cli.bpf.program_btf import prog_info
+    from xdphints_cli.device.queues import active_rx_queues
 
     with Netlink() as nl:
         link = resolve_link(nl, dev)
@@ -212,7 +212,7 @@ class AttachedCapture(Capture):
         from xdphints_cli.bpf import syscall as sc
         from xdphints_cli.bpf.maps import Map
         from xdphints_cli.btf.hints import hints_structs
-        from xdphints_cli.progbtf import no_btf_error, spec_of_btf
+        from xdphints_cli.bpf.program_btf import no_btf_error, spec_of_btf
 
         t, st, pi = self.target, self._stack, self.prog
         what = f"XDP program id {pi.id}" + (f" ({pi.name})" if pi.name else "")

@@ -110,7 +110,7 @@ class Target:
 
 def attached_program_error(ifname: str, programs) -> DeviceHasProgramError:
     """The message for a device that already has XDP programs: which, and what to do."""
-    from xdphints_cli.programs import describe
+    from xdphints_cli.device.programs import describe
 
     descs = []
     for mode, prog_id in programs:
@@ -153,12 +153,12 @@ def resolve_target(dev: Optional[str], queue, warn: Callable[[str], None]) -> Ta
     all), no XDP program yet, native XDP; and the kfuncs to call (advertised by the
     device and present in kernel BTF)."""
     from xdphints_cli.btf.kfuncs import xdp_metadata_kfunc_ids
-    from xdphints_cli.device import resolve_link
+    from xdphints_cli.device.state import resolve_link
     from xdphints_cli.errors import KernelTooOldError
     from xdphints_cli.hints.program import usable_kfuncs
     from xdphints_cli.netlink import netdev
     from xdphints_cli.netlink.session import Netlink
-    from xdphints_cli.queues import active_rx_queues
+    from xdphints_cli.device.queues import active_rx_queues
 
     with Netlink() as nl:
         link = resolve_link(nl, dev)

@@ -1,6 +1,6 @@
 """Time for dump: the device's PHC mapped to CLOCK_REALTIME (phc.ClockMap, refreshed
 once a second while capturing), and hardware RX timestamping turned on for the
-duration of a capture and put back afterwards (config.py's plan/apply/rollback)."""
+duration of a capture and put back afterwards (device/planner.py's plan/apply/rollback)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ def open_clock(ifname: str, warn: Callable[[str], None]):
     None when the device has none (or it cannot be read: a warning says why)."""
     from xdphints_cli.netlink import ethtool, rtnl
     from xdphints_cli.netlink.session import Netlink
-    from xdphints_cli.phc import ClockMap, PhcClock
+    from xdphints_cli.hints.phc import ClockMap, PhcClock
 
     try:
         with Netlink() as nl:
@@ -60,7 +60,8 @@ def rx_timestamping(ifname: str, warn: Callable[[str], None]) -> Iterator[object
     for the duration; put the previous rx-filter back on exit. Raises config's
     FeatureError (exit 3 for a device without hardware timestamping) before
     anything is changed."""
-    from xdphints_cli import config, drvinfo
+    from xdphints_cli.device import planner as config
+    from xdphints_cli.ioctl import drvinfo
     from xdphints_cli.netlink import rtnl
     from xdphints_cli.netlink.session import Netlink
 

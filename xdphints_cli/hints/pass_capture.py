@@ -175,7 +175,7 @@ class PassCapture(Capture):
         return c[COUNT_MARKED] >= MARKED_PROBE and not c[COUNT_RECORDS] + c[COUNT_DROPPED]
 
     def _lost_error(self) -> NotSupportedError:
-        from xdphints_cli.drvinfo import driver_name
+        from xdphints_cli.ioctl.drvinfo import driver_name
 
         t = self.target
         drv = driver_name(t.ifname) or "unknown"

@@ -221,7 +221,7 @@ def load(ringbuf_fd: int, counts_fd: int, struct_btf_id: int, snaplen: int,
          name: str = "xdphints_pass", l4: Optional[L4HashBit] = None):
     """Load the program for tcx ingress, with its BTF. Returns the Program."""
     from xdphints_cli.bpf import syscall as sc
-    from xdphints_cli.bpf.btf import load_btf
+    from xdphints_cli.bpf.btf_object import load_btf
     from xdphints_cli.bpf.prog import Program
 
     blob, func_id = build_btf(snaplen)

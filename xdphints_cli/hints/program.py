@@ -300,7 +300,7 @@ def load(ifindex: int, kfuncs: Dict[str, int], xskmap_fd: Optional[int],
     other tools see a btf_id). Returns (Program, ProgramBtf). No `xskmap_fd`: the
     XDP_PASS variant (see generate)."""
     from xdphints_cli.bpf import syscall as sc
-    from xdphints_cli.bpf.btf import load_btf
+    from xdphints_cli.bpf.btf_object import load_btf
     from xdphints_cli.bpf.prog import Program
 
     pbtf = L.build_btf()

@@ -132,7 +132,7 @@ class XskSocket:
         dev = _sys.ifname(self.ifindex)
         what = f"binding AF_XDP socket to {dev} queue {self.queue}"
         if err == errno.EINVAL:
-            from xdphints_cli.queues import active_rx_queues_by_index
+            from xdphints_cli.device.queues import active_rx_queues_by_index
 
             rxq = active_rx_queues_by_index(self.ifindex)
             if rxq is not None and self.queue >= rxq.count:

@@ -81,7 +81,7 @@ def memlock_frames(wanted: int, frame_size: int, sockets: int = 1) -> int:
     PermissionDeniedError when not even MIN_FRAMES fit."""
     import resource
 
-    from xdphints_cli import caps
+    from xdphints_cli.process import caps
     from xdphints_cli.errors import PermissionDeniedError
 
     if caps.has("CAP_IPC_LOCK"):

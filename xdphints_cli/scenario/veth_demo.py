@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Dict, Iterator, List, Optional, Tuple
 
-from xdphints_cli import netns
+from xdphints_cli.process import netns
 from xdphints_cli.errors import PermissionDeniedError, XdpHintsError
 
 DUT, PEER = "xd0", "xd1"
@@ -38,7 +38,7 @@ NS_PREFIX = "xdph-demo-"
 
 
 def require_privileges() -> None:
-    from xdphints_cli.caps import missing as lacking
+    from xdphints_cli.process.caps import missing as lacking
 
     missing = lacking(_CAPS)
     if missing:

@@ -12,14 +12,14 @@ import os
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Tuple, TypeVar
 
-from xdphints_cli import drvinfo, hwtstamp
+from xdphints_cli.ioctl import drvinfo, hwtstamp
 from xdphints_cli.errors import (KernelError, KernelTooOldError, NotFoundError, PermissionDeniedError, UsageError,
                                  errno_name)
 from xdphints_cli.netlink import ethtool, netdev, rtnl
 from xdphints_cli.netlink.ethtool_msgs import ETH_SS_TS_RX_FILTERS, ETH_SS_TS_TX_TYPES
 from xdphints_cli.netlink.session import Netlink
-from xdphints_cli.programs import Program, describe_programs
-from xdphints_cli.queues import RxQueues, active_rx_queues
+from xdphints_cli.device.programs import Program, describe_programs
+from xdphints_cli.device.queues import RxQueues, active_rx_queues
 
 T = TypeVar("T")
 

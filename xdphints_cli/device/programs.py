@@ -9,7 +9,7 @@ from xdphints_cli.errors import PermissionDeniedError, XdpHintsError
 from xdphints_cli.netlink.rtnl import XdpAttachment
 
 if TYPE_CHECKING:
-    from xdphints_cli.progbtf import HintsStruct
+    from xdphints_cli.bpf.program_btf import HintsStruct
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ def describe(prog_id: int, mode: str) -> Program:
         pi = info.prog_info(fd.fd)
     structs = None
     if pi.btf_id:
-        from xdphints_cli.progbtf import hints_of_btf
+        from xdphints_cli.bpf.program_btf import hints_of_btf
 
         try:
             structs = hints_of_btf(pi.btf_id)

@@ -6,8 +6,8 @@ import shlex
 from dataclasses import dataclass, replace
 from typing import List, Optional
 
-from xdphints_cli.device import DeviceReport
-from xdphints_cli.features import HINTS, Hint, feature
+from xdphints_cli.device.state import DeviceReport
+from xdphints_cli.device.features import HINTS, Hint, feature
 from xdphints_cli.netlink.netdev import XDP_RX_METADATA
 
 READY = "ready"

@@ -1,7 +1,7 @@
 """`enable` / `disable`: plan -> apply -> verify -> rollback for the hardware side of hints.
 
-The features come from xdphints_cli/features.py. The kernel plumbing stays in
-netlink/ethtool.py and hwtstamp.py; this module only decides. It reaches the device
+The features come from xdphints_cli/device/features.py. The kernel plumbing stays in
+netlink/ethtool.py and ioctl/hwtstamp.py; this module only decides. It reaches the device
 through a Backend, so the same logic runs on the real kernel (KernelBackend) and,
 in unit tests, on recorded kernel replies.
 
@@ -29,10 +29,10 @@ import threading
 from dataclasses import dataclass, field
 from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
-from xdphints_cli import hwtstamp
+from xdphints_cli.ioctl import hwtstamp
 from xdphints_cli.errors import (EXIT_FAILED, EXIT_PERMISSION, EXIT_UNSUPPORTED, KernelError,
                                  KernelTooOldError, NotSupportedError, UsageError, XdpHintsError, errno_name)
-from xdphints_cli.features import FEATURE_NAMES, Feature, feature as feature_by_name
+from xdphints_cli.device.features import FEATURE_NAMES, Feature, feature as feature_by_name
 from xdphints_cli.netlink import ethtool
 from xdphints_cli.netlink.ethtool_msgs import ETH_SS_TS_RX_FILTERS, ETH_SS_TS_TX_TYPES
 
@@ -518,7 +518,7 @@ def plan(backend: Backend, action: str, names: Iterable[str], rx_filter: Optiona
                 result.steps.append(planner.rx(f, rx_filter))
             elif f.kind == "tx-type":
                 result.steps.append(planner.tx(f, tx_type))
-            else:  # a new kind in features.py without code here
+            else:  # a new kind in device/features.py without code here
                 raise NotSupportedError(f"{name}: feature kind {f.kind!r} is not implemented")
     except FeatureError as e:
         if len(names) > 1:

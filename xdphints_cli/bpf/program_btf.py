@@ -33,7 +33,7 @@ def no_btf_error(prog_id: int, name: str = "") -> NotSupportedError:
 def spec_of_btf(btf_id: int):
     """Parse the loaded BTF object `btf_id`. Standalone when it parses as such,
     else as split BTF over vmlinux (module BTF, or a program's split BTF)."""
-    from xdphints_cli.bpf import btf as kbtf
+    from xdphints_cli.bpf import btf_object as kbtf
     from xdphints_cli.bpf import info
     from xdphints_cli.btf import reader, sources
 

@@ -1,0 +1,1 @@
+"""The ioctls netlink does not cover: SIOC[GS]HWTSTAMP and ETHTOOL_GDRVINFO."""

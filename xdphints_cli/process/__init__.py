@@ -1,0 +1,1 @@
+"""This process's context: its network namespace and its capabilities."""

@@ -1,0 +1,1 @@
+"""End-to-end scenarios run on throwaway devices (the demo)."""
