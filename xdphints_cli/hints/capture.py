@@ -22,6 +22,9 @@ from xdphints_cli.xsk.umem import memlock_frames
 XDP_FEATURE_BASIC = 1
 POLL_MS = 100
 XDP_PACKET_HEADROOM = 256    # every AF_XDP frame has at least this in front of the packet
+# 2 KiB frames hold XDP_PACKET_HEADROOM and 1792 bytes of packet: a 1500 MTU frame with
+# two VLAN tags (1522) fits
+SMALL_FRAME_MTU = 1500
 XSK_STAT_KEYS = ("rx_dropped", "rx_ring_full", "rx_fill_ring_empty_descs", "rx_invalid_descs")
 
 
@@ -218,6 +221,10 @@ class Capture:
             queue = list(range(target.rx_queues))
         self.queues: List[int] = [queue] if isinstance(queue, int) else list(queue)
         self.queue = self.queues[0]
+        if frame_size == 4096 and target.mtu is not None and target.mtu <= SMALL_FRAME_MTU:
+            # the same UMEM memory as twice the frames and ring entries: twice the slack
+            # for a receive loop held up by the scheduler or the writer
+            frames, frame_size, rx_size = frames * 2, 2048, rx_size * 2
         if len(self.queues) > 1:   # a UMEM per socket: keep the memory per queue modest
             frames, rx_size = min(frames, 4096), min(rx_size, 2048)
         fit = memlock_frames(frames, frame_size, len(self.queues))
