@@ -227,12 +227,12 @@ for i in range(count):
 
 def test_packets_without_metadata_never_show_an_earlier_packets(veth, tmp_path):
     """partial.c writes metadata (its own sequence number) on two packets of three and
-    redirects the third bare. Far more packets than the UMEM has frames (8192), so
-    frames are reused many times: a bare packet must show no metadata, not what the
-    frame's previous packet left in front of it."""
+    redirects the third bare. Far more packets than the UMEM has frames (16384 of
+    2 KiB at MTU 1500), so frames are reused: a bare packet must show no metadata, not
+    what the frame's previous packet left in front of it."""
     obj = build("partial.c", tmp_path, "-mcpu=v3")
     attach_ip(veth, obj)
-    n = 24000
+    n = 40000
     # a permanent neighbour entry: packets queued behind ARP resolution could be dropped
     mac = veth.run("cat", f"/sys/class/net/{veth.dev}/address").stdout.strip()
     veth.run_peer("ip", "neigh", "replace", veth.addr, "lladdr", mac, "dev", veth.peer)
