@@ -46,28 +46,23 @@ def from_sysfs(ifname: str, ifindex: Optional[int] = None) -> Optional[int]:
     return n or None
 
 
-def from_channels(channels) -> Optional[int]:
-    """Current rx + combined from an ethtool.Channels, None when it says nothing."""
-    if channels is None:
-        return None
-    return channels.rx_queues or None
+_ASK = object()
 
 
-def active_rx_queues(nl, link, channels=None, channels_read: bool = False) -> RxQueues:
-    """The active RX queue count of `link` (an rtnl.Link). `channels`: a CHANNELS
-    reply the caller already has (`channels_read` says it asked, even if the answer
-    was None), so show does not ask twice."""
+def active_rx_queues(nl, link, channels=_ASK) -> RxQueues:
+    """The active RX queue count of `link` (an rtnl.Link). `channels`: the CHANNELS
+    reply (an ethtool.Channels, or None when the driver gave none) when the caller
+    already asked, so show does not ask twice."""
     from xdphints_cli.errors import XdpHintsError
     from xdphints_cli.netlink import ethtool, netdev
 
-    if not channels_read:
+    if channels is _ASK:
         try:
             channels = ethtool.get_channels(nl, link.ifindex, link.ifname)
         except XdpHintsError:
             channels = None
-    n = from_channels(channels)
-    if n:
-        return RxQueues(n, "channels")
+    if channels is not None and channels.rx_queues:
+        return RxQueues(channels.rx_queues, "channels")
     n = from_sysfs(link.ifname, link.ifindex)
     if n:
         return RxQueues(n, "sysfs")

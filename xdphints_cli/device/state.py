@@ -142,7 +142,7 @@ def gather_link(nl: Netlink, link: rtnl.Link, brief: bool = False) -> DeviceRepo
     if brief:
         return report
     report.channels = _section(report, "channels", lambda: ethtool.get_channels(nl, link.ifindex, link.ifname))
-    report.rx_active = active_rx_queues(nl, link, report.channels, channels_read=True)
+    report.rx_active = active_rx_queues(nl, link, report.channels)
     report.hwtstamp = _section(report, "hwtstamp-config", lambda: _read_hwtstamp(nl, link, report))
     report.features = _section(report, "offloads", lambda: ethtool.get_features(nl, link.ifindex, link.ifname))
     if report.driver == "veth" and report.netdev is not None and not report.netdev.xdp_features & 1:
