@@ -283,8 +283,7 @@ def _is_bpffs_file(path: str) -> bool:
     except OSError:
         return False
     buf = ctypes.create_string_buffer(256)       # struct statfs; f_type comes first
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.statfs(os.fsencode(path), buf) != 0:
+    if sc._libc.statfs(os.fsencode(path), buf) != 0:
         return True                               # cannot tell: keep the kernel's answer
     return ctypes.c_long.from_buffer(buf).value & 0xFFFFFFFF == BPF_FS_MAGIC
 

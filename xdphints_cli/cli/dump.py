@@ -8,7 +8,6 @@ from typing import Optional
 
 import click
 
-from xdphints_cli.process import caps
 from xdphints_cli.cli.app import App, dev_option, usage_error
 from xdphints_cli.cli.dump_output import (BatchWriter, JsonLines, announce, announce_attached, hexdump, json_line,
                                           output_closed_check, packet_json, packet_text, say, summary_json,
@@ -111,6 +110,7 @@ def dump(app: App, dev: Optional[str], queue_: str, count: Optional[int], durati
     (Linux 6.6) and a driver that keeps the metadata in the skb (exit 3 otherwise).
     """
     from xdphints_cli.hints import capture
+    from xdphints_cli.process import caps
 
     _check_numbers(count, duration, snaplen, sample)
     try:

@@ -51,28 +51,25 @@ def named_struct(name: str, btf_file: Optional[str], prog_spec) -> NamedStruct:
     vmlinux; NotFoundError naming the places looked in."""
     from xdphints_cli.btf import sources
 
-    looked = []
-    found = None
+    found, looked = None, []
     if btf_file:
         try:
             spec, tid, kind = sources.struct_in_file(btf_file, name)
             found = spec, tid, f"{btf_file} ({kind})"
         except NotFoundError:
             looked.append(btf_file)
-    for spec, where in ((prog_spec, "the program's BTF"), (None, "vmlinux BTF")):
-        if found is not None:
-            break
-        if where == "vmlinux BTF":
-            spec = sources.kernel()
-        if spec is None:
-            continue
+    if found is None and prog_spec is not None:
+        tid = sources.struct_id(prog_spec, name)
+        if tid is None:
+            looked.append("the program's BTF")
+        else:
+            found = prog_spec, tid, "the program's BTF"
+    if found is None:
+        spec = sources.kernel()
         tid = sources.struct_id(spec, name)
         if tid is None:
-            looked.append(where)
-        else:
-            found = spec, tid, where
-    if found is None:
-        raise NotFoundError(f"no struct {name} in {', '.join(looked)}")
+            raise NotFoundError(f"no struct {name} in {', '.join(looked + ['vmlinux BTF'])}")
+        found = spec, tid, "vmlinux BTF"
     spec, tid, where = found
     size = spec[tid].size
     if not 0 < size <= META_MAX:
@@ -272,20 +269,14 @@ class AttachedCapture(Capture):
         umem = self._umem if umem is None else umem
         unpack = _U32.unpack_from
         rows: List[Optional[tuple]] = []
-        counts = self.metadata_counts
-        named = self.named
         for a in addrs:
             if umem[a - META_MAX:a] == _FILLER:
                 rows.append(None)
                 self.stats.no_metadata += 1
-                continue
-            r = unpack(umem, a - 4)
-            rows.append(r)
-            if named is not None:
-                counts[named.name] += 1
             else:
-                d = self.decoder._decoder_for(r[0])
-                counts[self.decoder.struct_name(r[0]) if d is not None else RAW_KEY] += 1
+                rows.append(unpack(umem, a - 4))
+        # by trailing u32; named in metadata_summary, once
+        self.metadata_counts.update(r[0] for r in rows if r is not None)
         return rows
 
     def metadata(self, umem, addr: int) -> Dict[str, Any]:
@@ -311,8 +302,16 @@ class AttachedCapture(Capture):
                          head[:snaplen] if snaplen else head, meta)
 
     def metadata_summary(self) -> Dict[str, int]:
-        """{struct name, or "raw" for metadata no known layout describes: packets}."""
-        return dict(sorted(self.metadata_counts.items()))
+        """{struct name, or RAW_KEY for metadata no known layout describes: packets}."""
+        out: Counter = Counter()
+        for tid, n in self.metadata_counts.items():
+            if self.named is not None:
+                out[self.named.name] += n
+            elif self.decoder._decoder_for(tid) is not None:
+                out[self.decoder.struct_name(tid)] += n
+            else:
+                out[RAW_KEY] += n
+        return dict(sorted(out.items()))
 
 
 RAW_KEY = "unknown-layout"   # a summary key no C struct name can be

@@ -187,9 +187,9 @@ def resolve_target(dev: Optional[str], queue, warn: Callable[[str], None]) -> Ta
 
 def link_state(link) -> Tuple[bool, Optional[int]]:
     """(up, mtu) of an rtnl.Link, as the link watch compares them."""
-    from xdphints_cli.netlink.linkwatch import IFF_LOWER_UP, IFF_UP
+    from xdphints_cli.netlink.linkwatch import is_up
 
-    return link.flags & (IFF_UP | IFF_LOWER_UP) == IFF_UP | IFF_LOWER_UP, link.mtu
+    return is_up(link.flags), link.mtu
 
 
 def _hints_struct_id(spec) -> int:

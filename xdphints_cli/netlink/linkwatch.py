@@ -22,6 +22,11 @@ _IFINFO = struct.Struct("=BxHiII")
 _RTA = struct.Struct("=HH")
 
 
+def is_up(flags: int) -> bool:
+    """Administratively up and with carrier: packets can arrive."""
+    return flags & (IFF_UP | IFF_LOWER_UP) == IFF_UP | IFF_LOWER_UP
+
+
 def parse_link_messages(data: bytes, ifindex: int) -> List[Tuple[str, int, Optional[int]]]:
     """(kind, flags, mtu) of each RTM_NEWLINK/RTM_DELLINK about `ifindex` in one
     datagram; kind "new" or "del"."""
@@ -85,7 +90,7 @@ class LinkWatch:
                     self.gone = True
                     events.append(("gone",))
                     break
-                up = bool(flags & IFF_UP) and bool(flags & IFF_LOWER_UP)
+                up = is_up(flags)
                 if up != self.up:
                     self.up = up
                     events.append(("up",) if up else ("down",))

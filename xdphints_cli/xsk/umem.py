@@ -87,7 +87,7 @@ def memlock_frames(wanted: int, frame_size: int, sockets: int = 1) -> int:
     if caps.has("CAP_IPC_LOCK"):
         return wanted
     soft, hard = resource.getrlimit(resource.RLIMIT_MEMLOCK)
-    if hard == resource.RLIM_INFINITY or (soft != hard and _raise_memlock(hard)):
+    if soft != hard and _raise_memlock(hard):
         soft = hard
     if soft == resource.RLIM_INFINITY:
         return wanted
