@@ -208,19 +208,15 @@ class Capture:
     # batches carry the built-in hints struct's rows (RowLayout): output can be built
     # in bulk from them (JsonLines, PcapngBlocks)
     bulk_rows = True
+    # called with (umem, addrs) before a batch's frames go back to the kernel
+    scrub: Optional[Callable] = None
 
     def __init__(self, target: Target, queue, frames: int = 8192, frame_size: int = 4096,
                  rx_size: int = 4096, match=None, sample: int = 1,
                  warn: Callable[[str], None] = lambda message: None):
         """`queue`: one queue, a list of queues, or None for all the device's RX queues
         (one AF_XDP socket per queue, all in one XSKMAP of one program)."""
-        from xdphints_cli.hints.program import Match
-
-        self.target = target
-        if queue is None:
-            queue = list(range(target.rx_queues))
-        self.queues: List[int] = [queue] if isinstance(queue, int) else list(queue)
-        self.queue = self.queues[0]
+        self._init_common(target, queue, match, sample, warn)
         if frame_size == 4096 and target.mtu is not None and target.mtu <= SMALL_FRAME_MTU:
             # the same UMEM memory as twice the frames and ring entries: twice the slack
             # for a receive loop held up by the scheduler or the writer
@@ -232,18 +228,28 @@ class Capture:
             warn(f"no CAP_IPC_LOCK: {fit} frames per queue instead of {frames} to stay "
                  "within RLIMIT_MEMLOCK (ulimit -l); bursts are likelier to be dropped")
             frames, rx_size = fit, min(rx_size, fit // 2)
-        self.match = match or Match()
-        self.sample = sample
         # twice as many frames as RX ring entries: while a whole ring's batch is
         # being processed, the kernel still has as many frames to receive into
         self.frames = frames
         self.frame_size = frame_size
         self.rx_size = rx_size
+
+    def _init_common(self, target: Target, queue, match, sample: int,
+                     warn: Callable[[str], None]) -> None:
+        """What every capture has: the queues (None: all active ones), the match,
+        counters, the device-watch state and the ExitStack that owns everything."""
+        from xdphints_cli.hints.program import Match
+
+        self.target = target
+        if queue is None:
+            queue = list(range(target.rx_queues))
+        self.queues: List[int] = [queue] if isinstance(queue, int) else list(queue)
+        self.queue = self.queues[0]
+        self.match = match or Match()
+        self.sample = sample
         self.stats = Stats()
         self.warn = warn
         self.gone: Optional[str] = None   # why the capture ended early: the device went away
-        # called with (umem, addrs) before a batch's frames go back to the kernel
-        self.scrub: Optional[Callable] = None
         self._said: set = set()
         self._stack = contextlib.ExitStack()
         self.prog_id = 0

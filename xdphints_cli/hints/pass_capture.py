@@ -11,7 +11,6 @@ counted (a per-CPU counter in the tcx program), never the packets.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import struct
 import time
@@ -20,7 +19,7 @@ from typing import Callable, Dict, Iterator, List, Optional
 
 from xdphints_cli.errors import KernelError, NotSupportedError, XdpHintsError
 from xdphints_cli.hints import pass_program as PP
-from xdphints_cli.hints.capture import Capture, Packet, Stats, Target, _wait_ms
+from xdphints_cli.hints.capture import Capture, Packet, Target, _wait_ms
 from xdphints_cli.hints.decoding import RowLayout, hint_values
 from xdphints_cli.hints.packet import summarize
 from xdphints_cli.hints.program import COUNT_DROPPED, COUNT_MARKED, COUNT_RECORDS, N_COUNTS
@@ -110,26 +109,12 @@ class PassCapture(Capture):
 
     def __init__(self, target: Target, queue, snaplen: int, match=None, sample: int = 1,
                  warn: Callable[[str], None] = lambda message: None):
-        from xdphints_cli.hints.program import Match
-
-        self.target = target
-        self.queues: List[int] = (list(range(target.rx_queues)) if queue is None else
-                                  [queue] if isinstance(queue, int) else list(queue))
-        self.queue = self.queues[0]
+        self._init_common(target, queue, match, sample, warn)
         self._queue_filter = None if queue is None else self.queues
-        self.match = match or Match()
-        self.sample = sample
         self.snap = max(snaplen, SUMMARY_BYTES)
         self.frame_size = self.snap
-        self.stats = Stats()
-        self.warn = warn
-        self.gone: Optional[str] = None
-        self.scrub = None
-        self._said: set = set()
-        self._stack = contextlib.ExitStack()
-        self.prog_id = self.btf_id = self.tc_prog_id = 0
+        self.tc_prog_id = 0
         self.counts = [0] * N_COUNTS
-        self.driver: Optional[str] = None
 
     def _open(self) -> None:
         from xdphints_cli.bpf import percpu
