@@ -165,7 +165,6 @@ def dump(app: App, dev: Optional[str], queue_: str, count: Optional[int], durati
     from xdphints_cli.hints import clock as hclock
 
     target = capture.resolve_target(dev, queue, app.warn)
-    out = sys.stdout
     keep = snaplen or DEFAULT_SNAPLEN
     with contextlib.ExitStack() as es:
         stop = _stop_when(es.enter_context(capture.stop_on_signals()), quiet or write_path)
@@ -181,27 +180,38 @@ def dump(app: App, dev: Optional[str], queue_: str, count: Optional[int], durati
             cap = es.enter_context(capture.Capture(target, queue, match=match, sample=sample,
                                                    warn=app.warn))
         announce(app, cap)
-        # closed before the capture is (ExitStack order), also when output fails
-        batches = es.enter_context(contextlib.closing(cap.batches(count, duration, stop)))
-        if clock is not None:
-            batches = hclock.refreshing(batches, clock)
-        if write_path:
-            write_pcapng(write_path, cap, batches, clock)
-        elif quiet:
-            for _ in batches:
-                pass
-        elif app.json and cap.bulk_rows:
-            lines = JsonLines(cap.layout, cap.xsk.umem, cap.rss_table, keep if hex_ else None,
-                              clock)
-            with BatchWriter(out) as w:
-                for b in batches:
-                    w.write(lines.batch(b))
-        elif app.json:
-            _write_packets(out, cap, batches, keep, False,
-                           lambda pkt: json_line(packet_json(pkt, cap.rss_table, hex_, clock)))
-        else:
-            _write_packets(out, cap, batches, keep, hex_, lambda pkt: packet_text(pkt, cap.rss_table, clock))
+        _output(app, es, cap, count, duration, stop, write_path, quiet, hex_, keep, clock)
     _finish(app, cap, quiet)
+
+
+def _output(app: App, es, cap, count, duration, stop, write_path, quiet: bool, hex_: bool,
+            keep: int, clock=None) -> None:
+    """Receive and write, for every kind of capture: pcapng, nothing (--quiet), JSON
+    lines (in bulk where the batches carry hints rows) or text."""
+    import contextlib
+
+    from xdphints_cli.hints import clock as hclock
+
+    out = sys.stdout
+    # closed before the capture is (ExitStack order), also when output fails
+    batches = es.enter_context(contextlib.closing(cap.batches(count, duration, stop)))
+    if clock is not None:
+        batches = hclock.refreshing(batches, clock)
+    if write_path:
+        write_pcapng(write_path, cap, batches, clock)
+    elif quiet:
+        for _ in batches:
+            pass
+    elif app.json and cap.bulk_rows:
+        lines = JsonLines(cap.layout, cap.xsk.umem, cap.rss_table, keep if hex_ else None, clock)
+        with BatchWriter(out) as w:
+            for b in batches:
+                w.write(lines.batch(b))
+    elif app.json:  # hex bytes go in the JSON "data" key, not in a hexdump
+        _write_packets(out, cap, batches, keep, False,
+                       lambda pkt: json_line(packet_json(pkt, cap.rss_table, hex_, clock)))
+    else:
+        _write_packets(out, cap, batches, keep, hex_, lambda pkt: packet_text(pkt, cap.rss_table, clock))
 
 
 # what the kernel checks: CAP_BPF for maps and programs, CAP_NET_ADMIN for an XDP
@@ -239,23 +249,13 @@ def _dump_attached(app: App, dev, queue, count, duration, hex_, snaplen, quiet, 
     from xdphints_cli.hints import capture
 
     target, prog, pinned_map = hatt.resolve(dev, queue, pinned)
-    out = sys.stdout
     keep = snaplen or DEFAULT_SNAPLEN
     with contextlib.ExitStack() as es:
         stop = _stop_when(es.enter_context(capture.stop_on_signals()), quiet or write_path)
         cap = es.enter_context(hatt.AttachedCapture(target, queue, prog, pinned_map,
                                                     struct_name, btf_file, warn=app.warn))
         announce_attached(app, cap)
-        batches = es.enter_context(contextlib.closing(cap.batches(count, duration, stop)))
-        if write_path:
-            write_pcapng(write_path, cap, batches)
-        elif quiet:
-            for _ in batches:
-                pass
-        elif app.json:  # hex bytes go in the JSON "data" key, not in a hexdump
-            _write_packets(out, cap, batches, keep, False, lambda pkt: json_line(packet_json(pkt, None, hex_)))
-        else:
-            _write_packets(out, cap, batches, keep, hex_, lambda pkt: packet_text(pkt, None))
+        _output(app, es, cap, count, duration, stop, write_path, quiet, hex_, keep)
     _finish(app, cap, quiet)
 
 
