@@ -20,10 +20,13 @@ _xdphints_dev() {
 }
 
 _xdphints_queues() {
-    local dev n; dev=$(_xdphints_dev)
+    local dev ns; dev=$(_xdphints_dev); ns=$(_xdphints_opt -n --netns)
     [[ -n $dev ]] || return
-    n=$(_xdphints_ip -d link show dev "$dev" | sed -n 's/.* numrxqueues \([0-9]*\).*/\1/p')
-    [[ -n $n ]] && seq 0 $((n - 1))
+    if [[ -n $ns ]]; then  # ip netns exec mounts that namespace's sysfs
+        ip netns exec "$ns" ls "/sys/class/net/$dev/queues" 2>/dev/null | sed -n 's/^rx-//p' | sort -n
+    else
+        ls "/sys/class/net/$dev/queues" 2>/dev/null | sed -n 's/^rx-//p' | sort -n
+    fi
 }
 
 _xdphints_show_row() {  # the words of row $1 of `xdphints show DEV`, less $2

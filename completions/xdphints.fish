@@ -38,8 +38,12 @@ function __xdphints_queues
     echo all
     set -l dev (__xdphints_dev)
     test -n "$dev"; or return
-    set -l n (__xdphints_ip -d link show dev $dev | string replace -r -f '.* numrxqueues (\d+).*' '$1')
-    test -n "$n"; and seq 0 (math $n - 1)
+    set -l ns (__xdphints_opt -n --netns)
+    if test -n "$ns"  # ip netns exec mounts that namespace's sysfs
+        ip netns exec $ns ls /sys/class/net/$dev/queues 2>/dev/null | string replace -r -f '^rx-' '' | sort -n
+    else
+        ls /sys/class/net/$dev/queues 2>/dev/null | string replace -r -f '^rx-' '' | sort -n
+    end
 end
 
 function __xdphints_show_row --description 'the device tx-types or rx-filters from xdphints show'

@@ -26,11 +26,15 @@ _xdphints_devices() {
 _xdphints_netns() { compadd -- ${(f)"$(ip netns list 2>/dev/null | cut -d' ' -f1)"} }
 
 _xdphints_queues() {
-    local dev=$(_xdphints_dev) n
+    local dev=$(_xdphints_dev) ns=$(_xdphints_opt -n --netns)
+    ns=${ns:-$_xdphints_global_ns}
     compadd -- all
     [[ -n $dev ]] || return
-    n=$(_xdphints_ip -d link show dev $dev | sed -n 's/.* numrxqueues \([0-9]*\).*/\1/p')
-    [[ -n $n ]] && compadd -- {0..$(( n - 1 ))}
+    if [[ -n $ns ]]; then  # ip netns exec mounts that namespace's sysfs
+        compadd -- ${(f)"$(ip netns exec $ns ls /sys/class/net/$dev/queues 2>/dev/null | sed -n 's/^rx-//p' | sort -n)"}
+    else
+        compadd -- ${(f)"$(ls /sys/class/net/$dev/queues 2>/dev/null | sed -n 's/^rx-//p' | sort -n)"}
+    fi
 }
 
 _xdphints_show_row() {  # the words of row $1 of `xdphints show DEV`, less $2

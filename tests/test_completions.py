@@ -106,6 +106,9 @@ def test_devices_and_queues_from_the_namespace_of_n(shell, veth_factory, bin_dir
         assert not (here - {"lo"}) & got
     for line in (f"xdphints -n {ns} dump -d {dev} --queue ", f"xdphints dump -d {dev} -n {ns} -q "):
         assert set(complete(shell, line, bin_dir)) == {"0", "1", "2", "all"}, line
+    # a veth made without queue counts: one queue per CPU allocated, one active
+    pair.run("ip", "link", "add", "pl0", "type", "veth", "peer", "name", "pl1")
+    assert set(complete(shell, f"xdphints -n {ns} dump -d pl0 -q ", bin_dir)) == {"0", "all"}
     assert ns in complete(shell, "xdphints -n ", bin_dir)
     # veth has no hardware timestamping: no rx-filter to offer, and no error either
     assert complete(shell, f"xdphints -n {ns} enable -d {dev} --rx-filter ", bin_dir) == []

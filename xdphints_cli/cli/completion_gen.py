@@ -101,11 +101,11 @@ def tree() -> Tuple[List[Opt], List[Cmd]]:
 # --- shared shell pipelines (POSIX tools; bash and zsh run them as they are) ---------
 
 DEVICES_PIPE = "awk -F': ' '{sub(/@.*/, \"\", $2); print $2}'"  # from `ip -o link show`
-RXQUEUES_SED = "sed -n 's/.* numrxqueues \\([0-9]*\\).*/\\1/p'"  # from `ip -d link show dev DEV`
+# the active RX queues, as sysfs lists them in the device's namespace (IFLA_NUM_RX_QUEUES,
+# `ip -d`'s numrxqueues, is what was allocated: one per CPU for a plain veth)
+RXQUEUES_SED = "sed -n 's/^rx-//p' | sort -n"  # from `ls /sys/class/net/DEV/queues`
 BPFFS_FIND = "find /sys/fs/bpf -mindepth 1 -maxdepth 4 ! -name '*.debug' 2>/dev/null"  # not bpf_preload's iterators
 MODULES_LS = "ls /sys/kernel/btf 2>/dev/null | grep -vx vmlinux"
-# `xdphints show DEV` rows whose words are the device's own tx-types and rx-filters
-SHOW_ROWS = {"rx-filter": ("Hardware RX filters", "none"), "tx-type": ("Hardware TX types", "off")}
 
 
 # --- bash ------------------------------------------------------------------
@@ -152,10 +152,13 @@ _xdphints_dev() {
 }
 
 _xdphints_queues() {
-    local dev n; dev=$(_xdphints_dev)
+    local dev ns; dev=$(_xdphints_dev); ns=$(_xdphints_opt -n --netns)
     [[ -n $dev ]] || return
-    n=$(_xdphints_ip -d link show dev "$dev" | RXQUEUES_SED)
-    [[ -n $n ]] && seq 0 $((n - 1))
+    if [[ -n $ns ]]; then  # ip netns exec mounts that namespace's sysfs
+        ip netns exec "$ns" ls "/sys/class/net/$dev/queues" 2>/dev/null | RXQUEUES_SED
+    else
+        ls "/sys/class/net/$dev/queues" 2>/dev/null | RXQUEUES_SED
+    fi
 }
 
 _xdphints_show_row() {  # the words of row $1 of `xdphints show DEV`, less $2
@@ -253,11 +256,15 @@ _xdphints_devices() {
 _xdphints_netns() { compadd -- ${(f)"$(ip netns list 2>/dev/null | cut -d' ' -f1)"} }
 
 _xdphints_queues() {
-    local dev=$(_xdphints_dev) n
+    local dev=$(_xdphints_dev) ns=$(_xdphints_opt -n --netns)
+    ns=${ns:-$_xdphints_global_ns}
     compadd -- all
     [[ -n $dev ]] || return
-    n=$(_xdphints_ip -d link show dev $dev | RXQUEUES_SED)
-    [[ -n $n ]] && compadd -- {0..$(( n - 1 ))}
+    if [[ -n $ns ]]; then  # ip netns exec mounts that namespace's sysfs
+        compadd -- ${(f)"$(ip netns exec $ns ls /sys/class/net/$dev/queues 2>/dev/null | RXQUEUES_SED)"}
+    else
+        compadd -- ${(f)"$(ls /sys/class/net/$dev/queues 2>/dev/null | RXQUEUES_SED)"}
+    fi
 }
 
 _xdphints_show_row() {  # the words of row $1 of `xdphints show DEV`, less $2
@@ -394,8 +401,12 @@ function __xdphints_queues
     echo all
     set -l dev (__xdphints_dev)
     test -n "$dev"; or return
-    set -l n (__xdphints_ip -d link show dev $dev | string replace -r -f '.* numrxqueues (\d+).*' '$1')
-    test -n "$n"; and seq 0 (math $n - 1)
+    set -l ns (__xdphints_opt -n --netns)
+    if test -n "$ns"  # ip netns exec mounts that namespace's sysfs
+        ip netns exec $ns ls /sys/class/net/$dev/queues 2>/dev/null | string replace -r -f '^rx-' '' | sort -n
+    else
+        ls /sys/class/net/$dev/queues 2>/dev/null | string replace -r -f '^rx-' '' | sort -n
+    end
 end
 
 function __xdphints_show_row --description 'the device tx-types or rx-filters from xdphints show'

@@ -58,7 +58,7 @@ def _veth_queues(nl: Netlink, link: rtnl.Link, channels: Optional[ethtool.Channe
         except (KernelError, KernelTooOldError, PermissionDeniedError):
             return None
 
-    ch = channels or channels_of(link)
+    ch = channels                      # gather_link asked already (None: no answer)
     rx = ch.rx_count if ch is not None and ch.rx_count else link.num_rx_queues
     peer = rtnl.get_link_by_index(nl, link.peer_ifindex) if link.peer_ifindex else None
     if peer is None:
@@ -168,12 +168,6 @@ def resolve_link(nl: Netlink, dev: Optional[str]) -> rtnl.Link:
         raise UsageError("no device given and no non-loopback interface is up: use -d DEV")
     raise UsageError("no device given and several interfaces are up "
                      f"({', '.join(link.ifname for link in candidates)}): use -d DEV")
-
-
-def default_device(nl: Netlink) -> str:
-    """The name of resolve_link(nl, None): $XDPHINTS_DEV (checked), else the only
-    non-loopback interface that is up."""
-    return resolve_link(nl, None).ifname
 
 
 def list_reports(nl: Netlink) -> List[DeviceReport]:
