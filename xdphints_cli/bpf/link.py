@@ -7,12 +7,12 @@ takes its program off the interface; that is why links are preferred to netlink.
 from __future__ import annotations
 
 import errno
-import socket
 from typing import Union
 
 from xdphints_cli.bpf import syscall as sc
 from xdphints_cli.bpf.fd import Fd, FdOwner
 from xdphints_cli.errors import KernelError, NotFoundError
+from xdphints_cli.process.netns import ifindex_exists
 
 
 class DeviceBusyError(KernelError):
@@ -55,20 +55,12 @@ class Link(FdOwner):
                needs="CAP_BPF and CAP_NET_ADMIN")
 
 
-def _ifindex_exists(ifindex: int) -> bool:
-    try:
-        socket.if_indextoname(ifindex)
-        return True
-    except OSError:
-        return False
-
-
 def _create(prog_fd: int, ifindex: int, attach_type: int, flags: int, what: str) -> int:
     a = sc.Attr().u32(0, prog_fd).u32(4, ifindex).u32(8, attach_type).u32(12, flags)
     ret = sc.bpf_raw(sc.BPF_LINK_CREATE, a)
     if ret < 0:
         # XDP link creation says EINVAL (not ENODEV) for an unknown ifindex.
-        if -ret in (errno.EINVAL, errno.ENODEV) and not _ifindex_exists(ifindex):
+        if -ret in (errno.EINVAL, errno.ENODEV) and not ifindex_exists(ifindex):
             raise NotFoundError(f"{what}: no device with ifindex {ifindex} in this network namespace")
         raise sc.error(what, -ret, needs="CAP_BPF and CAP_NET_ADMIN")
     return ret

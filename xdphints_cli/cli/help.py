@@ -19,7 +19,7 @@ def help_(ctx: click.Context, command: Optional[str]) -> None:
     if command is None:
         click.echo(root_ctx.get_help())
         return
-    name = resolve_name(command, False)
+    name = resolve_name(command, lambda word: False)
     if name is None:
         raise click.UsageError(f"no such command '{command}'; the commands are {', '.join(COMMANDS)}")
     cmd = group.get_command(root_ctx, name)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 import sys
 import traceback
-from typing import List, Optional
+from typing import Callable, List, Optional
 
 import click
 
@@ -53,19 +53,19 @@ class LazyGroup(click.Group):
         word = args[0]
         if word.startswith("-") or ctx.resilient_parsing:
             return super().resolve_command(ctx, args)
-        name = resolve_name(word, _is_device(word))
+        name = resolve_name(word, _is_device)
         if name is None:  # the word is the device
             return "show", self.get_command(ctx, "show"), args
         return name, self.get_command(ctx, name), args[1:]
 
 
-def resolve_name(word: str, is_device: bool) -> Optional[str]:
+def resolve_name(word: str, is_device: Callable[[str], bool]) -> Optional[str]:
     """The command `word` names: itself or the one it is a unique prefix of; None when it
     stands for a device (`show DEV`). Raises a usage error for an ambiguous prefix or a
     near miss of a command name that is no device either."""
     if word in COMMANDS:
         return word
-    if is_device:
+    if is_device(word):        # asked only for a word that is no command name
         return None
     matches = [n for n in COMMANDS if n.startswith(word)]
     if len(matches) == 1:

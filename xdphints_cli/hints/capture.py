@@ -333,7 +333,7 @@ class Capture:
         from xdphints_cli.xsk.socket import XskSocket
 
         t = self.target
-        self.watch = self._stack.enter_context(LinkWatch(t.ifindex, t.ifname, t.up, t.mtu))
+        self.watch = self._stack.enter_context(LinkWatch(t.ifindex, t.up, t.mtu))
         self.sockets = [self._stack.enter_context(XskSocket(t.ifindex, q, frames=self.frames,
                                                             frame_size=self.frame_size,
                                                             rx_size=self.rx_size))

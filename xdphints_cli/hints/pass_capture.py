@@ -131,7 +131,7 @@ class PassCapture(Capture):
         tc = st.enter_context(PP.load(self.ring.fd, self.counters.fd, pbtf.struct_id, self.snap,
                                       l4=PP.l4_hash_bit()))
         self.tc_prog_id = tc.info().id
-        self.watch = st.enter_context(LinkWatch(t.ifindex, t.ifname, t.up, t.mtu))
+        self.watch = st.enter_context(LinkWatch(t.ifindex, t.up, t.mtu))
         # tc first: no packet the XDP program marks may pass before tc is there to see it
         try:
             st.enter_context(TcxLink.attach(tc.fd, t.ifindex))

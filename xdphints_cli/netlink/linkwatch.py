@@ -13,6 +13,8 @@ import socket
 import struct
 from typing import List, Optional, Tuple
 
+from xdphints_cli.process import netns
+
 RTMGRP_LINK = 1
 RTM_NEWLINK, RTM_DELLINK = 16, 17
 IFF_UP, IFF_LOWER_UP = 0x1, 0x10000
@@ -58,8 +60,8 @@ class LinkWatch:
     """Use as a context manager. `changes()` returns what happened since the last call:
     "gone", "down", "up" and ("mtu", old, new) events, each once per change."""
 
-    def __init__(self, ifindex: int, ifname: str, up: bool, mtu: Optional[int]):
-        self.ifindex, self.ifname = ifindex, ifname
+    def __init__(self, ifindex: int, up: bool, mtu: Optional[int]):
+        self.ifindex = ifindex
         self.up, self.mtu = up, mtu
         self.gone = False
         self._sock: Optional[socket.socket] = socket.socket(
@@ -80,7 +82,7 @@ class LinkWatch:
                 break
             except OSError as e:
                 if e.errno == errno.ENOBUFS:     # notifications were lost: ask directly
-                    if not _exists(self.ifindex):
+                    if not netns.ifindex_exists(self.ifindex):
                         self.gone = True
                         events.append(("gone",))
                     continue
@@ -111,10 +113,3 @@ class LinkWatch:
     def __exit__(self, *exc) -> None:
         self.close()
 
-
-def _exists(ifindex: int) -> bool:
-    try:
-        socket.if_indextoname(ifindex)
-        return True
-    except OSError:
-        return False

@@ -6,6 +6,7 @@ import contextlib
 import ctypes
 import errno
 import os
+import socket
 from typing import Iterator
 
 from xdphints_cli.errors import KernelError, NotFoundError, PermissionDeniedError, UsageError, errno_name
@@ -59,3 +60,12 @@ def inside(name: str) -> Iterator[None]:
             _setns(home, "(original)")
     finally:
         os.close(home)
+
+
+def ifindex_exists(ifindex: int) -> bool:
+    """Whether this namespace has a device `ifindex` (SIOCGIFNAME)."""
+    try:
+        socket.if_indextoname(ifindex)
+        return True
+    except OSError:
+        return False
