@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import shlex
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import List, Optional
 
 from xdphints_cli.device.state import DeviceReport
@@ -29,7 +29,7 @@ class Verdict:
         return out
 
 
-def _fix(report: DeviceReport, h: Hint, netns: Optional[str] = None) -> str:
+def _fix(report: DeviceReport, h: Hint, netns: Optional[str]) -> str:
     """The command that fixes the hint, ready to paste (with -n when the device is in a namespace)."""
     ns = f" -n {shlex.quote(netns)}" if netns else ""
     return f"xdphints{ns} enable {h.feature} -d {shlex.quote(report.link.ifname)}"
@@ -39,7 +39,7 @@ def _driver(report: DeviceReport) -> str:
     return f"driver {report.driver}" if report.driver else "the driver"
 
 
-def _timestamp(report: DeviceReport, h: Hint) -> Verdict:
+def _timestamp(report: DeviceReport, h: Hint, netns: Optional[str]) -> Verdict:
     ts = report.tsinfo
     if ts is None:
         return Verdict(h.name, UNSUPPORTED, "hardware timestamping capabilities unreadable: "
@@ -50,14 +50,14 @@ def _timestamp(report: DeviceReport, h: Hint) -> Verdict:
     cfg = report.hwtstamp
     if cfg is None or cfg.rx_filter is None:
         return Verdict(h.name, NEEDS_ENABLE, "hardware RX timestamping is possible but the current "
-                       "config is unreadable, so it may be off", _fix(report, h))
+                       "config is unreadable, so it may be off", _fix(report, h, netns))
     if cfg.rx_filter == "none":
-        return Verdict(h.name, NEEDS_ENABLE, "hardware RX timestamping is off (rx-filter none)", _fix(report, h))
+        return Verdict(h.name, NEEDS_ENABLE, "hardware RX timestamping is off (rx-filter none)", _fix(report, h, netns))
     note = "" if cfg.rx_filter == "all" else "; only PTP/NTP packets of that filter carry a timestamp"
     return Verdict(h.name, READY, f"{h.kfunc} implemented, rx-filter {cfg.rx_filter}{note}")
 
 
-def _offload(report: DeviceReport, h: Hint) -> Verdict:
+def _offload(report: DeviceReport, h: Hint, netns: Optional[str]) -> Verdict:
     name = feature(h.feature).offload
     feat = report.features.get(name) if report.features is not None else None
     if feat is None:
@@ -66,7 +66,7 @@ def _offload(report: DeviceReport, h: Hint) -> Verdict:
     if feat.active:
         return Verdict(h.name, READY, f"{h.kfunc} implemented, {name} on")
     if not feat.fixed:
-        return Verdict(h.name, NEEDS_ENABLE, f"{name} is off", _fix(report, h))
+        return Verdict(h.name, NEEDS_ENABLE, f"{name} is off", _fix(report, h, netns))
     # Off and unchangeable: some drivers (veth) still fill the hint, others return ENODATA.
     return Verdict(h.name, READY, f"{h.kfunc} implemented; {name} is off [fixed], so the value "
                    "depends on the driver (a software hash, or ENODATA)")
@@ -88,7 +88,7 @@ def _no_native_xdp(report: DeviceReport) -> str:
             f"{counts}; XDP on a veth needs at least as many RX queues as its peer has TX queues")
 
 
-def verdict(report: DeviceReport, h: Hint) -> Verdict:
+def verdict(report: DeviceReport, h: Hint, netns: Optional[str] = None) -> Verdict:
     info = report.netdev
     if info is None:
         why = report.unavailable.get("xdp-features", "unknown reason")
@@ -100,8 +100,8 @@ def verdict(report: DeviceReport, h: Hint) -> Verdict:
         return Verdict(h.name, UNSUPPORTED, f"{_driver(report)} does not implement {h.kfunc} "
                        f"(xdp-rx-metadata-features lacks {h.metadata_flag}; kfunc since Linux {h.since})")
     if h.name == "rx-timestamp":
-        return _timestamp(report, h)
-    return _offload(report, h)
+        return _timestamp(report, h, netns)
+    return _offload(report, h, netns)
 
 
 def verdicts(report: DeviceReport, names: Optional[List[str]] = None,
@@ -111,6 +111,5 @@ def verdicts(report: DeviceReport, names: Optional[List[str]] = None,
     out = []
     for h in HINTS:
         if names is None or h.name in names:
-            v = verdict(report, h)
-            out.append(replace(v, fix=_fix(report, h, netns)) if v.fix and netns else v)
+            out.append(verdict(report, h, netns))
     return out
