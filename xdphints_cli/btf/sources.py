@@ -42,11 +42,7 @@ def _open_regular(path: str):
 
 
 def read_file(path: str) -> bytes:
-    with _open_regular(path) as f:
-        try:
-            return f.read()
-        except OSError as e:
-            raise XdpHintsError(f"{path}: {e.strerror or e}") from None
+    return read_file_head(path, -1)
 
 
 def detect(path: str) -> str:
@@ -56,6 +52,7 @@ def detect(path: str) -> str:
 
 
 def read_file_head(path: str, n: int) -> bytes:
+    """The first n bytes of a regular file (all of it for n = -1)."""
     with _open_regular(path) as f:
         try:
             return f.read(n)

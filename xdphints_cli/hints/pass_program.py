@@ -37,14 +37,13 @@ from dataclasses import dataclass
 from typing import List, Optional
 
 from xdphints_cli.bpf.insn import (
-    AND, FP, JEQ, JGT, JLE, JLT, JNE, OR, R0, R1, R2, R3, R4, R6, R7, R8, R9, RSH, Item, Label,
+    AND, JEQ, JGT, JLE, JLT, JNE, OR, R0, R1, R2, R3, R4, R6, R7, R8, R9, RSH, Item, Label,
     add64_imm, alu64_imm, call_helper, call_kfunc, exit_, ja, jmp_imm, jmp_reg, ld_map_fd, ldx_mem, mov64_imm, mov64_reg, st_mem,
     stx_mem,
 )
 from xdphints_cli.hints import layout as L
-from xdphints_cli.hints.program import COUNT_DROPPED, COUNT_RECORDS, PASS_PREFIX
+from xdphints_cli.hints.program import COUNT_DROPPED, COUNT_RECORDS, PASS_PREFIX, count_code
 
-HELPER_MAP_LOOKUP_ELEM = 1
 HELPER_SKB_LOAD_BYTES = 26
 HELPER_RINGBUF_RESERVE = 131
 HELPER_RINGBUF_SUBMIT = 132
@@ -76,14 +75,6 @@ SLOT_KEY = -8
 def record_size(snaplen: int) -> int:
     """Bytes reserved per record: the header and `snaplen` bytes, 8-byte aligned."""
     return (RECORD_HEADER + snaplen + 7) & ~7
-
-
-def _count(counts_fd: int, index: int, skip: str) -> List[Item]:
-    """counts[index] += 1 in the per-CPU array; clobbers r0-r5."""
-    return [st_mem(4, FP, SLOT_KEY, index), ld_map_fd(R1, counts_fd),
-            mov64_reg(R2, FP), add64_imm(R2, SLOT_KEY), call_helper(HELPER_MAP_LOOKUP_ELEM),
-            jmp_imm(JEQ, R0, 0, skip),
-            ldx_mem(8, R1, R0, 0), add64_imm(R1, 1), stx_mem(8, R0, R1, 0)]
 
 
 @dataclass(frozen=True)
@@ -178,12 +169,12 @@ def generate(ringbuf_fd: int, counts_fd: int, struct_btf_id: int, snaplen: int,
         Label("submit"),
         mov64_reg(R1, R9), mov64_imm(R2, 0),
         call_helper(HELPER_RINGBUF_SUBMIT),
-        *_count(counts_fd, COUNT_RECORDS, "out"),
+        *count_code(counts_fd, COUNT_RECORDS, "out", SLOT_KEY),
         ja("out"),
     ]
     prog += [
         Label("dropped"),
-        *_count(counts_fd, COUNT_DROPPED, "out"),
+        *count_code(counts_fd, COUNT_DROPPED, "out", SLOT_KEY),
         Label("out"),
         mov64_imm(R0, TCX_NEXT),
         exit_(),

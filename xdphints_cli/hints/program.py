@@ -222,11 +222,12 @@ def queue_code(queues: Optional[List[int]], no: str = "pass") -> List[Item]:
     return out + [ja(no), Label("queue_ok")]
 
 
-def _count_marked(counts_fd: int) -> List[Item]:
-    """counts[COUNT_MARKED] += 1 (a per-CPU array: no atomics needed)."""
-    return [st_mem(4, FP, SLOT_KEY, COUNT_MARKED), ld_map_fd(R1, counts_fd),
-            mov64_reg(R2, FP), add64_imm(R2, SLOT_KEY), call_helper(HELPER_MAP_LOOKUP_ELEM),
-            jmp_imm(JEQ, R0, 0, "pass"),
+def count_code(counts_fd: int, index: int, skip: str, slot: int = SLOT_KEY) -> List[Item]:
+    """counts[index] += 1 in the per-CPU array `counts_fd` (no atomics needed), the key
+    at stack `slot`; jumps to `skip` if the lookup fails. Clobbers r0-r5."""
+    return [st_mem(4, FP, slot, index), ld_map_fd(R1, counts_fd),
+            mov64_reg(R2, FP), add64_imm(R2, slot), call_helper(HELPER_MAP_LOOKUP_ELEM),
+            jmp_imm(JEQ, R0, 0, skip),
             ldx_mem(8, R1, R0, 0), add64_imm(R1, 1), stx_mem(8, R0, R1, 0)]
 
 
@@ -283,7 +284,7 @@ def generate(kfuncs: Dict[str, int], xskmap_fd: Optional[int], struct_btf_id: in
         st_mem(4, R2, off["btf_id"], struct_btf_id),
     ]
     if xskmap_fd is None:
-        prog += _count_marked(counts_fd) if counts_fd is not None else []
+        prog += count_code(counts_fd, COUNT_MARKED, "pass") if counts_fd is not None else []
     else:
         prog += [ldx_mem(4, R2, R6, MD_RX_QUEUE_INDEX),
                  ld_map_fd(R1, xskmap_fd),
