@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
 
 from xdphints_cli.errors import NotFoundError, NotSupportedError, UsageError, XdpHintsError
-from xdphints_cli.hints.capture import (XDP_PACKET_HEADROOM, Batch, Capture, Packet, Target, check_queues,
-                                        link_state)
+from xdphints_cli.hints.capture import (XDP_PACKET_HEADROOM, Batch, Capture, Packet, Target,
+                                        checked_target)
 from xdphints_cli.hints.decoding import MetadataDecoder
 from xdphints_cli.hints.packet import summarize
 
@@ -139,16 +139,13 @@ def resolve(dev: Optional[str], queue, pinned: Optional[str]) -> Tuple[Target, A
     """(target, program info, pinned XSKMAP fd or None): the device, its queue(s), the
     program whose BTF decodes the metadata and the XSKMAP to put our sockets in."""
     from xdphints_cli.bpf import info
+    from xdphints_cli.bpf.program_btf import prog_info
     from xdphints_cli.device.state import resolve_link
     from xdphints_cli.netlink.session import Netlink
-    from xdphints_cli.bpf.program_btf import prog_info
-    from xdphints_cli.device.queues import active_rx_queues
 
     with Netlink() as nl:
         link = resolve_link(nl, dev)
-        rxq = active_rx_queues(nl, link)
-    check_queues(link.ifname, rxq, queue)
-    target = Target(link.ifname, link.ifindex, rxq.count, 0, {}, *link_state(link))
+        target = checked_target(nl, link, queue)
     pinned_map = None
     pi = None
     if pinned:

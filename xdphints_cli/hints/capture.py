@@ -155,20 +155,20 @@ def resolve_target(dev: Optional[str], queue, warn: Callable[[str], None]) -> Ta
     """Checks before anything is loaded: device, queue(s) (an int, a list, or None for
     all), no XDP program yet, native XDP; and the kfuncs to call (advertised by the
     device and present in kernel BTF)."""
+    from dataclasses import replace
+
     from xdphints_cli.btf.kfuncs import xdp_metadata_kfunc_ids
     from xdphints_cli.device.state import resolve_link
     from xdphints_cli.errors import KernelTooOldError
     from xdphints_cli.hints.program import usable_kfuncs
     from xdphints_cli.netlink import netdev
     from xdphints_cli.netlink.session import Netlink
-    from xdphints_cli.device.queues import active_rx_queues
 
     with Netlink() as nl:
         link = resolve_link(nl, dev)
         if link.xdp.programs:
             raise attached_program_error(link.ifname, link.xdp.programs)
-        rxq = active_rx_queues(nl, link)
-        check_queues(link.ifname, rxq, queue)
+        target = checked_target(nl, link, queue)
         try:
             nd = netdev.get_dev(nl, link.ifindex, link.ifname)
         except KernelTooOldError as e:
@@ -180,16 +180,19 @@ def resolve_target(dev: Optional[str], queue, warn: Callable[[str], None]) -> Ta
                                 "why when it can tell): dump needs native mode (RX metadata "
                                 "kfuncs do not run in generic mode)")
     advertised = nd.xdp_rx_metadata if nd is not None else 0
-    ids = xdp_metadata_kfunc_ids()
-    return Target(link.ifname, link.ifindex, rxq.count, advertised,
-                  usable_kfuncs(advertised, ids), *link_state(link))
+    return replace(target, advertised=advertised,
+                   kfuncs=usable_kfuncs(advertised, xdp_metadata_kfunc_ids()))
 
 
-def link_state(link) -> Tuple[bool, Optional[int]]:
-    """(up, mtu) of an rtnl.Link, as the link watch compares them."""
+def checked_target(nl, link, queue) -> Target:
+    """The Target of `link` (no kfuncs yet) once `queue` (an int, a list, or None) is
+    checked against its active RX queues; its link state for the link watch."""
+    from xdphints_cli.device.queues import active_rx_queues
     from xdphints_cli.netlink.linkwatch import is_up
 
-    return is_up(link.flags), link.mtu
+    rxq = active_rx_queues(nl, link)
+    check_queues(link.ifname, rxq, queue)
+    return Target(link.ifname, link.ifindex, rxq.count, 0, {}, is_up(link.flags), link.mtu)
 
 
 def _hints_struct_id(spec) -> int:
