@@ -10,8 +10,9 @@ bench/pacer.c (built here with cc) for a given rate. trafgen's own `-b Npps` is 
 steady rate: it sends each second's N packets in one burst at full speed and then
 waits for the next second (measured: 20,001 frames within 50 ms, then none for
 950 ms), so any capture slower than line rate loses most of a burst longer than its
-ring. The pacer sends bursts of at most 32 frames (sendmmsg on AF_PACKET), each due
-at its own time on CLOCK_MONOTONIC, so the offered rate holds over every 10 ms.
+ring. The pacer sends bursts (sendmmsg on AF_PACKET) of at most 32 frames, or 160 us
+of traffic above 200k pps (one syscall per 32 frames cannot go past ~550k pps here),
+each due at its own time on CLOCK_MONOTONIC, so the offered rate holds over every 10 ms.
 
 Captures compared, each at the same offered rates:
 
@@ -37,9 +38,13 @@ How lost packets are counted: sent - packets in the file (or in dump's summary f
 --quiet); the capture is told to stop after the number sent, and is stopped with
 SIGINT when the generator is done and nothing has arrived for a second.
 
+Background load: BENCH_LOAD=N runs N CPU hogs (busy loops, not pinned, nice 0) during
+every run, so the capture shares its CPU as it would on a machine doing other work.
+
 Environment: BENCH_MODES (comma list, default all five), BENCH_SECONDS (2),
 BENCH_REPEAT (1), BENCH_FULL_PACKETS (1,000,000), BENCH_RATES (comma list of pps,
-overrides the ladder), BENCH_DIR (where files go; default the working directory).
+overrides the ladder), BENCH_DIR (where files go; default the working directory),
+BENCH_LOAD (0).
 """
 
 from __future__ import annotations
@@ -68,9 +73,10 @@ SECONDS = float(os.environ.get("BENCH_SECONDS", "2"))
 REPEAT = int(os.environ.get("BENCH_REPEAT", "1"))
 FULL_PACKETS = int(os.environ.get("BENCH_FULL_PACKETS", "1000000"))
 RATES = tuple(int(r) for r in os.environ.get(
-    "BENCH_RATES", "700000,600000,500000,400000,300000,250000,200000,150000,100000,50000,20000"
+    "BENCH_RATES", "900000,800000,700000,600000,500000,400000,300000,250000,200000,150000,100000,50000,20000"
 ).split(","))
 OUT_DIR = os.environ.get("BENCH_DIR", os.getcwd())
+LOAD = int(os.environ.get("BENCH_LOAD", "0"))
 ADDR, PEER_ADDR = "198.51.100.1", "198.51.100.2"
 GEN_SHORT = 0.95      # a run whose generator sent slower than this share of the rate does not count
 LABELS = {"quiet": "dump --quiet -j", "json": "dump -j > FILE", "pcapng": "dump -w FILE",
@@ -152,7 +158,7 @@ def build_pacer(workdir: str) -> str:
 def run_generator(s: Setup, conf: str, n: int, rate: Optional[int]) -> Tuple[float, subprocess.Popen]:
     """trafgen at full speed (rate None), else the pacer at `rate` pps."""
     if rate:
-        cmd = [s.pacer, s.peer, s.frame.hex(), str(n), str(rate), "32"]
+        cmd = [s.pacer, s.peer, s.frame.hex(), str(n), str(rate), str(max(32, rate * 160 // 10**6))]
     else:
         cmd = ["trafgen", "--dev", s.peer, "--conf", conf, "-P", "1", "-n", str(n), "-Q", "-C"]
     cmd = ["ip", "netns", "exec", s.peer_ns, "taskset", "-c", GEN_CPU] + cmd
@@ -253,8 +259,27 @@ def _wait_ready(s: Setup, p: subprocess.Popen, mode: str, errpath: str) -> None:
     raise SystemExit(f"{mode} did not start")
 
 
+class Hogs:
+    """BENCH_LOAD busy loops for the length of one run (the machine's other work)."""
+
+    def __enter__(self) -> "Hogs":
+        self.procs = [subprocess.Popen([PY, "-c", "while True: pass"]) for _ in range(LOAD)]
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for p in self.procs:
+            p.kill()
+            p.wait()
+
+
 def run_once(s: Setup, conf: str, mode: str, rate: Optional[int], n: int) -> dict:
-    """One generator run of n packets (at `rate` pps, or full speed) into the capture."""
+    """One generator run of n packets (at `rate` pps, or full speed) into the capture,
+    with BENCH_LOAD CPU hogs running alongside."""
+    with Hogs():
+        return _run_once(s, conf, mode, rate, n)
+
+
+def _run_once(s: Setup, conf: str, mode: str, rate: Optional[int], n: int) -> dict:
     fd, path = tempfile.mkstemp(prefix="xhbench-", dir=OUT_DIR)
     os.close(fd)
     err = tempfile.NamedTemporaryFile("w+", prefix="xhbench-err-")
@@ -388,7 +413,8 @@ def main() -> int:
         cfg.flush()
         print(f"veth {s.dev} <- {s.peer}; generator on CPU{GEN_CPU}, capture on CPU{CAP_CPU}; "
               f"74-byte frames; {FULL_PACKETS:,} at full speed, {SECONDS:g} s per rate, "
-              f"{REPEAT} run(s) per rate; files in {OUT_DIR} [{load()}]")
+              f"{REPEAT} run(s) per rate; files in {OUT_DIR}; {LOAD} CPU hog(s) alongside "
+              f"[{load()}]")
         for mode in MODES:
             print(f"{mode}: {LABELS[mode]}", flush=True)
             results[mode] = sustained(s, cfg.name, mode)

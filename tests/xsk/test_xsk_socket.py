@@ -6,6 +6,8 @@ from __future__ import annotations
 import errno
 import os
 import socket
+import struct
+import time
 
 import pytest
 
@@ -227,3 +229,30 @@ def test_error_paths_do_not_leak(veth):
     failures()
     assert sorted(os.listdir("/proc/self/fd")) == fds
     assert _socket_maps() == maps
+
+
+def test_detached_descriptors_free_their_ring_slots_but_keep_the_frames(veth):
+    """rx_detach gives the RX ring slots back at once (a second full ring's worth is
+    received while the first batch is still held) and keeps the held frames out of
+    the kernel's hands until return_frames."""
+    with hints_setup(veth, frames=64, rx_size=32) as xsk:
+        send_udp(veth, 32, src_ports=(41000,))
+        assert xsk.poll(2000)
+        deadline = time.monotonic() + 5
+        while xsk.rx.available() < 32 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        n, first = xsk.rx_batch(64)
+        assert n == 32
+        held = [xsk.desc(first + k)[0] for k in range(n)]
+        xsk.rx_detach(first, n)
+        assert xsk.rx.available() == 0 and xsk.fill.free() == 64 - 32
+
+        send_udp(veth, 32, src_ports=(42000,))
+        second = receive(xsk, 32)
+        assert [p[1] for p in second] == [42000] * 32
+        # the held frames still have the first burst: the kernel had none of them
+        assert {struct.unpack_from("!H", xsk.umem, a + 34)[0] for a in held} == {41000}
+        xsk.return_frames(first, n)
+        assert xsk.fill.free() == 0
+        stats = xsk.statistics()
+        assert stats["rx_ring_full"] == stats["rx_dropped"] == 0

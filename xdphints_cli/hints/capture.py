@@ -373,6 +373,7 @@ class Capture:
                 if not stats.first_batch:
                     stats.first_batch = time.monotonic()
                 addrs, lengths = _ring_slices(xsk, first, n)
+                xsk.rx_detach(first, n)
                 rows = rows_of(addrs)
                 stats.packets += n
                 stats.batches += 1
@@ -382,7 +383,7 @@ class Capture:
                 finally:
                     if self.scrub is not None:
                         self.scrub(self._umem, addrs)
-                    xsk.rx_release(n)
+                    xsk.return_frames(first, n)
                     stats.last_batch = time.monotonic()
         finally:
             stats.ended = time.monotonic()
@@ -426,6 +427,7 @@ class Capture:
                     if not stats.first_batch:
                         stats.first_batch = time.monotonic()
                     addrs, lengths = _ring_slices(x, first, n)
+                    x.rx_detach(first, n)
                     rows = self.rows(addrs, umem)
                     stats.packets += n
                     stats.batches += 1
@@ -435,7 +437,7 @@ class Capture:
                     finally:
                         if self.scrub is not None:
                             self.scrub(umem, addrs)
-                        x.rx_release(n)
+                        x.return_frames(first, n)
                         stats.last_batch = time.monotonic()
         finally:
             stats.ended = time.monotonic()

@@ -12,6 +12,7 @@ Typical use (after loading an XDP program that redirects into an XSKMAP):
                 meta = xsk.metadata(addr, 16)
                 ...
             xsk.rx_release(n)      # returns the frames to the fill ring
+(or rx_detach(first, n) at once and return_frames(first, n) when done with them).
 
 For bulk consumers, `rx_addrs` (u64 view: addr of slot s at 2*s) and `rx_words`
 (u32 view: len of slot s at 4*s + 2) are the descriptor ring itself, and `umem` is a
@@ -118,6 +119,8 @@ class XskSocket:
         self.rx_addrs = self.rx.entries
         self.rx_words = self.rx.words
         self.umem = self.umem_area.view
+        # the frame addresses of detached descriptors, by RX ring slot (rx_detach)
+        self._held = memoryview(bytearray(8 * rx_size)).cast("Q")
 
     def _bind(self, flags: int, retry_s: float) -> None:
         deadline = time.monotonic() + retry_s
@@ -208,6 +211,27 @@ class XskSocket:
         self.fill.push_addrs(self.rx_addrs, first, n, self.rx_mask, 2)
         self.rx.release(n)
 
+    def rx_detach(self, first: int, n: int) -> None:
+        """Consume the n descriptors from `first` (what rx_batch gave) at once, so the
+        kernel can fill their RX ring slots again while the caller still works on the
+        frames; the frames stay the caller's until return_frames(first, n). Without
+        this a batch being processed holds its ring slots: a full-ring batch leaves
+        the kernel no room at all until it is done."""
+        if n > self.rx.available():
+            raise ValueError(f"detaching {n} descriptors, only {self.rx.available()} received")
+        held, ents, mask = self._held, self.rx_addrs, self.rx_mask
+        s = first & mask
+        k = min(n, mask + 1 - s)
+        held[s:s + k] = ents[2 * s:2 * (s + k):2]
+        if k < n:
+            held[0:n - k] = ents[0:2 * (n - k):2]
+        self.rx.release(n)
+
+    def return_frames(self, first: int, n: int) -> None:
+        """Hand the frames of rx_detach(first, n) back to the kernel (fill ring)."""
+        if n:
+            self.fill.push_addrs(self._held, first, n, self.rx_mask, 1)
+
     def refill(self) -> int:
         """Kick the kernel if the fill ring asks for a wakeup. Frames are returned by
         rx_release() already (the fill ring holds all frames), so nothing is pending;
@@ -227,7 +251,7 @@ class XskSocket:
     # --- teardown -----------------------------------------------------------------------------
     def close(self) -> None:
         """Unmap rings (they pin the socket), close the socket, unmap the UMEM."""
-        self.rx_addrs = self.rx_words = self.umem = None  # type: ignore[assignment]
+        self.rx_addrs = self.rx_words = self.umem = self._held = None  # type: ignore[assignment]
         for ring in self._rings.values():
             ring.close()
         self._rings.clear()
