@@ -356,12 +356,12 @@ class BatchWriter:
     """Writes (and flushes) each batch's output from a thread of its own, so a slow
     file or pipe (page-cache writeback, a slow reader) does not stop the receive loop
     from emptying the RX ring: write(2) runs without the GIL. At most MAX_QUEUED
-    batches wait (up to 2.5 MB each: JSON lines of a full 4096-entry RX ring): past
+    batches wait (up to 1.2 MB each: JSON lines of capture.MAX_BATCH packets): past
     that the receive loop waits too, so memory stays bounded and a writer that cannot
     keep up shows as AF_XDP drops. Everything queued is written before the context
     exits; a write error is raised there (or at the next write())."""
 
-    MAX_QUEUED = 2
+    MAX_QUEUED = 4
 
     def __init__(self, out):
         import queue

@@ -25,6 +25,10 @@ XDP_PACKET_HEADROOM = 256    # every AF_XDP frame has at least this in front of 
 # 2 KiB frames hold XDP_PACKET_HEADROOM and 1792 bytes of packet: a 1500 MTU frame with
 # two VLAN tags (1522) fits
 SMALL_FRAME_MTU = 1500
+# packets handed out at once: the ring drains in several batches when it is fuller,
+# so what a batch's output holds in memory (JSON lines: ~570 bytes a packet, made,
+# queued and written at once) stays near a MB
+MAX_BATCH = 2048
 XSK_STAT_KEYS = ("rx_dropped", "rx_ring_full", "rx_fill_ring_empty_descs", "rx_invalid_descs")
 
 
@@ -215,27 +219,27 @@ class Capture:
     scrub: Optional[Callable] = None
 
     def __init__(self, target: Target, queue, frames: int = 8192, frame_size: int = 4096,
-                 rx_size: int = 4096, match=None, sample: int = 1,
-                 warn: Callable[[str], None] = lambda message: None):
+                 match=None, sample: int = 1, warn: Callable[[str], None] = lambda message: None):
         """`queue`: one queue, a list of queues, or None for all the device's RX queues
         (one AF_XDP socket per queue, all in one XSKMAP of one program)."""
         self._init_common(target, queue, match, sample, warn)
         if frame_size == 4096 and target.mtu is not None and target.mtu <= SMALL_FRAME_MTU:
-            # the same UMEM memory as twice the frames and ring entries: twice the slack
-            # for a receive loop held up by the scheduler or the writer
-            frames, frame_size, rx_size = frames * 2, 2048, rx_size * 2
+            # the same UMEM memory as twice the frames: twice the slack for a receive
+            # loop held up by the scheduler or the writer
+            frames, frame_size = frames * 2, 2048
         if len(self.queues) > 1:   # a UMEM per socket: keep the memory per queue modest
-            frames, rx_size = min(frames, 4096), min(rx_size, 2048)
+            frames = min(frames, 4096)
         fit = memlock_frames(frames, frame_size, len(self.queues))
         if fit < frames:
             warn(f"no CAP_IPC_LOCK: {fit} frames per queue instead of {frames} to stay "
                  "within RLIMIT_MEMLOCK (ulimit -l); bursts are likelier to be dropped")
-            frames, rx_size = fit, min(rx_size, fit // 2)
-        # twice as many frames as RX ring entries: while a whole ring's batch is
-        # being processed, the kernel still has as many frames to receive into
+            frames = fit
         self.frames = frames
         self.frame_size = frame_size
-        self.rx_size = rx_size
+        # as many RX ring entries as frames (16 bytes each): the loop takes descriptors
+        # off the ring at once (rx_detach), so every frame not in a batch being
+        # processed can wait in the ring
+        self.rx_size = frames
 
     def _init_common(self, target: Target, queue, match, sample: int,
                      warn: Callable[[str], None]) -> None:
@@ -355,7 +359,7 @@ class Capture:
             yield from self._batches_multi(count, duration, stop)
             return
         xsk, stats, rows_of = self.xsk, self.stats, self.rows
-        max_n = xsk.rx_mask + 1
+        max_n = min(xsk.rx_mask + 1, MAX_BATCH)
         deadline = None if duration is None else stats.started + duration
         try:
             while not stop() and (count is None or stats.packets < count):
@@ -420,7 +424,7 @@ class Capture:
                     if count is not None and stats.packets >= count:
                         break
                     q, _x, umem = by_fd[x.fd]
-                    n, first = x.rx_batch(x.rx_mask + 1)
+                    n, first = x.rx_batch(MAX_BATCH)
                     if count is not None:
                         n = min(n, count - stats.packets)
                     now = time.time_ns()
