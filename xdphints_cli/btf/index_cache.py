@@ -122,34 +122,30 @@ def load(path: str, n_words: int, size: int) -> Optional[Entry]:
 
 
 def store(path: str, sha1: bytes, boot: Optional[bytes], size: int, offs, name_words: bytes) -> None:
-    """Write the cache file atomically; any failure leaves no file and is ignored."""
-    import glob
-    import tempfile
-
+    """Write the cache file atomically; any failure leaves no file and is ignored.
+    (Neither tempfile nor glob: their imports would cost the first run more than this.)"""
     payload = offs.tobytes() + name_words
     head = _HEAD.pack(MAGIC, VERSION, len(offs), sha1, zlib.crc32(payload), _ORDER, size,
                       boot or NO_BOOT)
     directory = os.path.dirname(path)
-    tmp = None
+    tmp = os.path.join(directory, f".tmp-{os.getpid()}-{os.path.basename(path)}")
     try:
         os.makedirs(directory, mode=0o755, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=SUFFIX, dir=directory)
-        with os.fdopen(fd, "wb") as f:
-            f.write(head)
-            f.write(payload)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-        tmp = None
-        for old in glob.glob(os.path.join(directory, "vmlinux-*" + SUFFIX)):
-            os.unlink(old)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+        try:
+            os.fchmod(fd, 0o644)           # whatever the umask: readable like any cache
+            with os.fdopen(fd, "wb") as f:
+                f.write(head)
+                f.write(payload)
+            os.replace(tmp, path)
+        except OSError:
+            os.unlink(tmp)
+            raise
+        for old in os.listdir(directory):
+            if old.startswith("vmlinux-") and old.endswith(SUFFIX):    # the earlier format's
+                os.unlink(os.path.join(directory, old))
     except OSError:
         pass
-    finally:
-        if tmp is not None:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
 
 
 def cached_parse(blob, parse: Callable, name: str = "vmlinux", boot: Optional[bytes] = None):

@@ -100,7 +100,11 @@ def _parse(blob, mv: memoryview, base: Optional[Spec], kernel_verified: bool,
 
     start_id = base.n_types if base is not None else 1
     str_start = base.str_end if base is not None else 0
-    offs, name_words = index if index is not None else (_index(words), None)
+    if index is not None:
+        offs, name_words = index
+    else:
+        offs, names = _index(words)
+        name_words = names.tobytes()
     n_types = start_id + len(offs)
     if n_types > wire.MAX_TYPES:
         raise BTFError(f"too many BTF types: {n_types}")
@@ -124,32 +128,33 @@ def _check_strings(strs: memoryview, base: Optional[Spec]) -> None:
         raise BTFError("BTF string section too large")
 
 
-def _index(w: array) -> array:
-    """Offsets (in words) of every type record, checking each record fits."""
+def _index(w) -> Tuple[array, array]:
+    """Offsets (in words) of every type record, checking each record fits, and each
+    record's name offset (what a lookup by name searches: Spec.index)."""
     offs = array("I")
+    names = array("I")
     append = offs.append
+    name = names.append
     n = len(w)
-    extra = wire.EXTRA_WORDS
-    per = wire.VLEN_WORDS
+    fixed = wire.FIXED_BY_KIND
+    per = wire.PER_VLEN_BY_KIND
     i = 0
-    while i < n:
-        if i + 3 > n:
-            raise BTFError(f"BTF type {len(offs) + 1} truncated")
+    info = kind = 0
+    while i + 3 <= n:
         info = w[i + 1]
         kind = (info >> 24) & 0x1F
-        append(i)
-        if kind in per:
-            i += 3 + per[kind] * (info & 0xFFFF)
-        elif kind in extra:
-            i += 3 + extra[kind]
-        elif 0 < kind <= wire.KIND_MAX:
-            i += 3
-        else:
+        step = fixed[kind]
+        if not step:
             raise BTFError(f"BTF type at word {i} has unknown kind {kind}")
+        append(i)
+        name(w[i])
+        i += step + per[kind] * (info & 0xFFFF)
+    if i < n:
+        raise BTFError(f"BTF type {len(offs) + 1} truncated")
     if i != n:
         raise BTFError(f"BTF type {len(offs)} (kind {wire.KIND_NAMES.get(kind, kind)}, "
                        f"vlen {info & 0xFFFF}) extends past the type section")
-    return offs
+    return offs, names
 
 
 def _validate(w: array, offs: array, start_id: int, n_types: int, str_start: int,
