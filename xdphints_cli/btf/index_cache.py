@@ -133,8 +133,8 @@ def store(path: str, sha1: bytes, boot: Optional[bytes], size: int, offs, name_w
         os.makedirs(directory, mode=0o755, exist_ok=True)
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
         try:
-            os.fchmod(fd, 0o644)           # whatever the umask: readable like any cache
             with os.fdopen(fd, "wb") as f:
+                os.fchmod(f.fileno(), 0o644)       # whatever the umask: readable like any cache
                 f.write(head)
                 f.write(payload)
             os.replace(tmp, path)
