@@ -129,7 +129,7 @@ def output_closed() -> NoReturn:
     sys.exit(EXIT_OUTPUT_CLOSED)
 
 
-# The click helpers below moved to options.py; dump.py still imports them from here.
+# The click helpers that were here are in options.py; dump.py still imports them from here.
 _IN_OPTIONS = ("complete_devices", "check_device_name", "dev_option", "usage_error")
 
 
