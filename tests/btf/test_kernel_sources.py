@@ -63,8 +63,9 @@ def test_module_btf_is_split(vmlinux):
 
 
 def test_vmlinux_is_mapped_and_parses_as_read(vmlinux, tmp_path):
-    """6.16 and later let /sys/kernel/btf/vmlinux be mapped (kernel/bpf/sysfs_btf.c):
-    the mapping is what the parse uses, and it gives what reading the file gives."""
+    """Newer kernels (this 6.18 one) let /sys/kernel/btf/vmlinux be mapped
+    (kernel/bpf/sysfs_btf.c): the mapping is what the parse uses, and it gives what
+    reading the file gives."""
     import mmap
 
     blob = sources.kernel_blob()

@@ -176,9 +176,9 @@ def struct_in_file(path: str, name: str) -> Tuple[Spec, int, str]:
 
 def kernel_blob():
     """The bytes of /sys/kernel/btf/vmlinux, once per process: mapped read-only where
-    the kernel allows it (6.16 and later), else read. A mapping costs nothing up
-    front, where reading (and so page-faulting in) 5 MB is a good part of a lookup;
-    it is used like bytes (find, slices, len, the buffer protocol)."""
+    the kernel allows it (sysfs_btf.c gained mmap in 2025; 6.18 has it), else read.
+    A mapping costs nothing up front, where reading (and so page-faulting in) 5 MB
+    is a good part of a lookup; it is used like bytes (find, slices, len, buffer)."""
     global _kernel_blob
     if _kernel_blob is None:
         if not os.path.exists(VMLINUX):

@@ -54,7 +54,7 @@ VLEN_WORDS = {KIND_STRUCT: 3, KIND_UNION: 3, KIND_ENUM: 2, KIND_FUNC_PROTO: 2,
 # 0 fixed words for a kind we do not know.
 FIXED_BY_KIND = [0] * 32
 PER_VLEN_BY_KIND = [0] * 32
-for _k in range(1, 20):
+for _k in range(1, KIND_MAX + 1):
     FIXED_BY_KIND[_k] = TYPE_WORDS + EXTRA_WORDS.get(_k, 0)
     PER_VLEN_BY_KIND[_k] = VLEN_WORDS.get(_k, 0)
 del _k
