@@ -11,8 +11,15 @@ Prints medians over repeated runs:
     alternately so drift in the machine's load hits both; once with the vmlinux
     index cache warm (the usual case: btf/index_cache.py), once cold (an empty cache
     directory each run: the first run after a new kernel)
+The CLI is run three ways (cli_variants): the source tree as the tests run it (here
+without .pyc files when PYTHONDONTWRITEBYTECODE is set), a byte-compiled copy of the
+package (what an install has), and, when BENCH_XDPHINTS names one, an installed
+command (e.g. /opt/xdphints/bin/xdphints from install.sh). Each interpreter's own
+start-up, with and without site, is printed beside them: a development interpreter's
+site-packages may run .pth hooks that an install's venv does not.
 Targets: full parse within 5x of bpftool's C dump; kfunc lookup under 30 ms;
-the CLI's --struct sk_buff within 3x of bpftool's C dump and within 1.5x of pahole -C.
+the CLI's --struct sk_buff within 3x of bpftool's C dump and within 1.5x of pahole -C
+(judged on the installed command if given, else on the compiled copy).
 """
 
 from __future__ import annotations
@@ -91,17 +98,12 @@ def main() -> int:
     t_kf_read = median_time(read_and_kfuncs, runs)
     rows.append(("kfunc ids incl. reading vmlinux", t_kf_read, None))
 
-    # End to end: a fresh `python3 -m xdphints_cli btf --kernel --struct sk_buff`
-    # (interpreter start, imports, vmlinux parse, lookup, table) next to bpftool's C dump.
-    repo = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
-    cli_env = dict(os.environ, PYTHONPATH=repo, NO_COLOR="1")
-
-    def cli_struct():
-        subprocess.run([sys.executable, "-m", "xdphints_cli", "btf", "--kernel", "--struct", "sk_buff"],
-                       stdout=subprocess.DEVNULL, check=True, env=cli_env, cwd=repo)
-    cli_struct()                                  # the index cache is warm from here on
-    t_cli = median_time(cli_struct, runs)
-    rows.append(("xdphints btf --kernel --struct sk_buff", t_cli, t_bpftool))
+    # End to end: a fresh `xdphints btf --kernel --struct sk_buff` (interpreter start,
+    # imports, vmlinux lookup, table) next to bpftool's C dump and, alternately, pahole -C.
+    variants = cli_variants()
+    ours_main = variants[-1]                      # installed if given, else the compiled copy
+    t_cli = median_time(lambda: run_cli(ours_main), runs)
+    rows.append((f"xdphints btf --kernel --struct sk_buff ({ours_main.name})", t_cli, t_bpftool))
 
     pahole = shutil.which("pahole")
     paired = []
@@ -110,15 +112,10 @@ def main() -> int:
             subprocess.run([pahole, "-C", "sk_buff"], stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL, check=True)
 
-        def cold_struct():
-            with tempfile.TemporaryDirectory() as d:
-                subprocess.run([sys.executable, "-m", "xdphints_cli", "btf", "--kernel", "--struct",
-                                "sk_buff"], stdout=subprocess.DEVNULL, check=True,
-                               env=dict(cli_env, XDG_CACHE_HOME=d), cwd=repo)
-
-        for label, ours in (("warm index cache", cli_struct), ("cold index cache", cold_struct)):
-            t_p, t_o = paired_median_time(pahole_struct, ours, runs)
-            paired.append((label, t_p, t_o))
+        for v in variants:
+            for label, cold in (("warm index cache", False), ("cold index cache", True)):
+                t_p, t_o = paired_median_time(pahole_struct, lambda: run_cli(v, cold), runs)
+                paired.append((v, label, t_p, t_o))
     else:
         print("pahole not found (Debian package dwarves): no pahole figure", file=sys.stderr)
 
@@ -134,16 +131,86 @@ def main() -> int:
         print(f"target CLI --struct sk_buff <= 3x bpftool: {'met' if t_cli <= 3 * t_bpftool else 'MISSED'}")
     print(f"target kfunc lookup < 30 ms: {'met' if t_kf < 0.030 else 'MISSED'}")
     ok &= t_kf < 0.030
-    for label, t_p, t_o in paired:
-        print(f"  pahole -C sk_buff {t_p * 1000:7.1f} ms | xdphints btf --kernel --struct sk_buff "
-              f"({label}) {t_o * 1000:7.1f} ms: {t_o / t_p:.2f}x pahole")
-    if paired:
-        ratio = paired[0][2] / paired[0][1]
+    print("xdphints btf --kernel --struct sk_buff beside pahole -C sk_buff, run alternately:")
+    for v in variants:
+        print(f"  {v.name}: {v.describe}")
+        print(f"    interpreter alone: `-c pass` {v.start_ms:.1f} ms, `-S -c pass` {v.bare_ms:.1f} ms"
+              " (the difference is site: .pth files of its site-packages)")
+    for v, label, t_p, t_o in paired:
+        print(f"  {v.name:<9} {label}: pahole {t_p * 1000:6.1f} ms | xdphints {t_o * 1000:6.1f} ms"
+              f" | {t_o / t_p:.2f}x pahole")
+    judged = [(label, t_p, t_o) for v, label, t_p, t_o in paired if v is ours_main]
+    if judged:
+        ratio = judged[0][2] / judged[0][1]
         ok &= ratio <= 1.5
-        print(f"target CLI --struct sk_buff <= 1.5x pahole -C (warm cache): "
-              f"{'met' if ratio <= 1.5 else 'MISSED'}")
+        print(f"target CLI --struct sk_buff <= 1.5x pahole -C ({ours_main.name}, warm cache): "
+              f"{ratio:.2f}x {'met' if ratio <= 1.5 else 'MISSED'}")
     print("load " + " ".join(open("/proc/loadavg").read().split()[:3]))
+    for v in variants:
+        v.cleanup()
     return 0 if ok else 1
+
+
+class Variant:
+    """One way of running the CLI: its command words, environment and working directory."""
+
+    def __init__(self, name: str, describe: str, cmd, env, cwd, python: str, cleanup=lambda: None):
+        self.name, self.describe, self.cmd, self.env, self.cwd = name, describe, cmd, env, cwd
+        self.cache = tempfile.mkdtemp(prefix="bench-btf-cache-")   # ours, not /var/cache's
+        self._cleanup = cleanup
+        self.start_ms = 1000 * median_time(lambda: _quiet([python, "-c", "pass"]), 5)
+        self.bare_ms = 1000 * median_time(lambda: _quiet([python, "-S", "-c", "pass"]), 5)
+        run_cli(self)                                              # warm from here on
+
+    def cleanup(self) -> None:
+        shutil.rmtree(self.cache, ignore_errors=True)
+        self._cleanup()
+
+
+def _quiet(cmd) -> None:
+    subprocess.run(cmd, stdout=subprocess.DEVNULL, check=True)
+
+
+def run_cli(v: Variant, cold: bool = False) -> None:
+    argv = v.cmd + ["btf", "--kernel", "--struct", "sk_buff"]
+    if cold:                                  # the first run after a new kernel: no entry
+        with tempfile.TemporaryDirectory() as d:
+            subprocess.run(argv, stdout=subprocess.DEVNULL, check=True, env=dict(v.env, XDG_CACHE_HOME=d),
+                           cwd=v.cwd)
+        return
+    subprocess.run(argv, stdout=subprocess.DEVNULL, check=True, env=dict(v.env, XDG_CACHE_HOME=v.cache),
+                   cwd=v.cwd)
+
+
+def cli_variants() -> list:
+    """The source tree as the tests run it; a byte-compiled copy of it, as an install has
+    .pyc files; and an installed command when BENCH_XDPHINTS names one (install.sh makes
+    /opt/xdphints/bin/xdphints: a venv of the system python, no editable-install hooks)."""
+    repo = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+    env = dict(os.environ, NO_COLOR="1")
+    env.pop("PYTHONPATH", None)
+    no_pyc = env.get("PYTHONDONTWRITEBYTECODE")
+    out = [Variant("tree", f"{sys.executable} -m xdphints_cli, PYTHONPATH={repo}"
+                   + (" (PYTHONDONTWRITEBYTECODE is set here: no .pyc is written, so every run"
+                      " compiles the modules it imports from source)" if no_pyc else ""),
+                   [sys.executable, "-m", "xdphints_cli"], dict(env, PYTHONPATH=repo), repo, sys.executable)]
+
+    copy = tempfile.mkdtemp(prefix="bench-btf-pkg-")
+    shutil.copytree(os.path.join(repo, "xdphints_cli"), os.path.join(copy, "xdphints_cli"),
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    subprocess.run([sys.executable, "-m", "compileall", "-q", copy], check=True)
+    out.append(Variant("compiled", f"{sys.executable} -m xdphints_cli from a copy of the package"
+                       f" byte-compiled with compileall ({copy}; .pyc are read even with"
+                       " PYTHONDONTWRITEBYTECODE set)",
+                       [sys.executable, "-m", "xdphints_cli"], dict(env, PYTHONPATH=copy), copy,
+                       sys.executable, cleanup=lambda: shutil.rmtree(copy, ignore_errors=True)))
+
+    installed = os.environ.get("BENCH_XDPHINTS")
+    if installed:
+        python = os.path.join(os.path.dirname(installed), "python3")
+        out.append(Variant("installed", f"{installed} (BENCH_XDPHINTS; its interpreter {python})",
+                           [installed], env, "/", python if os.path.exists(python) else sys.executable))
+    return out
 
 
 if __name__ == "__main__":

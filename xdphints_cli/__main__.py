@@ -1,4 +1,4 @@
-from xdphints_cli.cli.main import main
+from xdphints_cli.cli.entry import main
 
 if __name__ == "__main__":
     main()

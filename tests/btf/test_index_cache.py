@@ -44,11 +44,33 @@ def cache(tmp_path, monkeypatch):
     return tmp_path
 
 
+def _path() -> str:
+    return index_cache.path_for("vmlinux")
+
+
+def _load(blob):
+    return index_cache.load(_path(), index_cache._type_words(blob), len(blob))
+
+
+def _hashes(monkeypatch) -> list:
+    """Count the SHA-1s computed from here on."""
+    calls = []
+    real = index_cache.digest
+
+    def counted(blob):
+        calls.append(len(blob))
+        return real(blob)
+    monkeypatch.setattr(index_cache, "digest", counted)
+    return calls
+
+
+BOOT_A, BOOT_B = b"A" * 16, b"B" * 16
+
+
 def test_second_parse_uses_the_cache_and_agrees(cache, monkeypatch):
     blob = _blob("xdp_hints_a")
     first = index_cache.cached_parse(blob, _parse)
-    name = f"vmlinux-{index_cache.digest(blob).hex()}.btfidx"
-    assert _entries(cache) == [name]
+    assert _entries(cache) == ["vmlinux.btfidx"]
     _no_walk(monkeypatch)
     second = index_cache.cached_parse(blob, _parse)
     assert second.index() == first.index()
@@ -58,19 +80,73 @@ def test_second_parse_uses_the_cache_and_agrees(cache, monkeypatch):
 
 
 def test_other_btf_never_uses_an_entry_that_is_not_its_own(cache, monkeypatch):
-    a, b = _blob("xdp_hints_a"), _blob("xdp_hints_bb")
+    a, b = _blob("xdp_hints_a"), _blob("xdp_hints_b")      # same size, other bytes
+    assert len(a) == len(b) and a != b
     index_cache.cached_parse(a, _parse)
-    path_a = index_cache.path_for("vmlinux", index_cache.digest(a))
-    path_b = index_cache.path_for("vmlinux", index_cache.digest(b))
-    # even an entry for `a` put under b's name is refused: the digest inside differs
-    os.replace(path_a, path_b)
-    assert index_cache.load(path_b, index_cache.digest(b), 100) is None
+    assert _load(b).sha1 != index_cache.digest(b)         # a's entry, refused for b
     spec = index_cache.cached_parse(b, _parse)
-    assert spec.ids_by_name("xdp_hints_bb") and not spec.ids_by_name("xdp_hints_a")
-    assert index_cache.load(path_b, index_cache.digest(b), 100) is not None   # rebuilt
-    # a newer entry replaces the other kernel's
-    index_cache.cached_parse(a, _parse)
-    assert _entries(cache) == [os.path.basename(path_a)]
+    assert spec.ids_by_name("xdp_hints_b") and not spec.ids_by_name("xdp_hints_a")
+    assert _load(b).sha1 == index_cache.digest(b)         # rebuilt for b
+    assert _entries(cache) == ["vmlinux.btfidx"]
+
+
+def test_same_boot_skips_the_hash_and_a_new_boot_checks_it_once(cache, monkeypatch):
+    blob = _blob("xdp_hints_a")
+    index_cache.cached_parse(blob, _parse, boot=BOOT_A)
+    assert _load(blob).boot_id == BOOT_A
+    hashes = _hashes(monkeypatch)
+    _no_walk(monkeypatch)
+    assert index_cache.cached_parse(blob, _parse, boot=BOOT_A).ids_by_name("xdp_hints_a")
+    assert hashes == []                                   # same boot: no SHA-1
+    assert index_cache.cached_parse(blob, _parse, boot=BOOT_B).ids_by_name("xdp_hints_a")
+    assert len(hashes) == 1 and _load(blob).boot_id == BOOT_B   # new boot: checked, stamped
+    index_cache.cached_parse(blob, _parse, boot=BOOT_B)
+    assert len(hashes) == 1
+    index_cache.cached_parse(blob, _parse)                # no boot id: always hashed
+    assert len(hashes) == 2
+
+
+def test_another_kernel_after_a_reboot_rebuilds(cache):
+    """The entry of the kernel of the last boot, the same size as this one's BTF."""
+    a, b = _blob("xdp_hints_a"), _blob("xdp_hints_b")
+    index_cache.cached_parse(a, _parse, boot=BOOT_A)
+    spec = index_cache.cached_parse(b, _parse, boot=BOOT_B)
+    assert spec.ids_by_name("xdp_hints_b") and not spec.ids_by_name("xdp_hints_a")
+    entry = _load(b)
+    assert (entry.sha1, entry.boot_id) == (index_cache.digest(b), BOOT_B)
+
+
+def test_same_boot_other_size_rebuilds(cache):
+    """Within a boot vmlinux cannot change; BTF of another size is still never taken
+    for the entry's (a boot id that lies, as a container could make it)."""
+    a, b = _blob("xdp_hints_a"), _blob("xdp_hints_longer_name")
+    assert len(a) != len(b)
+    index_cache.cached_parse(a, _parse, boot=BOOT_A)
+    spec = index_cache.cached_parse(b, _parse, boot=BOOT_A)
+    assert spec.ids_by_name("xdp_hints_longer_name") and not spec.ids_by_name("xdp_hints_a")
+
+
+def test_boot_id_is_this_boots():
+    got = index_cache.boot_id()
+    with open(index_cache.BOOT_ID) as f:
+        assert got is not None and got.hex() == f.read().strip().replace("-", "")
+
+
+def test_unreadable_boot_id_means_hashing(monkeypatch, tmp_path):
+    monkeypatch.setattr(index_cache, "BOOT_ID", str(tmp_path / "missing"))
+    assert index_cache.boot_id() is None
+    bad = tmp_path / "bad"
+    bad.write_text("not-a-uuid\n")
+    monkeypatch.setattr(index_cache, "BOOT_ID", str(bad))
+    assert index_cache.boot_id() is None
+
+
+def test_entry_of_the_earlier_format_is_removed(cache):
+    old = cache / "xdphints" / ("vmlinux-" + "ab" * 20 + ".btfidx")
+    old.parent.mkdir()
+    old.write_bytes(b"XHBTFIDX" + bytes(100))
+    index_cache.cached_parse(_blob("xdp_hints_a"), _parse)
+    assert _entries(cache) == ["vmlinux.btfidx"]
 
 
 def _corruptions(data: bytes):
@@ -81,7 +157,9 @@ def _corruptions(data: bytes):
     yield "magic", b"Y" + data[1:]
     yield "version", data[:8] + (index_cache.VERSION + 1).to_bytes(4, "little") + data[12:]
     yield "payload byte", data[:head] + bytes([data[head] ^ 1]) + data[head + 1:]
-    yield "digest", data[:16] + bytes(20) + data[36:]
+    fields = list(index_cache._HEAD.unpack_from(data))
+    fields[6] += 4
+    yield "btf size", index_cache._HEAD.pack(*fields) + data[head:]
     # offsets past the type section, with a CRC that matches them
     import zlib
 
@@ -93,21 +171,27 @@ def _corruptions(data: bytes):
     yield "offsets out of range", index_cache._HEAD.pack(*fields) + bytes(payload)
 
 
-@pytest.mark.parametrize("what", [c[0] for c in _corruptions(b"\0" * 200)])
+@pytest.mark.parametrize("what", [c[0] for c in _corruptions(b"\0" * 200)] + ["digest"])
 def test_unusable_entry_is_rebuilt_silently(cache, what, capsys):
     blob = _blob("xdp_hints_a")
-    good = index_cache.cached_parse(blob, _parse)
-    path = index_cache.path_for("vmlinux", index_cache.digest(blob))
-    with open(path, "rb") as f:
+    good = index_cache.cached_parse(blob, _parse, boot=BOOT_A)
+    with open(_path(), "rb") as f:
         data = f.read()
-    bad = dict(_corruptions(data))[what]
-    with open(path, "wb") as f:
-        f.write(bad)
-    n_words = index_cache._type_words(blob)
-    assert index_cache.load(path, index_cache.digest(blob), n_words) is None
-    spec = index_cache.cached_parse(blob, _parse)
+    if what == "digest":   # a whole entry, but of other bytes, stamped with another boot
+        fields = list(index_cache._HEAD.unpack_from(data))
+        fields[3], fields[7] = bytes(20), BOOT_B
+        bad = index_cache._HEAD.pack(*fields) + data[index_cache._HEAD.size:]
+        with open(_path(), "wb") as f:
+            f.write(bad)
+        assert _load(blob) is not None
+    else:
+        bad = dict(_corruptions(data))[what]
+        with open(_path(), "wb") as f:
+            f.write(bad)
+        assert _load(blob) is None
+    spec = index_cache.cached_parse(blob, _parse, boot=BOOT_A)
     assert spec.index() == good.index()
-    assert index_cache.load(path, index_cache.digest(blob), n_words) is not None
+    assert _load(blob).sha1 == index_cache.digest(blob)
     assert capsys.readouterr() == ("", "")
 
 

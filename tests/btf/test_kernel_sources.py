@@ -60,3 +60,24 @@ def test_module_btf_is_split(vmlinux):
         blob = f.read()
     with pytest.raises(BTFError):
         reader.parse(blob)  # without vmlinux its ids and strings dangle
+
+
+def test_vmlinux_is_mapped_and_parses_as_read(vmlinux, tmp_path):
+    """Newer kernels (this 6.18 one) let /sys/kernel/btf/vmlinux be mapped
+    (kernel/bpf/sysfs_btf.c): the mapping is what the parse uses, and it gives what
+    reading the file gives."""
+    import mmap
+
+    blob = sources.kernel_blob()
+    assert isinstance(blob, mmap.mmap)
+    with open(sources.VMLINUX, "rb") as f:
+        data = f.read()
+    assert blob[:] == data
+    read = reader.parse(data, kernel_verified=True)
+    for name in ("sk_buff", "xdp_md", "bpf_xdp_metadata_rx_hash"):
+        a, b = vmlinux.find(name), read.find(name)
+        assert a == b and vmlinux.type_name(a.id) == read.type_name(b.id)
+    # a file the kernel will not map is read instead
+    empty = tmp_path / "empty"
+    empty.write_bytes(b"")
+    assert sources._map_or_read(str(empty)) == b""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Dict, List, Optional
 
 from ..errors import BTFError, NotFoundError
@@ -49,15 +48,10 @@ def hints_structs(spec: Spec) -> List[T.Struct]:
     return out
 
 
-@dataclass(frozen=True)
-class FieldRow:
-    name: str
-    type: str
-    offset: int
-    size: int
-    bit_offset: int
-    bit_size: int
-    type_id: int
+class FieldRow(T.Frozen):
+    """One member: its name, C type name, byte offset and size, bit offset and size, type id."""
+
+    __slots__ = ("name", "type", "offset", "size", "bit_offset", "bit_size", "type_id")
 
     @property
     def is_bitfield(self) -> bool:

@@ -18,13 +18,6 @@ XDP_METADATA_KFUNCS = (
 )
 KFUNC_TAG = "bpf_kfunc"
 
-# Words per record, by kind: fixed part and per-vlen part (unknown kinds: 0, caught).
-_FIXED = [0] * 32
-_PER_VLEN = [0] * 32
-for _k in range(1, wire.KIND_MAX + 1):
-    _FIXED[_k] = 3 + wire.EXTRA_WORDS.get(_k, 0)
-    _PER_VLEN[_k] = wire.VLEN_WORDS.get(_k, 0)
-
 
 def find_func_ids(names: Iterable[str], blob: Optional[bytes] = None) -> Dict[str, int]:
     """BTF ids of the FUNCs called `names` in vmlinux BTF, without building a Spec.
@@ -60,7 +53,7 @@ def find_func_ids(names: Iterable[str], blob: Optional[bytes] = None) -> Dict[st
         raise BTFError("fast kfunc lookup needs a little-endian host")
     w = mv.cast("I")
     n = len(w)
-    fixed, per = _FIXED, _PER_VLEN
+    fixed, per = wire.FIXED_BY_KIND, wire.PER_VLEN_BY_KIND
     func_kind = wire.KIND_FUNC
     found: Dict[str, int] = {}
     i = 0

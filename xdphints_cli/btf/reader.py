@@ -13,6 +13,7 @@ index without re-checking. Only BTFError ever leaves this module on bad input.
 
 from __future__ import annotations
 
+import mmap
 import struct
 import sys
 from array import array
@@ -35,7 +36,7 @@ def parse(blob: bytes, base: Optional[Spec] = None, kernel_verified: bool = Fals
     stage 3 is skipped too.
     """
     try:
-        return _parse(memoryview(blob).cast("B"), base, kernel_verified, index)
+        return _parse(blob, memoryview(blob).cast("B"), base, kernel_verified, index)
     except BTFError:
         raise
     except (ValueError, IndexError, OverflowError, TypeError, MemoryError) as e:
@@ -44,7 +45,7 @@ def parse(blob: bytes, base: Optional[Spec] = None, kernel_verified: bool = Fals
         raise BTFError(f"malformed BTF: {e}") from None
 
 
-def _parse(mv: memoryview, base: Optional[Spec], kernel_verified: bool,
+def _parse(blob, mv: memoryview, base: Optional[Spec], kernel_verified: bool,
            index: Optional[Tuple[array, bytes]] = None) -> Spec:
     if len(mv) < wire.HEADER_LEN:
         raise BTFError(f"BTF too short for a header: {len(mv)} bytes")
@@ -76,28 +77,45 @@ def _parse(mv: memoryview, base: Optional[Spec], kernel_verified: bool,
     if type_off < str_off < type_off + type_len or str_off < type_off < str_off + str_len:
         raise BTFError("BTF type and string sections overlap")
 
-    strs = bytes(mv[hdr_len + str_off:hdr_len + str_off + str_len])
-    _check_strings(strs, base)
+    str_pos = hdr_len + str_off
+    _check_strings(mv[str_pos:str_pos + str_len], base)
+    # The sections of bytes that cannot change (bytes, a read-only mapping: vmlinux BTF
+    # is mapped, not read, see sources.py) are used where they are, not copied: a fresh
+    # process pays for a copy of vmlinux's 5 MB in page faults. Words in the other
+    # byte order or off a 4-byte boundary are copied all the same.
+    in_place = isinstance(blob, (bytes, mmap.mmap))
+    if in_place:
+        strs = blob
+    else:
+        strs, str_pos = bytes(mv[str_pos:str_pos + str_len]), 0
 
-    words = array("I")
-    words.frombytes(mv[hdr_len + type_off:hdr_len + type_off + type_len])
-    if (order == "<") != (sys.byteorder == "little"):
-        words.byteswap()
+    type_pos = hdr_len + type_off
+    if in_place and (order == "<") == (sys.byteorder == "little") and type_pos % 4 == 0:
+        words = mv[type_pos:type_pos + type_len].cast("I")
+    else:
+        words = array("I")
+        words.frombytes(mv[type_pos:type_pos + type_len])
+        if (order == "<") != (sys.byteorder == "little"):
+            words.byteswap()
 
     start_id = base.n_types if base is not None else 1
     str_start = base.str_end if base is not None else 0
-    offs, name_words = index if index is not None else (_index(words), None)
+    if index is not None:
+        offs, name_words = index
+    else:
+        offs, names = _index(words)
+        name_words = names.tobytes()
     n_types = start_id + len(offs)
     if n_types > wire.MAX_TYPES:
         raise BTFError(f"too many BTF types: {n_types}")
     if not kernel_verified:
-        _validate(words, offs, start_id, n_types, str_start, str_start + len(strs), base)
+        _validate(words, offs, start_id, n_types, str_start, str_start + str_len, base)
         _Layout(words, offs, start_id, base).check()
     return Spec(words, offs, strs, start_id=start_id, str_start=str_start, base=base,
-                byteorder=order, name_words=name_words)
+                byteorder=order, name_words=name_words, str_pos=str_pos, str_len=str_len)
 
 
-def _check_strings(strs: bytes, base: Optional[Spec]) -> None:
+def _check_strings(strs: memoryview, base: Optional[Spec]) -> None:
     if not strs:
         if base is None:
             raise BTFError("BTF string section is empty")
@@ -110,32 +128,33 @@ def _check_strings(strs: bytes, base: Optional[Spec]) -> None:
         raise BTFError("BTF string section too large")
 
 
-def _index(w: array) -> array:
-    """Offsets (in words) of every type record, checking each record fits."""
+def _index(w) -> Tuple[array, array]:
+    """Offsets (in words) of every type record, checking each record fits, and each
+    record's name offset (what a lookup by name searches: Spec.index)."""
     offs = array("I")
+    names = array("I")
     append = offs.append
+    name = names.append
     n = len(w)
-    extra = wire.EXTRA_WORDS
-    per = wire.VLEN_WORDS
+    fixed = wire.FIXED_BY_KIND
+    per = wire.PER_VLEN_BY_KIND
     i = 0
-    while i < n:
-        if i + 3 > n:
-            raise BTFError(f"BTF type {len(offs) + 1} truncated")
+    info = kind = 0
+    while i + 3 <= n:
         info = w[i + 1]
         kind = (info >> 24) & 0x1F
-        append(i)
-        if kind in per:
-            i += 3 + per[kind] * (info & 0xFFFF)
-        elif kind in extra:
-            i += 3 + extra[kind]
-        elif 0 < kind <= wire.KIND_MAX:
-            i += 3
-        else:
+        step = fixed[kind]
+        if not step:
             raise BTFError(f"BTF type at word {i} has unknown kind {kind}")
+        append(i)
+        name(w[i])
+        i += step + per[kind] * (info & 0xFFFF)
+    if i < n:
+        raise BTFError(f"BTF type {len(offs) + 1} truncated")
     if i != n:
         raise BTFError(f"BTF type {len(offs)} (kind {wire.KIND_NAMES.get(kind, kind)}, "
                        f"vlen {info & 0xFFFF}) extends past the type section")
-    return offs
+    return offs, names
 
 
 def _validate(w: array, offs: array, start_id: int, n_types: int, str_start: int,

@@ -174,15 +174,33 @@ def struct_in_file(path: str, name: str) -> Tuple[Spec, int, str]:
     raise NotFoundError(f"{path}: no struct {name} in {' or '.join(tried)}")
 
 
-def kernel_blob() -> bytes:
-    """The raw bytes of /sys/kernel/btf/vmlinux (read once per process)."""
+def kernel_blob():
+    """The bytes of /sys/kernel/btf/vmlinux, once per process: mapped read-only where
+    the kernel allows it (sysfs_btf.c gained mmap in 2025; 6.18 has it), else read.
+    A mapping costs nothing up front, where reading (and so page-faulting in) 5 MB
+    is a good part of a lookup; it is used like bytes (find, slices, len, buffer)."""
     global _kernel_blob
     if _kernel_blob is None:
         if not os.path.exists(VMLINUX):
             raise NotFoundError(f"{VMLINUX} missing: kernel built without "
                                 "CONFIG_DEBUG_INFO_BTF")
-        _kernel_blob = read_file(VMLINUX)
+        _kernel_blob = _map_or_read(VMLINUX)
     return _kernel_blob
+
+
+def _map_or_read(path: str):
+    import mmap
+
+    with _open_regular(path) as f:
+        try:
+            # the kernel refuses shared or writable mappings of it (sysfs_btf.c)
+            return mmap.mmap(f.fileno(), 0, flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ)
+        except (OSError, ValueError):   # no mmap for this file (older kernels), or empty
+            pass
+        try:
+            return f.read()
+        except OSError as e:
+            raise XdpHintsError(f"{path}: {e.strerror or e}") from None
 
 
 def kernel() -> Spec:
@@ -193,7 +211,8 @@ def kernel() -> Spec:
     global _kernel
     if _kernel is None:
         _kernel = index_cache.cached_parse(
-            kernel_blob(), lambda blob, index=None: _parse(blob, VMLINUX, None, True, index))
+            kernel_blob(), lambda blob, index=None: _parse(blob, VMLINUX, None, True, index),
+            boot=index_cache.boot_id())
     return _kernel
 
 

@@ -65,15 +65,20 @@ class _Types(Sequence):
 
 
 class Spec:
-    def __init__(self, words: array, offs: array, strs: bytes, *, start_id: int = 1,
+    def __init__(self, words: Sequence[int], offs: Sequence[int], strs: bytes, *, start_id: int = 1,
                  str_start: int = 0, base: Optional["Spec"] = None, byteorder: str = "<",
-                 name_words: Optional[bytes] = None):
+                 name_words: Optional[bytes] = None, str_pos: int = 0, str_len: Optional[int] = None):
+        """`words`: the type section as u32 in host order (an array, or a memoryview of
+        the blob); `offs`: where each record starts in it; the string section is
+        strs[str_pos:str_pos + str_len] (strs: bytes, or the mapping of the blob)."""
         self._w = words
         self._offs = offs
         self._strs = strs
+        self._s0 = str_pos
+        self._s1 = str_pos + (len(strs) - str_pos if str_len is None else str_len)
         self.start_id = start_id
         self.str_start = str_start
-        self.str_end = str_start + len(strs)
+        self.str_end = str_start + self._s1 - self._s0
         self.base = base
         self.byteorder = byteorder
         self.n_types = start_id + len(offs)
@@ -115,10 +120,10 @@ class Spec:
             if self.base is None:
                 raise BTFError(f"string offset {off} out of range")
             return self.base.string(off)
-        o = off - self.str_start
+        o = off - self.str_start + self._s0
         s = self._strs
-        end = s.find(b"\0", o)
-        if o >= len(s) or end < 0:
+        end = s.find(b"\0", o, self._s1)
+        if o >= self._s1 or end < 0:
             raise BTFError(f"string offset {off} out of range")
         return s[o:end].decode("utf-8", "replace")
 
@@ -223,14 +228,14 @@ class Spec:
 
     def _string_offsets(self, name: str) -> List[int]:
         """Every offset in our own string section where exactly `name` starts."""
-        needle = name.encode("utf-8")
-        s = self._strs
+        needle = name.encode("utf-8") + b"\0"
+        s, lo, hi = self._strs, self._s0, self._s1
         out = []
         # An offset may also point into the middle of a longer string (suffix sharing).
-        pos = s.find(needle + b"\0")
+        pos = s.find(needle, lo, hi)
         while pos >= 0:
-            out.append(pos + self.str_start)
-            pos = s.find(needle + b"\0", pos + 1)
+            out.append(pos - lo + self.str_start)
+            pos = s.find(needle, pos + 1, hi)
         return out
 
     def _ids_named_at(self, name_offs: List[int]) -> List[int]:

@@ -49,6 +49,15 @@ TYPE_WORDS = 3
 EXTRA_WORDS = {KIND_INT: 1, KIND_ARRAY: 3, KIND_VAR: 1, KIND_DECL_TAG: 1}
 VLEN_WORDS = {KIND_STRUCT: 3, KIND_UNION: 3, KIND_ENUM: 2, KIND_FUNC_PROTO: 2,
               KIND_DATASEC: 3, KIND_ENUM64: 3}
+# The same as lists indexed by kind, for walks over every record (a list index costs
+# less than a dict lookup): record words = FIXED_BY_KIND[k] + PER_VLEN_BY_KIND[k] * vlen;
+# 0 fixed words for a kind we do not know.
+FIXED_BY_KIND = [0] * 32
+PER_VLEN_BY_KIND = [0] * 32
+for _k in range(1, KIND_MAX + 1):
+    FIXED_BY_KIND[_k] = TYPE_WORDS + EXTRA_WORDS.get(_k, 0)
+    PER_VLEN_BY_KIND[_k] = VLEN_WORDS.get(_k, 0)
+del _k
 
 # Kinds whose third word is a type id (the rest use it as a size or not at all).
 REF_KINDS = frozenset({KIND_PTR, KIND_TYPEDEF, KIND_VOLATILE, KIND_CONST, KIND_RESTRICT,

@@ -5,6 +5,10 @@ made with markup and highlighting off so an interface or struct name is never re
 markup. Without colour (a pipe, a file, NO_COLOR), plain strings are written as they
 are, without importing rich at all: it is most of the start-up time of a short
 command. Either way text has its control characters escaped (safe_text.py).
+
+click is not imported here either: the one command form that runs without it
+(entry.py) needs App and exit_for. The click helpers commands share are in
+options.py.
 """
 
 from __future__ import annotations
@@ -13,11 +17,10 @@ import json
 import os
 import re
 import sys
-from typing import Any, Optional
-
-import click
+from typing import Any, NoReturn, Optional
 
 from xdphints_cli.cli.safe_text import SafeConsole, escape, escape_text
+from xdphints_cli.errors import EXIT_FAILED, EXIT_OUTPUT_CLOSED, XdpHintsError
 
 
 class App:
@@ -94,26 +97,45 @@ class PlainConsole:
         self._rich.print(*objects, sep=sep, end=end, style=style)
 
 
-def complete_devices(ctx, param, incomplete: str):
+def exit_for(app: App, e: BaseException) -> NoReturn:
+    """End the process for an exception a command raised: the one mapping of
+    interrupts, a closed stdout, our errors and OS errors to a message and exit
+    code, for main.py's click path and entry.py's path without click."""
+    if isinstance(e, KeyboardInterrupt):
+        app.fail("interrupted", 130, app.json)
+    if isinstance(e, BrokenPipeError):
+        output_closed()
+    if isinstance(e, (XdpHintsError, OSError)):
+        if app.debug:
+            import traceback
+
+            traceback.print_exception(type(e), e, e.__traceback__)
+        if isinstance(e, XdpHintsError):
+            app.fail(str(e), e.exit_code, app.json)
+        app.fail(f"{e.strerror or e}", EXIT_FAILED, app.json)
+    raise e
+
+
+def output_closed() -> NoReturn:
+    """The reader of stdout went away (`| head`): stop quietly, like a tool that
+    SIGPIPE ended, but after the clean-up (detach, restore) has run. stdout is
+    pointed at /dev/null so the interpreter's final flush cannot complain."""
     try:
-        names = sorted(os.listdir("/sys/class/net"))
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
     except OSError:
-        return []
-    return [n for n in names if n.startswith(incomplete)]
+        pass
+    sys.exit(EXIT_OUTPUT_CLOSED)
 
 
-def check_device_name(ctx, param, value: Optional[str]) -> Optional[str]:
-    """An empty DEV is a usage error here, before any command could take '' for "not given"."""
-    if value == "":
-        raise click.BadParameter("an interface name cannot be empty", ctx=ctx, param=param)
-    return value
+# The click helpers that were here are in options.py; dump.py still imports them from here.
+_IN_OPTIONS = ("complete_devices", "check_device_name", "dev_option", "usage_error")
 
 
-def dev_option(f):
-    return click.option("-d", "--dev", metavar="DEV", shell_complete=complete_devices, callback=check_device_name,
-                        help="Device name (default: $XDPHINTS_DEV, else the only non-loopback interface that is up).")(f)
+def __getattr__(name: str):
+    if name in _IN_OPTIONS:
+        from xdphints_cli.cli import options
 
-
-def usage_error(message: str) -> click.UsageError:
-    """A usage error (exit 2) raised from inside a command body."""
-    return click.UsageError(message)
+        return getattr(options, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

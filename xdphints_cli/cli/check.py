@@ -10,8 +10,8 @@ from typing import Optional, Tuple
 
 import click
 
-from xdphints_cli.cli.app import App, dev_option
-from xdphints_cli.cli.options import global_options
+from xdphints_cli.cli.app import App
+from xdphints_cli.cli.options import dev_option, global_options
 from xdphints_cli.device.features import HINT_NAMES
 
 STATE_STYLES = {"ready": "green", "needs-enable": "yellow", "unsupported": "red"}

@@ -11,8 +11,8 @@ from typing import Optional, Tuple
 
 import click
 
-from xdphints_cli.cli.app import App, dev_option
-from xdphints_cli.cli.options import global_options
+from xdphints_cli.cli.app import App
+from xdphints_cli.cli.options import dev_option, global_options
 from xdphints_cli.device.features import FEATURE_NAMES, FEATURES
 
 _FEATURE_HELP = "\b\nFeatures:\n" + "\n".join(f"  {f.name:<13} {f.help}" for f in FEATURES)

@@ -1,22 +1,22 @@
 """The root command: global options, lazy subcommands and the one place errors become exit codes.
 
 Only click is imported here: `--help` and shell completion must stay fast, so
-each subcommand's module (and pyroute2, rich) is imported when it runs.
+each subcommand's module (and pyroute2, rich) is imported when it runs. The program
+starts in entry.py, which hands everything here but the one form it runs without click.
 """
 
 from __future__ import annotations
 
 import importlib
 import sys
-import traceback
 from typing import Callable, List, Optional
 
 import click
 
 from xdphints_cli import __version__
-from xdphints_cli.cli.app import App
+from xdphints_cli.cli.app import App, exit_for
 from xdphints_cli.cli.options import global_options
-from xdphints_cli.errors import EXIT_FAILED, EXIT_OUTPUT_CLOSED, EXIT_USAGE, XdpHintsError
+from xdphints_cli.errors import EXIT_USAGE, XdpHintsError
 
 # name -> (module, attribute, one-line help): the help text lives here so that
 # `xdphints --help` lists the commands without importing them.
@@ -112,21 +112,6 @@ def cli() -> None:
 _NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())
 
 
-def _output_closed() -> None:
-    """The reader of stdout went away (`| head`): stop quietly, like a tool that
-    SIGPIPE ended, but after the clean-up (detach, restore) has run. stdout is
-    pointed at /dev/null so the interpreter's final flush cannot complain."""
-    import os
-
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
-    except OSError:
-        pass
-    sys.exit(EXIT_OUTPUT_CLOSED)
-
-
 def main(argv: Optional[List[str]] = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     app = App()
@@ -136,7 +121,7 @@ def main(argv: Optional[List[str]] = None) -> None:
         sys.stdout.flush()     # a reader that left shows here, not in the interpreter's exit
     except click.exceptions.Exit as e:
         sys.exit(e.exit_code)
-    except (click.exceptions.Abort, KeyboardInterrupt):
+    except click.exceptions.Abort:
         app.fail("interrupted", 130, app.json)
     except _NO_ARGS_IS_HELP as e:  # bare `xdphints`: the help, as a usage error
         sys.stderr.write(e.format_message() + "\n")
@@ -145,14 +130,8 @@ def main(argv: Optional[List[str]] = None) -> None:
         first, _, rest = e.format_message().partition("\n")
         app.fail(first, EXIT_USAGE if isinstance(e, click.UsageError) else e.exit_code, app.json,
                  detail=rest.rstrip())
-    except BrokenPipeError:
-        _output_closed()
-    except (XdpHintsError, OSError) as e:
-        if app.debug:
-            traceback.print_exc()
-        if isinstance(e, XdpHintsError):
-            app.fail(str(e), e.exit_code, app.json)
-        app.fail(f"{e.strerror or e}", EXIT_FAILED, app.json)
+    except (KeyboardInterrupt, XdpHintsError, OSError) as e:
+        exit_for(app, e)
     sys.exit(rc if isinstance(rc, int) else 0)
 
 

@@ -1,4 +1,5 @@
-"""The global options, one table for the root command and every subcommand.
+"""The global options, one table for the root command and every subcommand, and the
+click helpers commands share (-d DEV, usage errors).
 
 They are accepted before or after the command name (`xdphints -j show eth0` and
 `xdphints show eth0 -j`), as bpftool takes `-j`/`-p` anywhere. Each sets a field of the
@@ -7,6 +8,9 @@ reported the way these options ask for.
 """
 
 from __future__ import annotations
+
+import os
+from typing import Optional
 
 import click
 
@@ -40,8 +44,6 @@ def _enter_netns(ctx: click.Context, _param, name) -> None:
 
 def complete_netns(ctx, param, incomplete: str):
     try:
-        import os
-
         return [n for n in sorted(os.listdir("/run/netns")) if n.startswith(incomplete)]
     except OSError:
         return []
@@ -66,3 +68,28 @@ def global_options(f):
     for opts, kw in reversed(GLOBAL_OPTIONS):
         f = click.option(*opts, expose_value=False, is_eager=True, **kw)(f)
     return f
+
+
+def complete_devices(ctx, param, incomplete: str):
+    try:
+        names = sorted(os.listdir("/sys/class/net"))
+    except OSError:
+        return []
+    return [n for n in names if n.startswith(incomplete)]
+
+
+def check_device_name(ctx, param, value: Optional[str]) -> Optional[str]:
+    """An empty DEV is a usage error here, before any command could take '' for "not given"."""
+    if value == "":
+        raise click.BadParameter("an interface name cannot be empty", ctx=ctx, param=param)
+    return value
+
+
+def dev_option(f):
+    return click.option("-d", "--dev", metavar="DEV", shell_complete=complete_devices, callback=check_device_name,
+                        help="Device name (default: $XDPHINTS_DEV, else the only non-loopback interface that is up).")(f)
+
+
+def usage_error(message: str) -> click.UsageError:
+    """A usage error (exit 2) raised from inside a command body."""
+    return click.UsageError(message)

@@ -6,8 +6,8 @@ from typing import List, Optional
 
 import click
 
-from xdphints_cli.cli.app import App, check_device_name, complete_devices, dev_option, usage_error
-from xdphints_cli.cli.options import global_options
+from xdphints_cli.cli.app import App
+from xdphints_cli.cli.options import check_device_name, complete_devices, dev_option, global_options, usage_error
 from xdphints_cli.cli.safe_text import escape
 
 

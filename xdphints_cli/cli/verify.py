@@ -10,8 +10,8 @@ from typing import Optional
 import click
 
 from xdphints_cli.process import caps
-from xdphints_cli.cli.app import App, dev_option, usage_error
-from xdphints_cli.cli.options import global_options
+from xdphints_cli.cli.app import App
+from xdphints_cli.cli.options import dev_option, global_options, usage_error
 from xdphints_cli.errors import EXIT_DISAGREE
 
 
