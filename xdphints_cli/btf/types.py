@@ -1,7 +1,7 @@
 """The BTF type model: one small immutable record class per kind.
 
 Types refer to other types by id, never by object, so a cyclic (or hostile) graph is
-just numbers; walking it is the Spec"s job, with depth limits.
+just numbers; walking it is the Spec's job, with depth limits.
 
 The classes are `Frozen` records rather than frozen dataclasses: @dataclass generates
 its methods with exec at import, about 0.4 ms a class, which for these 27 classes
@@ -120,7 +120,7 @@ class Member(Frozen):
 
     @property
     def offset(self) -> int:
-        """Byte offset of the member (of the byte holding a bitfield"s first bit)."""
+        """Byte offset of the member (of the byte holding a bitfield's first bit)."""
         return self.bit_offset // 8
 
 

@@ -128,14 +128,3 @@ def output_closed() -> NoReturn:
         pass
     sys.exit(EXIT_OUTPUT_CLOSED)
 
-
-# The click helpers that were here are in options.py; dump.py still imports them from here.
-_IN_OPTIONS = ("complete_devices", "check_device_name", "dev_option", "usage_error")
-
-
-def __getattr__(name: str):
-    if name in _IN_OPTIONS:
-        from xdphints_cli.cli import options
-
-        return getattr(options, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

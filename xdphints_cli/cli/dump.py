@@ -8,7 +8,8 @@ from typing import Optional
 
 import click
 
-from xdphints_cli.cli.app import App, dev_option, usage_error
+from xdphints_cli.cli.app import App
+from xdphints_cli.cli.options import dev_option, usage_error
 from xdphints_cli.cli.dump_output import (BatchWriter, JsonLines, announce, announce_attached, hexdump, json_line,
                                           output_closed_check, packet_json, packet_text, say, summary_json,
                                           summary_text, write_pcapng)
