@@ -57,7 +57,7 @@ class Batch:
     addrs: List[int]             # UMEM offset of each packet
     lengths: List[int]
     rows: List[Optional[tuple]]  # hints members (Capture.layout order), None: no metadata
-    umem: Optional[memoryview] = None   # the UMEM the addrs point into (one per queue)
+    umem: Optional[object] = None      # the UMEM the addrs point into (its mmap; one per queue)
 
 
 @dataclass
@@ -346,7 +346,7 @@ class Capture:
                                                             rx_size=self.rx_size))
                         for q in self.queues]
         self.xsk = self.sockets[0]
-        self._umem = self.xsk.umem
+        self._umem = self.xsk.umem_area.mapping
 
     def batches(self, count: Optional[int] = None, duration: Optional[float] = None,
                 stop: Callable[[], bool] = lambda: False) -> Iterator[Batch]:
@@ -402,7 +402,7 @@ class Capture:
         by_fd = {}
         for q, x in zip(self.queues, self.sockets):
             poller.register(x.fd, select.POLLIN)
-            by_fd[x.fd] = (q, x, x.umem)
+            by_fd[x.fd] = (q, x, x.umem_area.mapping)
         deadline = None if duration is None else stats.started + duration
         try:
             while not stop() and (count is None or stats.packets < count):
@@ -489,7 +489,7 @@ class Capture:
     def decode(self, batch: Batch, snaplen: Optional[int] = None) -> Iterator[Packet]:
         """The batch's packets as decoded Packets (summary, hint values, data); to be
         used before the next batch is asked for."""
-        umem, lay = (batch.umem if batch.umem is not None else self.xsk.umem), self.layout
+        umem, lay = (batch.umem if batch.umem is not None else self._umem), self.layout
         for addr, length, row in zip(batch.addrs, batch.lengths, batch.rows):
             head = bytes(umem[addr:addr + min(length, max(snaplen or 0, 256))])
             if row is None:
