@@ -162,7 +162,6 @@ def dump(app: App, dev: Optional[str], queue_: str, count: Optional[int], durati
         caps.require("dump", DUMP_CAPS, "it loads and attaches an XDP program and binds "
                      "AF_XDP sockets")
     import contextlib
-    import gc
 
     from xdphints_cli.hints import clock as hclock
 
@@ -196,10 +195,7 @@ def _output(app: App, es, cap, count, duration, stop, write_path, quiet: bool, h
     from xdphints_cli.hints import clock as hclock
 
     out = sys.stdout
-    # Everything imported and set up so far (tens of thousands of objects) goes out of
-    # the cyclic GC's reach: a full collection of it took 18-25 ms here, long enough
-    # for a full RX ring at 800k pps. Collections still run, over what the loop makes.
-    gc.freeze()
+    freeze_heap()
     # closed before the capture is (ExitStack order), also when output fails
     batches = es.enter_context(contextlib.closing(cap.batches(count, duration, stop)))
     if clock is not None:
@@ -264,6 +260,15 @@ def _dump_attached(app: App, dev, queue, count, duration, hex_, snaplen, quiet, 
         announce_attached(app, cap)
         _output(app, es, cap, count, duration, stop, write_path, quiet, hex_, keep)
     _finish(app, cap, quiet)
+
+
+def freeze_heap() -> None:
+    """Before a receive loop: everything imported and set up so far (tens of thousands
+    of objects) goes out of the cyclic GC's reach. A full collection of it took 18-25
+    ms here, a full RX ring at 800k pps; collections still run over what the loop makes."""
+    import gc
+
+    gc.freeze()
 
 
 def _stop_when(signalled, no_stdout):

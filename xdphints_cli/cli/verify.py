@@ -42,7 +42,7 @@ def verify(app: App, dev: Optional[str], queue_: str, count: Optional[int],
     seconds, or Ctrl-C. Exit 0 when every compared hint agrees, 7 when any
     disagrees, 3 when the device or kernel cannot do it.
     """
-    from xdphints_cli.cli.dump import PASS_CAPS, PASS_WHY, _check_numbers, _stop_when
+    from xdphints_cli.cli.dump import PASS_CAPS, PASS_WHY, _check_numbers, _stop_when, freeze_heap
     from xdphints_cli.cli.dump_output import say
     from xdphints_cli.cli.safe_text import escape_text
     from xdphints_cli.hints import capture
@@ -63,6 +63,7 @@ def verify(app: App, dev: Optional[str], queue_: str, count: Optional[int],
         with PassCapture(target, queue, 0, match=match, warn=app.warn) as cap:
             say(f"xdphints: verifying {target.ifname} (XDP program id {cap.prog_id}, tcx "
                 f"program id {cap.tc_prog_id}; match {match}); Ctrl-C to stop\n")
+            freeze_heap()
             for batch in cap.batches(count, duration, _stop_when(signalled, True)):
                 result.add(cap.decode(batch))
     if cap.dropped:
