@@ -190,7 +190,6 @@ def _output(app: App, es, cap, count, duration, stop, write_path, quiet: bool, h
     """Receive and write, for every kind of capture: pcapng, nothing (--quiet), JSON
     lines (in bulk where the batches carry hints rows) or text."""
     import contextlib
-    import gc
 
     from xdphints_cli.hints import clock as hclock
 
