@@ -159,6 +159,13 @@ def test_device_with_program_is_refused_and_untouched(veth):
     msg = res.stderr.strip().splitlines()[-1]
     assert msg.startswith("xdphints: error: xh0 already has an XDP program attached: id ")
     assert "name xdphints_dump" in msg and "mode" in msg and "ip link set dev xh0 xdp off" in msg
+    assert "xdphints never replaces" in msg and "dump --attached" in msg
+    # verify says the same, in words that fit it too
+    cmd = ["ip", "netns", "exec", veth.ns, sys.executable, "-m", "xdphints_cli", "verify",
+           "-d", veth.dev, "--queue", "0"]
+    res = subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=120)
+    assert res.returncode == 1
+    assert res.stderr.strip().splitlines()[-1] == msg
     assert veth.run("ip", "-d", "link", "show", veth.dev).stdout == before
     first.send_signal(signal.SIGINT)
     assert finish(first)[0] == 0

@@ -127,10 +127,11 @@ def attached_program_error(ifname: str, programs) -> DeviceHasProgramError:
         except XdpHintsError:
             descs.append(f"id {prog_id} ({mode} mode)")
     return DeviceHasProgramError(
-        f"{ifname} already has an XDP program attached: {'; '.join(descs)}. dump never "
+        f"{ifname} already has an XDP program attached: {'; '.join(descs)}. xdphints never "
         f"replaces or detaches a program: stop the tool that owns it (or, for a program "
-        f"attached through netlink, run 'ip link set dev {ifname} xdp off'), or dump on "
-        "another device")
+        f"attached through netlink, run 'ip link set dev {ifname} xdp off'), use another "
+        "device, or, when that program redirects to an XSKMAP, read what it hands out "
+        "with 'xdphints dump --attached'")
 
 
 def parse_queues(text: str) -> Optional[List[int]]:
