@@ -183,23 +183,23 @@ def test_failure_after_a_change_restores_it_on_the_real_device(veth):
     """A failure the plan cannot foresee after rx-vlan really changed (a driver that
     takes only part of the request: stag is left out of the real FEATURES_SET): both
     are put back on the real veth."""
-    from xdphints_cli.device import planner as config
+    from xdphints_cli.device import planner
     from xdphints_cli.process import netns
     from xdphints_cli.netlink import rtnl
     from xdphints_cli.netlink.session import Netlink
 
     assert run("disable", "rx-vlan", "rx-vlan-stag", "-d", veth.dev, ns=veth.ns).returncode == 0
 
-    class RefuseStag(config.KernelBackend):
+    class RefuseStag(planner.KernelBackend):
         def set_features(self, values):
             super().set_features({k: v for k, v in values.items() if k != "rx-vlan-stag-hw-parse" or not v})
 
     with netns.inside(veth.ns), Netlink() as nl:
         backend = RefuseStag(nl, rtnl.get_link(nl, veth.dev), "veth")
-        planned = config.plan(backend, "enable", ["rx-vlan", "rx-vlan-stag"])
+        planned = planner.plan(backend, "enable", ["rx-vlan", "rx-vlan-stag"])
         assert [s.changed for s in planned.steps] == [True, True]
-        with pytest.raises(config.FeatureError) as e:
-            config.apply(backend, planned)
+        with pytest.raises(planner.FeatureError) as e:
+            planner.apply(backend, planned)
         # in the middle of the call rx-vlan was on: the rollback turned it off again
     msg = str(e.value)
     assert msg.startswith(f"{veth.dev}: rx-vlan-stag: failed: the kernel accepted the change but "

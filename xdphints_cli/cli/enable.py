@@ -78,17 +78,17 @@ def disable(app: App, features: Tuple[str, ...], dev: Optional[str], dry_run: bo
 
 def _run(app: App, action: str, features: Tuple[str, ...], dev: Optional[str], rx_filter: Optional[str],
          tx_type: Optional[str], dry_run: bool) -> None:
-    from xdphints_cli.device import planner as config
+    from xdphints_cli.device import planner
     from xdphints_cli.ioctl import drvinfo
     from xdphints_cli.device.state import resolve_link
     from xdphints_cli.netlink.session import Netlink
 
     with Netlink() as nl:
         link = resolve_link(nl, dev)
-        backend = config.KernelBackend(nl, link, drvinfo.driver_name(link.ifname) or link.kind)
-        result = config.plan(backend, action, features, rx_filter=rx_filter, tx_type=tx_type)
+        backend = planner.KernelBackend(nl, link, drvinfo.driver_name(link.ifname) or link.kind)
+        result = planner.plan(backend, action, features, rx_filter=rx_filter, tx_type=tx_type)
         if not dry_run:
-            config.apply(backend, result)
+            planner.apply(backend, result)
     for step in result.changes:
         if step.warning:
             app.warn(("dry run: " if dry_run else "") + step.warning)

@@ -57,23 +57,23 @@ def refreshing(items: Iterable[T], clock, every_s: float = REFRESH_S,
 @contextlib.contextmanager
 def rx_timestamping(ifname: str, warn: Callable[[str], None]) -> Iterator[object]:
     """Turn on hardware RX timestamping (rx-filter all, never narrowing a wider one)
-    for the duration; put the previous rx-filter back on exit. Raises config's
+    for the duration; put the previous rx-filter back on exit. Raises planner's
     FeatureError (exit 3 for a device without hardware timestamping) before
     anything is changed."""
-    from xdphints_cli.device import planner as config
+    from xdphints_cli.device import planner
     from xdphints_cli.ioctl import drvinfo
     from xdphints_cli.netlink import rtnl
     from xdphints_cli.netlink.session import Netlink
 
     with Netlink() as nl:
         link = rtnl.get_link(nl, ifname)
-        backend = config.KernelBackend(nl, link, drvinfo.driver_name(link.ifname) or link.kind)
-        planned = config.plan(backend, config.ENABLE, ["rx-timestamp"], rx_filter="all")
-        config.apply(backend, planned)
+        backend = planner.KernelBackend(nl, link, drvinfo.driver_name(link.ifname) or link.kind)
+        planned = planner.plan(backend, planner.ENABLE, ["rx-timestamp"], rx_filter="all")
+        planner.apply(backend, planned)
         try:
             yield planned
         finally:
             if planned.changes:
-                msg = config._rollback(backend, planned.changes)   # the same undo as enable's
+                msg = planner._rollback(backend, planned.changes)   # the same undo as enable's
                 if "NOT" in msg:
                     warn(f"{ifname}: {msg}")

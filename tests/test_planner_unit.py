@@ -19,7 +19,7 @@ from typing import Dict, List, Optional
 
 import pytest
 
-from xdphints_cli.device import planner as config
+from xdphints_cli.device import planner
 
 from xdphints_cli.ioctl import hwtstamp
 from xdphints_cli.device.planner import FeatureError, HwState, KernelBackend
@@ -254,7 +254,7 @@ def test_recorded_features_reply_decodes_fixed_and_changeable():
 
     backend = FakeBackend(feats)
     with pytest.raises(FeatureError) as e:
-        config.plan(backend, "enable", ["rx-hash"])
+        planner.plan(backend, "enable", ["rx-hash"])
     assert e.value.reason == "fixed" and e.value.exit_code == 3
     assert "eth0: rx-hash: fixed: rx-hashing is off [fixed]" in str(e.value)
 
@@ -271,7 +271,7 @@ def _tsconfig_set_attrs(raw: bytes) -> List[tuple]:
 def test_enable_rx_timestamp_tsconfig_request_encoding():
     dev = FakeDevice(tx_type="on", rx_filter="none")
     backend, nl = kernel_backend(dev)
-    result = config.apply(backend, config.plan(backend, "enable", ["rx-timestamp"]))
+    result = planner.apply(backend, planner.plan(backend, "enable", ["rx-timestamp"]))
     (raw,) = nl.sent(m.TSCONFIG_SET)
     attrs = _tsconfig_set_attrs(raw)
     hdr = attr(attrs, 1)
@@ -295,7 +295,7 @@ def test_enable_rx_timestamp_tsconfig_request_encoding():
 def test_driver_widening_is_reported():
     dev = FakeDevice(rx_filter="none", widen={"ptpv2-event": "all"})
     backend, _ = kernel_backend(dev)
-    result = config.apply(backend, config.plan(backend, "enable", ["rx-timestamp"], rx_filter="ptpv2-event"))
+    result = planner.apply(backend, planner.plan(backend, "enable", ["rx-timestamp"], rx_filter="ptpv2-event"))
     step = result.steps[0]
     assert (step.requested, step.after, step.changed) == ("ptpv2-event", "all", True)
     assert "widened" in step.note and "ptpv2-event" in step.note
@@ -304,7 +304,7 @@ def test_driver_widening_is_reported():
 def test_driver_reporting_some_counts_as_widening():
     dev = FakeDevice(rx_filter="none", widen={"ptpv2-l2-event": "some"})
     backend, _ = kernel_backend(dev)
-    step = config.apply(backend, config.plan(backend, "enable", ["rx-timestamp"],
+    step = planner.apply(backend, planner.plan(backend, "enable", ["rx-timestamp"],
                                              rx_filter="ptpv2-l2-event")).steps[0]
     assert step.after == "some" and "widened" in step.note
 
@@ -312,7 +312,7 @@ def test_driver_reporting_some_counts_as_widening():
 def test_no_narrowing_of_an_existing_all_filter():
     dev = FakeDevice(rx_filter="all")
     backend, nl = kernel_backend(dev)
-    result = config.apply(backend, config.plan(backend, "enable", ["rx-timestamp"], rx_filter="ptpv2-event"))
+    result = planner.apply(backend, planner.plan(backend, "enable", ["rx-timestamp"], rx_filter="ptpv2-event"))
     step = result.steps[0]
     assert (step.before, step.after, step.changed) == ("all", "all", False)
     assert "not narrowed" in step.note and "ptp4l" in step.note
@@ -323,10 +323,10 @@ def test_no_narrowing_of_an_existing_all_filter():
 def test_no_narrowing_of_a_ptp_filter_that_includes_the_request():
     dev = FakeDevice(rx_filter="ptpv2-event")
     backend, nl = kernel_backend(dev)
-    step = config.plan(backend, "enable", ["rx-timestamp"], rx_filter="ptpv2-l2-event").steps[0]
+    step = planner.plan(backend, "enable", ["rx-timestamp"], rx_filter="ptpv2-l2-event").steps[0]
     assert not step.changed and "not narrowed" in step.note
     # the default (all) includes ptpv2-event: that widens
-    step = config.plan(backend, "enable", ["rx-timestamp"]).steps[0]
+    step = planner.plan(backend, "enable", ["rx-timestamp"]).steps[0]
     assert step.changed and (step.before, step.after) == ("ptpv2-event", "all")
 
 
@@ -334,14 +334,14 @@ def test_unrelated_existing_filter_is_not_replaced():
     dev = FakeDevice(rx_filter="ntp-all")
     backend, nl = kernel_backend(dev)
     with pytest.raises(FeatureError) as e:
-        config.plan(backend, "enable", ["rx-timestamp"], rx_filter="ptpv2-event")
+        planner.plan(backend, "enable", ["rx-timestamp"], rx_filter="ptpv2-event")
     assert e.value.reason == "conflict" and e.value.exit_code == 1
     assert "--rx-filter all" in str(e.value)
     assert nl.sent(m.TSCONFIG_SET) == []
 
 
 def test_rx_filter_includes_table():
-    inc = config.rx_filter_includes
+    inc = planner.rx_filter_includes
     assert inc("all", "ptpv2-l4-sync") and inc("ptpv2-event", "ptpv2-l2-delay-req")
     assert inc("ptpv2-l4-event", "ptpv2-l4-sync") and not inc("ptpv2-l4-event", "ptpv2-l2-sync")
     assert not inc("ptpv2-event", "all") and not inc("ntp-all", "ptpv2-event") and inc("ntp-all", "none")
@@ -351,7 +351,7 @@ def test_device_applying_something_else_is_a_failure_and_rolled_back():
     dev = FakeDevice(rx_filter="none", widen={"ptpv2-event": "ptpv1-l4-event"})
     backend, nl = kernel_backend(dev)
     with pytest.raises(FeatureError) as e:
-        config.apply(backend, config.plan(backend, "enable", ["rx-timestamp"], rx_filter="ptpv2-event"))
+        planner.apply(backend, planner.plan(backend, "enable", ["rx-timestamp"], rx_filter="ptpv2-event"))
     assert e.value.exit_code == 1
     assert "applied ptpv1-l4-event" in str(e.value) and "restored rx-timestamp to none" in str(e.value)
     assert dev.rx_filter == "none"
@@ -360,7 +360,7 @@ def test_device_applying_something_else_is_a_failure_and_rolled_back():
 def test_set_without_reply_is_read_back():
     dev = FakeDevice(rx_filter="none", set_reply=False, widen={"ptpv2-event": "all"})
     backend, nl = kernel_backend(dev)
-    step = config.apply(backend, config.plan(backend, "enable", ["rx-timestamp"], rx_filter="ptpv2-event")).steps[0]
+    step = planner.apply(backend, planner.plan(backend, "enable", ["rx-timestamp"], rx_filter="ptpv2-event")).steps[0]
     assert step.after == "all" and "widened" in step.note
     assert len(nl.sent(m.TSCONFIG_GET)) == 2  # plan, then the read-back
 
@@ -368,7 +368,7 @@ def test_set_without_reply_is_read_back():
 def test_disable_rx_timestamp_warns_and_keeps_tx_type():
     dev = FakeDevice(tx_type="onestep-sync", rx_filter="ptpv2-event")
     backend, nl = kernel_backend(dev)
-    result = config.apply(backend, config.plan(backend, "disable", ["rx-timestamp"]))
+    result = planner.apply(backend, planner.plan(backend, "disable", ["rx-timestamp"]))
     step = result.steps[0]
     assert (step.before, step.after, step.changed) == ("ptpv2-event", "none", True)
     assert "PTP daemons" in step.warning and "eth0" in step.warning
@@ -379,10 +379,10 @@ def test_disable_rx_timestamp_warns_and_keeps_tx_type():
 def test_tx_timestamp_never_downgrades_a_one_step_type():
     dev = FakeDevice(tx_type="onestep-sync", rx_filter="all")
     backend, nl = kernel_backend(dev)
-    step = config.plan(backend, "enable", ["tx-timestamp"]).steps[0]
+    step = planner.plan(backend, "enable", ["tx-timestamp"]).steps[0]
     assert not step.changed and "not downgraded" in step.note
     dev.tx_type = "on"
-    result = config.apply(backend, config.plan(backend, "enable", ["tx-timestamp"], tx_type="onestep-p2p"))
+    result = planner.apply(backend, planner.plan(backend, "enable", ["tx-timestamp"], tx_type="onestep-p2p"))
     assert result.steps[0].after == "onestep-p2p" and dev.rx_filter == "all"
     attrs = _tsconfig_set_attrs(nl.sent(m.TSCONFIG_SET)[-1])
     assert attr(attrs, 4) is None and attr(attrs, 3) is not None
@@ -391,7 +391,7 @@ def test_tx_timestamp_never_downgrades_a_one_step_type():
 def test_both_timestamp_features_in_one_call():
     dev = FakeDevice(tx_type="off", rx_filter="none")
     backend, nl = kernel_backend(dev)
-    result = config.apply(backend, config.plan(backend, "enable", ["rx-timestamp", "tx-timestamp"]))
+    result = planner.apply(backend, planner.plan(backend, "enable", ["rx-timestamp", "tx-timestamp"]))
     assert [s.after for s in result.steps] == ["all", "on"]
     assert (dev.tx_type, dev.rx_filter) == ("on", "all")
 
@@ -424,7 +424,7 @@ def test_ioctl_fallback_request_encoding_and_widening(why):
         ops = {m.STRSET_GET, m.FEATURES_GET, m.FEATURES_SET, m.TSINFO_GET}
     io = FakeIoctl(hwtstamp.HwtstampConfig(flags=1, tx_type=1, rx_filter=0), widen={12: 1})
     backend, nl = kernel_backend(dev, ops, ioctl_get=io.get, ioctl_set=io.set)
-    result = config.apply(backend, config.plan(backend, "enable", ["rx-timestamp"], rx_filter="ptpv2-event"))
+    result = planner.apply(backend, planner.plan(backend, "enable", ["rx-timestamp"], rx_filter="ptpv2-event"))
     (req,) = io.set_requests
     # flags and tx-type kept, rx-filter = HWTSTAMP_FILTER_PTP_V2_EVENT (12), by the kernel's string set
     assert req == hwtstamp.HwtstampConfig(1, 1, 12)
@@ -441,7 +441,7 @@ def test_ioctl_without_support_is_unsupported():
     dev = FakeDevice(get_errno=errno.EOPNOTSUPP)
     backend, _ = kernel_backend(dev, ioctl_get=no_ioctl)
     with pytest.raises(FeatureError) as e:
-        config.plan(backend, "enable", ["rx-timestamp"])
+        planner.plan(backend, "enable", ["rx-timestamp"])
     assert e.value.exit_code == 3 and "SIOCGHWTSTAMP is not supported" in str(e.value)
 
 
@@ -478,14 +478,14 @@ def test_ifreq_layout():
 def test_unknown_filter_lists_the_kernels_names():
     backend, _ = kernel_backend(FakeDevice())
     with pytest.raises(UsageError) as e:
-        config.plan(backend, "enable", ["rx-timestamp"], rx_filter="ptp-everything")
+        planner.plan(backend, "enable", ["rx-timestamp"], rx_filter="ptp-everything")
     assert e.value.exit_code == 2 and "ptpv2-event" in str(e.value) and "eth0: rx-timestamp" in str(e.value)
 
 
 def test_filter_the_device_does_not_list_is_unsupported():
     backend, _ = kernel_backend(FakeDevice())
     with pytest.raises(FeatureError) as e:
-        config.plan(backend, "enable", ["rx-timestamp"], rx_filter="ptpv1-l4-sync")
+        planner.plan(backend, "enable", ["rx-timestamp"], rx_filter="ptpv1-l4-sync")
     assert e.value.exit_code == 3 and "does not offer rx-filter ptpv1-l4-sync" in str(e.value)
 
 
@@ -498,7 +498,7 @@ def test_no_hardware_timestamping_names_tsinfo():
 
     backend, _ = kernel_backend(NoHw())
     with pytest.raises(FeatureError) as e:
-        config.plan(backend, "enable", ["rx-timestamp"])
+        planner.plan(backend, "enable", ["rx-timestamp"])
     msg = str(e.value)
     assert e.value.exit_code == 3 and "no hardware RX timestamping" in msg
     assert "ethtool TSINFO: capabilities software-receive" in msg and "PTP hardware clock none" in msg
@@ -510,17 +510,17 @@ def test_no_hardware_timestamping_names_tsinfo():
 ])
 def test_filter_options_need_their_feature(kw, names):
     with pytest.raises(UsageError):
-        config.plan(FakeBackend(), "enable", names, **kw)
+        planner.plan(FakeBackend(), "enable", names, **kw)
 
 
 def test_filter_option_with_disable_is_a_usage_error():
     with pytest.raises(UsageError):
-        config.plan(FakeBackend(), "disable", ["rx-timestamp"], rx_filter="all")
+        planner.plan(FakeBackend(), "disable", ["rx-timestamp"], rx_filter="all")
 
 
 # --- offloads, idempotence, rollback on an in-memory backend ------------------------------
 
-class FakeBackend(config.Backend):
+class FakeBackend(planner.Backend):
     ifname = "eth0"
     driver = "fake"
 
@@ -554,15 +554,15 @@ class FakeBackend(config.Backend):
 
 def test_offload_enable_and_idempotent_repeat():
     b = FakeBackend()
-    result = config.apply(b, config.plan(b, "enable", ["rx-vlan"]))
+    result = planner.apply(b, planner.plan(b, "enable", ["rx-vlan"]))
     assert (result.steps[0].before, result.steps[0].after, result.steps[0].changed) == ("off", "on", True)
-    again = config.apply(b, config.plan(b, "enable", ["rx-vlan"]))
+    again = planner.apply(b, planner.plan(b, "enable", ["rx-vlan"]))
     assert not again.steps[0].changed and len(b.calls) == 1
 
 
 def test_dry_run_plan_changes_nothing():
     b = FakeBackend()
-    planned = config.plan(b, "enable", ["rx-vlan", "rx-vlan-stag"])
+    planned = planner.plan(b, "enable", ["rx-vlan", "rx-vlan-stag"])
     assert [s.changed for s in planned.steps] == [True, True] and b.calls == []
     assert planned.to_json()["dry-run"] is True
 
@@ -570,14 +570,14 @@ def test_dry_run_plan_changes_nothing():
 def test_fixed_feature_in_a_multi_feature_call_changes_nothing():
     b = FakeBackend()
     with pytest.raises(FeatureError) as e:
-        config.plan(b, "enable", ["rx-vlan", "rx-hash"])
+        planner.plan(b, "enable", ["rx-vlan", "rx-hash"])
     assert e.value.exit_code == 3 and "no feature was changed (rx-vlan stays off)" in str(e.value)
     assert b.calls == []
 
 
 def test_disabling_an_off_fixed_feature_is_a_no_op():
     b = FakeBackend()
-    step = config.apply(b, config.plan(b, "disable", ["rx-hash"])).steps[0]
+    step = planner.apply(b, planner.plan(b, "disable", ["rx-hash"])).steps[0]
     assert not step.changed and "[fixed]" in step.note and b.calls == []
 
 
@@ -585,7 +585,7 @@ def test_failure_restores_what_this_call_changed():
     b = FakeBackend(fail_on={"rx-vlan-stag-hw-parse": KernelError("changing offloads of eth0", errno.EINVAL,
                                                                   "bit name not found")})
     with pytest.raises(FeatureError) as e:
-        config.apply(b, config.plan(b, "enable", ["rx-vlan", "rx-vlan-stag"]))
+        planner.apply(b, planner.plan(b, "enable", ["rx-vlan", "rx-vlan-stag"]))
     msg = str(e.value)
     assert msg.startswith("eth0: rx-vlan: failed:") and "bit name not found (EINVAL)" in msg
     assert "changing rx-vlan-hw-parse, rx-vlan-stag-hw-parse (ethtool FEATURES_SET)" in msg
@@ -597,14 +597,14 @@ def test_failure_restores_what_this_call_changed():
 def test_not_permitted_names_cap_net_admin_and_exits_4():
     b = FakeBackend(fail_on={"rx-vlan-hw-parse": PermissionDeniedError("changing offloads of eth0: EPERM")})
     with pytest.raises(FeatureError) as e:
-        config.apply(b, config.plan(b, "enable", ["rx-vlan"]))
+        planner.apply(b, planner.plan(b, "enable", ["rx-vlan"]))
     assert e.value.exit_code == 4 and "not permitted" in str(e.value) and "CAP_NET_ADMIN" in str(e.value)
 
 
 def test_accepted_but_not_applied_is_verified_and_rolled_back():
     b = FakeBackend(ignore={"rx-vlan-stag-hw-parse"})
     with pytest.raises(FeatureError) as e:
-        config.apply(b, config.plan(b, "enable", ["rx-vlan", "rx-vlan-stag"]))
+        planner.apply(b, planner.plan(b, "enable", ["rx-vlan", "rx-vlan-stag"]))
     msg = str(e.value)
     assert msg.startswith("eth0: rx-vlan-stag: failed:")
     assert "rx-vlan-stag-hw-parse is off" in msg and "restored rx-vlan to off, rx-vlan-stag to off" in msg
@@ -625,7 +625,7 @@ def test_signal_during_apply_rolls_back(signum):
     b = Interrupted()
     before = signal.getsignal(signum)
     with pytest.raises(FeatureError) as e:
-        config.apply(b, config.plan(b, "enable", ["rx-vlan", "rx-vlan-stag"]))
+        planner.apply(b, planner.plan(b, "enable", ["rx-vlan", "rx-vlan-stag"]))
     assert e.value.exit_code == 128 + signum
     assert f"interrupted: {signal.Signals(signum).name}; restored rx-vlan to off, rx-vlan-stag to off" in str(e.value)
     assert not b.state["rx-vlan-hw-parse"].active and not b.state["rx-vlan-stag-hw-parse"].active
@@ -641,7 +641,7 @@ def test_a_failed_restore_is_reported():
 
     b = Stuck(ignore={"rx-vlan-stag-hw-parse"})
     with pytest.raises(FeatureError) as e:
-        config.apply(b, config.plan(b, "enable", ["rx-vlan", "rx-vlan-stag"]))
+        planner.apply(b, planner.plan(b, "enable", ["rx-vlan", "rx-vlan-stag"]))
     assert "could NOT restore rx-vlan" in str(e.value) and "EBUSY" in str(e.value)
 
 
@@ -662,7 +662,7 @@ def test_mixed_timestamp_and_offload_rollback():
 
     b = Mixed()
     with pytest.raises(FeatureError) as e:
-        config.apply(b, config.plan(b, "enable", ["rx-timestamp", "rx-vlan"]))
+        planner.apply(b, planner.plan(b, "enable", ["rx-timestamp", "rx-vlan"]))
     assert "restored rx-timestamp to none" in str(e.value) and dev.rx_filter == "none"
 
 
