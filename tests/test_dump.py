@@ -32,8 +32,8 @@ PACKET_KEYS = {"time", "queue", "len", "summary", "eth-src", "eth-dst", "etherty
                "rx-hash", "rx-vlan"}
 
 
-def _cmd(ns, *args):
-    return ["ip", "netns", "exec", ns, sys.executable, "-m", "xdphints_cli", "dump", *args]
+def _cmd(ns, *args, command="dump"):
+    return ["ip", "netns", "exec", ns, sys.executable, "-m", "xdphints_cli", command, *args]
 
 
 def _env():
@@ -42,21 +42,21 @@ def _env():
     return env
 
 
-def run_dump(pair, *args):
-    return subprocess.run(_cmd(pair.ns, *args), capture_output=True, text=True, env=_env(),
-                          timeout=120)
+def run_dump(pair, *args, command="dump"):
+    return subprocess.run(_cmd(pair.ns, *args, command=command), capture_output=True, text=True,
+                          env=_env(), timeout=120)
 
 
-def start_dump(pair, *args) -> subprocess.Popen:
+def start_dump(pair, *args, command="dump") -> subprocess.Popen:
     """Start dump and wait until its XDP program is attached (or it exited).
     The peer's IPv6 is turned off first: its MLD reports would be captured too and
     make the packet counts inexact."""
     pair.run_peer("sysctl", "-qw", f"net.ipv6.conf.{pair.peer}.disable_ipv6=1")
-    p = subprocess.Popen(_cmd(pair.ns, *args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         text=True, env=_env())
+    p = subprocess.Popen(_cmd(pair.ns, *args, command=command), stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, env=_env())
     while not xdp_attached(pair):
         if p.poll() is not None:
-            raise AssertionError(f"dump exited early: {p.communicate()}")
+            raise AssertionError(f"{command} exited early: {p.communicate()}")
         time.sleep(0.05)
     return p
 
@@ -161,9 +161,7 @@ def test_device_with_program_is_refused_and_untouched(veth):
     assert "name xdphints_dump" in msg and "mode" in msg and "ip link set dev xh0 xdp off" in msg
     assert "xdphints never replaces" in msg and "dump --attached" in msg
     # verify says the same, in words that fit it too
-    cmd = ["ip", "netns", "exec", veth.ns, sys.executable, "-m", "xdphints_cli", "verify",
-           "-d", veth.dev, "--queue", "0"]
-    res = subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=120)
+    res = run_dump(veth, "-d", veth.dev, "--queue", "0", command="verify")
     assert res.returncode == 1
     assert res.stderr.strip().splitlines()[-1] == msg
     assert veth.run("ip", "-d", "link", "show", veth.dev).stdout == before

@@ -6,28 +6,18 @@ from __future__ import annotations
 import json
 import socket
 import subprocess
-import sys
-import time
 
 import pytest
 
 from conftest import xdphints
-from test_dump import _env, finish, send_udp, xdp_attached
+from test_dump import finish, send_udp, start_dump
 from xdphints_cli.scenario.veth_demo import vlan_push_program
 
 pytestmark = pytest.mark.privileged
 
 
 def start_verify(pair, *args) -> subprocess.Popen:
-    pair.run_peer("sysctl", "-qw", f"net.ipv6.conf.{pair.peer}.disable_ipv6=1")
-    p = subprocess.Popen(["ip", "netns", "exec", pair.ns, sys.executable, "-m", "xdphints_cli",
-                          "verify", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         text=True, env=_env())
-    while not xdp_attached(pair):
-        if p.poll() is not None:
-            raise AssertionError(f"verify exited early: {p.communicate()}")
-        time.sleep(0.05)
-    return p
+    return start_dump(pair, *args, command="verify")
 
 
 def test_hash_agrees_over_several_flows_timestamps_are_neither(veth):

@@ -19,10 +19,6 @@ import os
 import sys
 from typing import Dict, List, Optional, Union
 
-from xdphints_cli.cli import btf_view
-from xdphints_cli.cli.app import App, exit_for
-from xdphints_cli.errors import XdpHintsError
-
 # word -> (field, value): flags set their field to True, options take the next word
 _FLAGS = {"-j": "json", "--json": "json", "-p": "pretty", "--pretty": "pretty",
           "--no-color": "no_color", "--kernel": "kernel", "--offsets": "offsets"}
@@ -74,6 +70,11 @@ def kernel_type_form(argv: List[str], environ) -> Optional[Dict[str, Union[str, 
 
 def run_kernel_type(form: Dict[str, Union[str, bool]]) -> None:
     """What `btf --kernel --struct NAME` does through click (btf.py, main.py), without it."""
+    # imported here: every other command, --help and completion start in this module
+    from xdphints_cli.cli import btf_view
+    from xdphints_cli.cli.app import App, exit_for
+    from xdphints_cli.errors import XdpHintsError
+
     app = App()
     app.json = bool(form.get("json") or form.get("pretty"))
     app.pretty = bool(form.get("pretty"))
