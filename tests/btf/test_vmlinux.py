@@ -61,8 +61,12 @@ def test_every_type_materialises(vmlinux, bpftool_vmlinux):
         ref = bpftool_vmlinux[tid]
         assert t.id == tid and t.kind_name == ref["kind"]
         if isinstance(t, T.Enum):
+            # bpftool 7.1's JSON sign-extends a 4-byte unsigned enum value to 64 bits
+            # (BLK_SEG_BOUNDARY_MASK 0xffffffff prints as 2**64-1; its text dump says
+            # 4294967295): compare within the enum's size
+            mask = (1 << (8 * ref["size"])) - 1 if ref.get("encoding") == "UNSIGNED" else -1
             assert [(v.name, v.value) for v in t.values] == \
-                [(v["name"], v["val"]) for v in ref["values"]]
+                [(v["name"], v["val"] & mask) for v in ref["values"]]
         elif isinstance(t, T.FuncProto):
             assert t.return_type == ref["ret_type_id"]
             assert [p.type for p in t.params] + ([0] if t.variadic else []) == \
