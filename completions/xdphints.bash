@@ -121,9 +121,10 @@ _xdphints() {
                 --pinned) _xdphints_reply "$(find /sys/fs/bpf -mindepth 1 -maxdepth 4 ! -name '*.debug' 2>/dev/null)"; return;;
                 --struct) COMPREPLY=(); return;;
                 --btf) COMPREPLY=(); return;;
+                --transport) _xdphints_reply "auto metadata headroom tail fingerprint"; return;;
                 -n|--netns) _xdphints_reply "$(ip netns list 2>/dev/null | cut -d" " -f1)"; return;;
             esac
-            if [[ $cur == -* ]]; then _xdphints_reply "-d --dev -q --queue -c --count --duration --hex --snaplen --quiet --match --sample -w --write --enable-timestamps --attached --pinned --struct --btf --pass -j --json -p --pretty -n --netns --no-color --debug -h --help";
+            if [[ $cur == -* ]]; then _xdphints_reply "-d --dev -q --queue -c --count --duration --hex --snaplen --quiet --match --sample -w --write --enable-timestamps --attached --pinned --struct --btf --transport --pass -j --json -p --pretty -n --netns --no-color --debug -h --help";
             else COMPREPLY=(); fi;;
         verify)
             case "$prev" in

@@ -162,6 +162,7 @@ _xdphints() {
                     ''--pinned'[With --attached\: the program (e.g. under a libxdp dispatcher) or the XSKMAP pinned at PATH (bpffs) instead of the device'\''s program]:bpffs:{_xdphints_lines bpffs}' \
                     ''--struct'[With --attached\: decode each packet'\''s metadata as struct NAME (for programs whose metadata has no trailing btf_id), ending where the packet begins]:value: ' \
                     ''--btf'[With --struct\: look NAME up in FILE first (an ELF object such as the program'\''s .o, its BTF or else its DWARF; or raw BTF)]:value: ' \
+                    ''--transport'[How the hints travel with each packet\: metadata (the XDP metadata area in front of the packet), headroom (in front of it, stripped), tail (after it, stripped); auto takes the metadata area and moves on when the kernel or driver refuses it]:words:(auto metadata headroom tail fingerprint)' \
                     ''--pass'[Observe without taking packets away\: the built-in program passes them to the kernel stack, where a tcx program reads the hints and the stack'\''s own view (skb hash, VLAN tag, hwtstamp, queue mapping)]' \
                     '(-j --json)'{-j,--json}'[JSON output on stdout]' \
                     '(-p --pretty)'{-p,--pretty}'[Indented JSON (implies --json)]' \

@@ -12,8 +12,9 @@ import time
 
 import pytest
 
-from conftest import need_tool
+from conftest import need_metadata_area, need_tool
 from test_dump import SCHEMA_PATH, finish, send_udp, start_dump
+from xdphints_cli.hints.program import COUNT_RECORDS
 
 pytestmark = pytest.mark.privileged
 
@@ -77,7 +78,18 @@ def _receiver(pair, port, count):
     return p
 
 
-def test_pass_udp_socket_gets_every_datagram_and_hashes_agree(veth):
+TRANSPORTS = ["metadata", "fingerprint"]
+
+
+def _transport(name):
+    """--transport NAME, skipping the metadata transport where the kernel refuses it."""
+    if name == "metadata":
+        need_metadata_area()
+    return ("--transport", name)
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_pass_udp_socket_gets_every_datagram_and_hashes_agree(veth, transport):
     import jsonschema
 
     with open(SCHEMA_PATH) as f:
@@ -86,7 +98,7 @@ def test_pass_udp_socket_gets_every_datagram_and_hashes_agree(veth):
     total = per_flow * len(ports)
     rx = _receiver(veth, 9999, total)
     p = start_dump(veth, "-d", veth.dev, "--queue", "all", "--pass", "--match", "udp:9999",
-                   "--count", str(total), "-j", "--hex")
+                   "--count", str(total), "-j", "--hex", *_transport(transport))
     send_udp(veth, per_flow, src_ports=ports, port=9999)
     rc, out, err = finish(p)
     assert rc == 0, err
@@ -107,8 +119,10 @@ def test_pass_udp_socket_gets_every_datagram_and_hashes_agree(veth):
     assert f"{total} records, 0 records dropped" in err
 
 
-def test_pass_ping_and_tcp_keep_working(veth):
-    p = start_dump(veth, "-d", veth.dev, "--queue", "0", "--pass", "--quiet", "-j")
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_pass_ping_and_tcp_keep_working(veth, transport):
+    p = start_dump(veth, "-d", veth.dev, "--queue", "0", "--pass", "--quiet", "-j",
+                   *_transport(transport))
     try:
         ping = veth.run_peer("ping", "-c", "3", "-i", "0.2", "-W", "2", veth.addr, check=False)
         assert ping.returncode == 0, ping.stdout + ping.stderr
@@ -125,11 +139,13 @@ def test_pass_ping_and_tcp_keep_working(veth):
     summary = json.loads(out)
     assert summary["pass"]["records"] >= 3 + 10      # the pings and the TCP segments
     assert summary["pass"]["records"] == summary["packets"]
+    assert summary["transport"]["name"] == transport
 
 
-def test_pass_kill9_leaves_neither_program(veth):
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_pass_kill9_leaves_neither_program(veth, transport):
     bpftool = need_tool("bpftool")
-    p = start_dump(veth, "-d", veth.dev, "--queue", "0", "--pass")
+    p = start_dump(veth, "-d", veth.dev, "--queue", "0", "--pass", *_transport(transport))
     line = p.stderr.readline()
     m = re.search(r"XDP program id (\d+).*tcx program id (\d+)", line)
     assert m, line
@@ -170,6 +186,21 @@ def test_pass_ring_overflow_is_counted_not_hidden(veth):
     assert s["packets"] == c["records"]
 
 
+@pytest.mark.parametrize("args,message", [
+    (("--pass", "--transport", "headroom"), "--transport headroom changes the frame"),
+    (("--pass", "--transport", "tail"), "--transport tail changes the frame"),
+    (("--transport", "fingerprint"), "--transport fingerprint is for --pass"),
+    (("--attached", "--transport", "metadata"), "--transport cannot be used with --attached"),
+    (("--transport", "nowhere"), "'nowhere' is not one of"),
+])
+def test_transport_that_cannot_apply_is_a_usage_error(veth, args, message):
+    from conftest import xdphints
+
+    res = xdphints("dump", "-d", veth.dev, "--queue", "0", *args, ns=veth.ns)
+    assert res.returncode == 2 and message in res.stderr, res.stderr
+    assert len(res.stderr.strip().splitlines()) <= 2 and "Traceback" not in res.stderr
+
+
 def test_pass_with_attached_is_a_usage_error(veth):
     from conftest import xdphints
 
@@ -178,33 +209,68 @@ def test_pass_with_attached_is_a_usage_error(veth):
     assert "--pass cannot be used with --attached" in res.stderr
 
 
-def test_metadata_that_never_reaches_tc_is_exit_3_naming_the_driver(veth):
-    """No driver here loses the metadata on the way to the stack, so the counters the
-    two programs keep are set as such a driver would leave them: packets marked by
-    XDP, none seen by tc."""
+def _fake_marked(cap, n):
+    """Set COUNT_MARKED as a driver that loses the metadata area on the way to the
+    stack leaves it (veth keeps it, so the XDP program's own count is overwritten)."""
     import struct as st
 
-    from xdphints_cli.process import netns
     from xdphints_cli.bpf import percpu
-    from xdphints_cli.errors import EXIT_UNSUPPORTED
-    from xdphints_cli.hints.capture import Target
-    from xdphints_cli.hints.pass_capture import MARKED_PROBE, PassCapture
-    from xdphints_cli.hints.program import COUNT_MARKED, COUNT_RECORDS, N_COUNTS
+    from xdphints_cli.hints.program import COUNT_MARKED
 
-    target = Target(veth.dev, veth.ifindex(), 1, 7, {})
-    cap = PassCapture(target, None, 128)
     ncpu = percpu.possible_cpus()
-    with netns.inside(veth.ns), percpu.counters(N_COUNTS, "t_counts") as counts:
-        cap.counters = counts
-        assert not cap._metadata_lost()
-        counts.value_size = 8 * ncpu          # a per-CPU update takes every CPU's value
-        counts.update(st.pack("=I", COUNT_MARKED), st.pack(f"={ncpu}Q", MARKED_PROBE, *[0] * (ncpu - 1)))
-        assert cap._metadata_lost()
-        err = cap._lost_error()
-        assert err.exit_code == EXIT_UNSUPPORTED
-        assert f"{veth.dev} (driver veth) does not reach tc" in str(err)
-        counts.update(st.pack("=I", COUNT_RECORDS), st.pack(f"={ncpu}Q", 1, *[0] * (ncpu - 1)))
-        assert not cap._metadata_lost()
+    cap.counters.value_size = 8 * ncpu       # a per-CPU update takes every CPU's value
+    cap.counters.update(st.pack("=I", COUNT_MARKED), st.pack(f"={ncpu}Q", n, *[0] * (ncpu - 1)))
+
+
+def _open_pass(veth, transport, warnings):
+    from xdphints_cli.hints import capture
+    from xdphints_cli.hints.pass_capture import PassCapture
+
+    target = capture.resolve_target(veth.dev, None, warnings.append)
+    return PassCapture(target, None, 128, warn=warnings.append, transport=transport)
+
+
+def test_metadata_that_never_reaches_tc_moves_auto_to_fingerprints(veth):
+    """Packets marked by XDP, none seen by tc (counters set as such a driver leaves
+    them): auto replaces both programs with the fingerprint transport's and says why;
+    the packets sent afterwards come through it."""
+    from xdphints_cli.process import netns
+    from xdphints_cli.hints import transport as T
+    from xdphints_cli.hints.pass_capture import MARKED_PROBE
+
+    need_metadata_area()
+    warnings = []
+    with netns.inside(veth.ns), _open_pass(veth, "auto", warnings) as cap:
+        assert cap.transport is T.METADATA
+        old = (cap.prog_id, cap.tc_prog_id)
+        cap._check()
+        assert cap.transport is T.METADATA and not warnings
+        _fake_marked(cap, MARKED_PROBE)
+        cap._check()
+        assert cap.transport is T.FINGERPRINT
+        assert (cap.prog_id, cap.tc_prog_id) != old and all(old)
+        assert f"{veth.dev} (driver veth) does not reach tc" in warnings[-1]
+        assert "switched to the fingerprint transport" in warnings[-1]
+        assert "does not reach tc" in cap.transport_json()["failed"][0]
+        send_udp(veth, 5)
+        recs = [r for b in cap.batches(count=5, duration=10) for r in cap.decode(b)]
+    assert len(recs) == 5 and all(r.hints["rx-hash"].status == "ok" for r in recs)
+    assert cap.counts[COUNT_RECORDS] == 5
+
+
+def test_forced_metadata_that_never_reaches_tc_is_exit_3_naming_the_driver(veth):
+    from xdphints_cli.process import netns
+    from xdphints_cli.errors import EXIT_UNSUPPORTED, NotSupportedError
+    from xdphints_cli.hints.pass_capture import MARKED_PROBE
+
+    need_metadata_area()
+    with netns.inside(veth.ns), _open_pass(veth, "metadata", []) as cap:
+        _fake_marked(cap, MARKED_PROBE)
+        with pytest.raises(NotSupportedError) as ei:
+            cap._check()
+    assert ei.value.exit_code == EXIT_UNSUPPORTED
+    assert f"{veth.dev} (driver veth) does not reach tc" in str(ei.value)
+    assert "--transport metadata" in str(ei.value)
 
 
 def test_pass_reads_the_ring_across_its_wrap(veth):

@@ -11,7 +11,7 @@ import struct
 from xdphints_cli.bpf import syscall as sc
 from xdphints_cli.bpf.fd import Fd
 from xdphints_cli.bpf.info import BTF_INFO_SIZE, btf_fd_by_id, obj_info, prog_fd_by_id, prog_info
-from xdphints_cli.bpf.prog import _log_tail
+from xdphints_cli.bpf.prog import _log_text, reason_line
 from xdphints_cli.errors import KernelError, NotFoundError
 
 BTF_LOG_SIZE = 1 << 16
@@ -34,7 +34,7 @@ def load_btf(blob: bytes, log_level: int = 1) -> Fd:
         return Fd(ret)
     if -ret != errno.ENOSPC:
         err = -ret
-    raise KernelError("loading BTF", err, _log_tail(bytes(log)) or None)
+    raise KernelError("loading BTF", err, reason_line(_log_text(bytes(log))) or None)
 
 
 def btf_blob_from_fd(fd: int) -> bytes:

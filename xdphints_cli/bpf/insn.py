@@ -160,6 +160,18 @@ def st_mem(size: int, dst: int, off: int, imm: int) -> Insn:
     return Insn(ST | MEM | _size(size), dst, 0, off, imm)
 
 
+# atomic operations (imm of a STX | ATOMIC instruction)
+ATOMIC_ADD, FETCH = 0x00, 0x01
+
+
+def atomic_add(size: int, dst: int, src: int, off: int, fetch: bool = False) -> Insn:
+    """*(uSIZE *)(dst + off) += src, atomically (lock xadd); with `fetch` src gets
+    the old value (5.12). size 4 or 8."""
+    if size not in (4, 8):
+        raise ValueError("atomic access size must be 4 or 8 bytes")
+    return Insn(STX | ATOMIC | _size(size), dst, src, off, ATOMIC_ADD | (FETCH if fetch else 0))
+
+
 def ld_imm64(dst: int, imm: int, src: int = 0) -> Tuple[Insn, Insn]:
     """dst = imm (64 bits, two slots)."""
     imm &= 0xFFFFFFFFFFFFFFFF

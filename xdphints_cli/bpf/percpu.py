@@ -36,8 +36,8 @@ def counters(n: int, name: str) -> Map:
     return Map.create(sc.BPF_MAP_TYPE_PERCPU_ARRAY, 4, 8, n, name=name)
 
 
-def read_sums(m: Map) -> List[int]:
-    """Every counter of a per-CPU u64 array, summed over the possible CPUs."""
+def read_per_cpu(m: Map) -> List[List[int]]:
+    """Every counter of a per-CPU u64 array as its value on each possible CPU."""
     ncpu = possible_cpus()
     out = []
     for key in range(m.max_entries):
@@ -47,5 +47,10 @@ def read_sums(m: Map) -> List[int]:
         a.release()
         if ret < 0 and -ret != errno.ENOENT:
             raise sc.error(f"reading counters {m.name!r}", -ret)
-        out.append(sum(struct.unpack(f"={ncpu}Q", buf)) if ret >= 0 else 0)
+        out.append(list(struct.unpack(f"={ncpu}Q", buf)) if ret >= 0 else [0] * ncpu)
     return out
+
+
+def read_sums(m: Map) -> List[int]:
+    """Every counter of a per-CPU u64 array, summed over the possible CPUs."""
+    return [sum(v) for v in read_per_cpu(m)]

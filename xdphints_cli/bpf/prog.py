@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import re
 import struct
 from typing import Iterable, Optional, Sequence, Tuple, Union
 
@@ -12,29 +13,41 @@ from xdphints_cli.bpf.insn import Item, assemble
 from xdphints_cli.errors import EXIT_FAILED, KernelError
 
 LOG_SIZE = 1 << 20          # the kernel keeps the *tail* of an overlong log (6.4+)
-LOG_TAIL_LINES = 25
 FUNC_INFO_REC_SIZE = 8      # struct bpf_func_info {u32 insn_off; u32 type_id;}
 
 
 class VerifierError(KernelError):
-    """The verifier (or the loader) rejected the program. `verifier_log` holds the
-    whole log. Exit code 1 even for EACCES: a rejected program is not a permission
+    """The verifier (or the loader) rejected the program. The message carries the
+    verifier's one line of reason; `verifier_log` holds the whole log (shown with
+    --debug). Exit code 1 even for EACCES: a rejected program is not a permission
     problem, whatever errno the verifier picked."""
 
     def __init__(self, what: str, err: int, log: str):
-        super().__init__(what, err, _log_tail_text(log) or None)
+        super().__init__(what, err, reason_line(log) or None)
         self.verifier_log = log
         if self.errno in (errno.EACCES, errno.EINVAL, errno.E2BIG, errno.ENOSPC):
             self.exit_code = EXIT_FAILED
 
 
-def _log_tail_text(text: str, lines: Optional[int] = None) -> str:
-    return "\n".join(text.rstrip().splitlines()[-(lines or LOG_TAIL_LINES):])
+# lines of a verifier log that trace or sum up, not say why: "12: (85) call ...",
+# "; source line", "R1=ctx() R10=fp0", "processed 2 insns ...", "verification time ..."
+_TRACE = re.compile(r"^(\d+: |; |R\d+(_[a-z]+)?=|processed \d+ insns|verification time|stack depth|"
+                    r"from \d+ to \d+|mark_precise|last_idx|regs=|parent didn't|func#\d)")
 
 
-def _log_tail(log: bytes, lines: int = LOG_TAIL_LINES) -> str:
-    text = log.split(b"\0", 1)[0].decode("utf-8", "replace").rstrip()
-    return "\n".join(text.splitlines()[-lines:])
+def reason_line(log: str) -> str:
+    """The verifier's reason for a rejection: the last line of its log that is not
+    instruction trace or statistics ("program of this type cannot use helper
+    bpf_xdp_adjust_meta#54", "R2 !read_ok"); the last line when every line is."""
+    lines = [ln.strip() for ln in log.splitlines() if ln.strip()]
+    for ln in reversed(lines):
+        if not _TRACE.match(ln):
+            return ln
+    return lines[-1] if lines else ""
+
+
+def _log_text(log: bytes) -> str:
+    return log.split(b"\0", 1)[0].decode("utf-8", "replace")
 
 
 class Program(FdOwner):
@@ -115,11 +128,11 @@ class Program(FdOwner):
         ret = _load_retrying(attr)
         attr.release()
         if ret >= 0:  # should not happen, but a program is a program
-            return cls(Fd(ret), prog_type, name, _log_tail(bytes(log), 10 ** 6))
+            return cls(Fd(ret), prog_type, name, _log_text(bytes(log)))
         err = -ret
         if err == errno.ENOSPC:  # log too small: the load error is the first one
             err = first_err
-        raise VerifierError(what, err, bytes(log).split(b"\0", 1)[0].decode("utf-8", "replace"))
+        raise VerifierError(what, err, _log_text(bytes(log)))
 
     def test_run(self, data: bytes, repeat: int = 1, data_out_size: int = 0) -> Tuple[int, bytes, int]:
         """BPF_PROG_TEST_RUN: (return value, output packet, duration ns per run)."""

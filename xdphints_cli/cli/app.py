@@ -110,6 +110,9 @@ def exit_for(app: App, e: BaseException) -> NoReturn:
             import traceback
 
             traceback.print_exception(type(e), e, e.__traceback__)
+            log = getattr(e, "verifier_log", "")
+            if log:
+                sys.stderr.write(f"xdphints: the verifier's log:\n{escape_text(log.rstrip())}\n")
         if isinstance(e, XdpHintsError):
             app.fail(str(e), e.exit_code, app.json)
         app.fail(f"{e.strerror or e}", EXIT_FAILED, app.json)

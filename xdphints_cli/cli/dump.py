@@ -16,6 +16,8 @@ from xdphints_cli.cli.dump_output import (BatchWriter, JsonLines, announce, anno
 from xdphints_cli.cli.options import global_options
 
 DEFAULT_SNAPLEN = 128
+# transport.NAMES and the --pass one, spelled out: --help must not import the hints code
+TRANSPORTS = ("auto", "metadata", "headroom", "tail", "fingerprint")
 
 
 @click.command("dump")
@@ -52,6 +54,13 @@ DEFAULT_SNAPLEN = 128
 @click.option("--btf", "btf_file", metavar="FILE", type=click.Path(dir_okay=False),
               help="With --struct: look NAME up in FILE first (an ELF object such as the "
                    "program's .o, its BTF or else its DWARF; or raw BTF).")
+@click.option("--transport", "transport", type=click.Choice(TRANSPORTS), default="auto",
+              show_default=True,
+              help="How the hints travel with each packet: metadata (the XDP metadata area "
+                   "in front of the packet), headroom (in front of it, stripped), tail "
+                   "(after it, stripped); auto takes the metadata area and moves on when "
+                   "the kernel or driver refuses it. With --pass: auto, metadata or "
+                   "fingerprint (the packet is never changed).")
 @click.option("--pass", "pass_", is_flag=True,
               help="Observe without taking packets away: the built-in program passes "
                    "them to the kernel stack, where a tcx program reads the hints and "
@@ -62,7 +71,7 @@ def dump(app: App, dev: Optional[str], queue_: str, count: Optional[int], durati
          hex_: bool, snaplen: Optional[int], quiet: bool, match_: str, sample: int,
          write_path: Optional[str], enable_timestamps: bool, attached: bool = False,
          pinned: Optional[str] = None, struct_name: Optional[str] = None,
-         btf_file: Optional[str] = None, pass_: bool = False) -> None:
+         btf_file: Optional[str] = None, pass_: bool = False, transport: str = "auto") -> None:
     """Dump packets received on one RX queue with their XDP hints.
 
     Loads a device-bound XDP program that calls the RX metadata kfuncs the device
@@ -133,13 +142,14 @@ def dump(app: App, dev: Optional[str], queue_: str, count: Optional[int], durati
         from click.core import ParameterSource
 
         ctx = click.get_current_context()
-        bad = [o for o, p in (("--match", "match_"), ("--sample", "sample"))
+        bad = [o for o, p in (("--match", "match_"), ("--sample", "sample"),
+                              ("--transport", "transport"))
                if ctx.get_parameter_source(p) not in (None, ParameterSource.DEFAULT,
                                                       ParameterSource.DEFAULT_MAP)]
         if bad:
             raise usage_error(f"{', '.join(bad)} cannot be used with --attached: they "
                               "configure the built-in program (your program decides what "
-                              "it redirects)")
+                              "it redirects and where its metadata goes)")
         if enable_timestamps:
             raise usage_error("--enable-timestamps cannot be used with --attached: the "
                               "timestamping config is left to the program's owner (turn it on "
@@ -152,6 +162,12 @@ def dump(app: App, dev: Optional[str], queue_: str, count: Optional[int], durati
         match = Match.parse(match_)
     except ValueError as e:
         raise usage_error(f"--match: {e}") from None
+    if pass_ and transport in ("headroom", "tail"):
+        raise usage_error(f"--transport {transport} changes the frame, and --pass hands every "
+                          "packet to the stack as it came: use auto, metadata or fingerprint")
+    if not pass_ and transport == "fingerprint":
+        raise usage_error("--transport fingerprint is for --pass (the stack's side looks the "
+                          "hints up by the frame's bytes): use auto, metadata, headroom or tail")
     if match.kind == "all" and not pass_:
         app.warn("--match all captures ARP and IPv6 neighbour discovery too: the device does "
                  "not answer its neighbours while dump runs")
@@ -176,10 +192,10 @@ def dump(app: App, dev: Optional[str], queue_: str, count: Optional[int], durati
             from xdphints_cli.hints.pass_capture import PassCapture
 
             cap = es.enter_context(PassCapture(target, queue, keep, match=match, sample=sample,
-                                               warn=app.warn))
+                                               warn=app.warn, transport=transport))
         else:
             cap = es.enter_context(capture.Capture(target, queue, match=match, sample=sample,
-                                                   warn=app.warn))
+                                                   warn=app.warn, transport=transport))
         announce(app, cap)
         _output(app, es, cap, count, duration, stop, write_path, quiet, hex_, keep, clock)
     _finish(app, cap, quiet)

@@ -55,7 +55,13 @@ def announce(app: App, cap) -> None:
     tc = getattr(cap, "tc_prog_id", 0)
     via = f", tcx program id {tc}; packets go on to the stack" if tc else ""
     say(f"xdphints: dumping {t.ifname} {queues_text(cap)} (XDP program id {cap.prog_id}, "
-        f"BTF object id {cap.btf_id}{via}; match {cap.match}{sample}); Ctrl-C to stop\n")
+        f"BTF object id {cap.btf_id}{via}; match {cap.match}{sample}; {transport_text(cap)}); "
+        "Ctrl-C to stop\n")
+
+
+def transport_text(cap) -> str:
+    """"transport headroom (auto: metadata area refused by this kernel: ...)"."""
+    return f"transport {cap.transport.name} ({cap.transport_why})"
 
 
 def announce_attached(app: App, cap) -> None:
@@ -574,6 +580,8 @@ def summary_json(cap) -> dict:
     if len(cap.queues) > 1:
         out["queues"] = list(cap.queues)
     out.update(cap.stats.to_json())
+    if cap.transport is not None:
+        out["transport"] = cap.transport_json()
     if hasattr(cap, "metadata_summary"):
         out["metadata"] = cap.metadata_summary()
     if hasattr(cap, "counters_json"):
@@ -600,6 +608,17 @@ def summary_text(cap) -> str:
         c = cap.counters_json()
         lines.append(f"--pass: {c['marked']} packets marked by XDP, {c['records']} records, "
                      f"{c['ring-dropped']} records dropped (ring buffer full)")
+        if "identical" in c:
+            left = (f", {c['left']} records never claimed (frames dropped or merged before tc)"
+                    if "left" in c else "")
+            lines.append(f"fingerprints: {c['identical']} frames met an identical one in flight, "
+                         f"{c['ambiguous']} not compared for it, {c['merged']} merged by GRO, "
+                         f"{c['stale']} stale, {c['lost']} not stored{left}")
+    if cap.transport is not None:
+        tj = cap.transport_json()
+        unplaced = (f"; {plural(tj['unplaced'], 'packet')} went to the stack without hints"
+                    if tj["unplaced"] else "")
+        lines.append(f"{transport_text(cap)}{unplaced}")
     parts = []
     if hasattr(cap, "metadata_summary"):
         parts = [f"{k}: {n}" for k, n in cap.metadata_summary().items()]

@@ -3,6 +3,14 @@ program, AF_XDP socket, XDP link, the receive loop and its counters.
 
 Everything is owned by one ExitStack; the link is a bpf_link, so the program comes off
 the device when the process ends, however it ends (kill -9 included).
+
+One receive loop (`batches`) serves every capture: it waits on its sources (AF_XDP
+sockets here, the --pass ring in pass_capture.py), takes a batch from each ready one
+and, when idle and at least every CHECK_EVERY seconds, asks the capture to check its
+programs' counters. For the built-in program that check is the transport's: packets it
+could not place the hints struct in went to the stack; under `auto` a transport that
+placed nothing moves to the next one (BPF_LINK_UPDATE, no moment without a program),
+and when none is left the capture ends with the device, driver and errno (exit 3).
 """
 
 from __future__ import annotations
@@ -12,9 +20,10 @@ import signal
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
-from xdphints_cli.errors import NotFoundError, NotSupportedError, XdpHintsError
+from xdphints_cli.errors import NotFoundError, NotSupportedError, XdpHintsError, errno_name
 from xdphints_cli.hints.decoding import HINTS, HintValue, RowLayout, hint_values
 from xdphints_cli.hints.packet import PacketSummary, summarize
 from xdphints_cli.xsk.umem import memlock_frames
@@ -29,6 +38,7 @@ SMALL_FRAME_MTU = 1500
 # so what a batch's output holds in memory (JSON lines: ~570 bytes a packet, made,
 # queued and written at once) stays near a MB
 MAX_BATCH = 2048
+CHECK_EVERY = 0.25           # seconds between counter checks while packets flow
 XSK_STAT_KEYS = ("rx_dropped", "rx_ring_full", "rx_fill_ring_empty_descs", "rx_invalid_descs")
 
 
@@ -220,10 +230,13 @@ class Capture:
     scrub: Optional[Callable] = None
 
     def __init__(self, target: Target, queue, frames: int = 8192, frame_size: int = 4096,
-                 match=None, sample: int = 1, warn: Callable[[str], None] = lambda message: None):
+                 match=None, sample: int = 1, warn: Callable[[str], None] = lambda message: None,
+                 transport: str = "auto"):
         """`queue`: one queue, a list of queues, or None for all the device's RX queues
-        (one AF_XDP socket per queue, all in one XSKMAP of one program)."""
+        (one AF_XDP socket per queue, all in one XSKMAP of one program). `transport`:
+        a name of transport.NAMES."""
         self._init_common(target, queue, match, sample, warn)
+        self.requested = transport
         if frame_size == 4096 and target.mtu is not None and target.mtu <= SMALL_FRAME_MTU:
             # the same UMEM memory as twice the frames: twice the slack for a receive
             # loop held up by the scheduler or the writer
@@ -262,6 +275,18 @@ class Capture:
         self._stack = contextlib.ExitStack()
         self.prog_id = 0
         self.btf_id = 0
+        self.requested = "auto"
+        self.transport = None            # transport.Transport, once the program is loaded
+        self.transport_why = ""
+        self.switches: List[str] = []    # what made auto move on, one line each
+        self.unplaced = 0                # packets sent to the stack without hints
+        self.counters = None             # the programs' per-CPU counters (a Map)
+        self.counts: List[int] = []      # their sums, as last read
+        self.passing = False             # dump --pass and verify: the packet goes on
+        self._base = (0, 0)              # (unplaced, packets) when this transport began
+        self._warned_unplaced = False
+        self._next_check = 0.0
+        self._link = None
 
     def __enter__(self) -> "Capture":
         try:
@@ -278,33 +303,46 @@ class Capture:
         self._stack.close()
 
     def _open(self) -> None:
+        from xdphints_cli.bpf import percpu
         from xdphints_cli.bpf import syscall as sc
         from xdphints_cli.bpf.maps import Map
+        from xdphints_cli.hints import program
+        from xdphints_cli.hints import transport as T
 
         t, st = self.target, self._stack
         n_entries = max(t.rx_queues, max(self.queues) + 1)
-        xmap = st.enter_context(Map.create(sc.BPF_MAP_TYPE_XSKMAP, 4, 4, n_entries,
-                                           name="xdphints_xsks"))
-        prog = self._load_program(xmap.fd)[0]
+        self._xmap = st.enter_context(Map.create(sc.BPF_MAP_TYPE_XSKMAP, 4, 4, n_entries,
+                                                 name="xdphints_xsks"))
+        self.counters = st.enter_context(percpu.counters(program.N_COUNTS, "xdphints_counts"))
+        self.transport, self.transport_why = T.choose(self.requested)
+        prog = self._load_program(self._xmap.fd)[0]
         if self.layout.size > XDP_PACKET_HEADROOM:
             raise NotSupportedError(f"hints struct of {self.layout.size} bytes does not fit "
                                     f"in the {XDP_PACKET_HEADROOM}-byte headroom")
         self._open_sockets()
         for q, x in zip(self.queues, self.sockets):
-            xmap.update_u32(q, x.fd)
+            self._xmap.update_u32(q, x.fd)
         self._attach_xdp(prog.fd)
         self.stats.started = time.monotonic()
 
     def _load_program(self, xskmap_fd: Optional[int], **kw):
-        """Load the built-in program (owned by the stack) and learn what reading its
-        metadata needs: spec, layout, rss_table. Returns (Program, ProgramBtf)."""
-        from xdphints_cli.btf.kfuncs import xdp_rss_hash_types
-        from xdphints_cli.btf import reader
+        """Load the built-in program for self.transport (owned by the stack) and learn
+        what reading its metadata needs: spec, layout, rss_table. Returns (Program,
+        ProgramBtf)."""
         from xdphints_cli.hints import program
 
         t = self.target
         prog, pbtf = program.load(t.ifindex, t.kfuncs, xskmap_fd, match=self.match,
-                                  sample=self.sample, **kw)
+                                  sample=self.sample, counts_fd=self.counters.fd,
+                                  transport=self.transport, **kw)
+        self._adopt(prog, pbtf)
+        return prog, pbtf
+
+    def _adopt(self, prog, pbtf) -> None:
+        """Own a loaded built-in program and learn what reading its hints needs."""
+        from xdphints_cli.btf.kfuncs import xdp_rss_hash_types
+        from xdphints_cli.btf import reader
+
         self._stack.enter_context(prog)
         info = prog.info()
         self.prog_id, self.btf_id = info.id, info.btf_id
@@ -317,7 +355,6 @@ class Capture:
             self.rss_table = xdp_rss_hash_types()
         except XdpHintsError:
             self.rss_table = {}
-        return prog, pbtf
 
     def _attach_xdp(self, prog_fd: int) -> None:
         """Attach with a BPF link; a device that has a program already is refused."""
@@ -325,7 +362,7 @@ class Capture:
 
         t = self.target
         try:
-            self._stack.enter_context(XdpLink.attach(prog_fd, t.ifindex))
+            self._link = self._stack.enter_context(XdpLink.attach(prog_fd, t.ifindex))
         except DeviceBusyError:
             from xdphints_cli.netlink import rtnl
             from xdphints_cli.netlink.session import Netlink
@@ -334,9 +371,104 @@ class Capture:
                 link = rtnl.get_link(nl, t.ifname)
             raise attached_program_error(t.ifname, link.xdp.programs) from None
 
+    # --- the transport at run time ---------------------------------------------------
+    def _read_counters(self) -> Optional[List[List[int]]]:
+        """The programs' counters per CPU (None: this capture has none); their sums
+        go to self.counts, the unplaced packets to self.unplaced."""
+        from xdphints_cli.bpf import percpu
+        from xdphints_cli.hints import program
+
+        if self.counters is None or self.counters.closed:
+            return None
+        values = percpu.read_per_cpu(self.counters)
+        self.counts = [sum(v) for v in values]
+        self.unplaced = self.counts[program.COUNT_UNPLACED]
+        return values
+
+    def _placed(self) -> int:
+        """Packets that carried hints so far (those the sockets received)."""
+        return self.stats.packets
+
+    def _check(self) -> None:
+        """Every CHECK_EVERY seconds and when idle: did the program fail to place the
+        hints struct? The first such packets make auto move to the next transport when
+        this one placed nothing yet, or end the capture when no transport is left; a
+        transport that places some and fails others is reported once and kept."""
+        from xdphints_cli.hints import program
+
+        self._next_check = time.monotonic() + CHECK_EVERY
+        values = self._read_counters()
+        new = self.unplaced - self._base[0] if values is not None else 0
+        if new <= 0:
+            return
+        err = next((_signed(v) for v in values[program.COUNT_ERRNO] if v), 0)
+        placed = self._placed() - self._base[1]
+        failure = (f"{self.transport.helper} returned {errno_name(err) if err else 'an error'} "
+                   f"for {new} packets on {self.target.ifname} (driver {self._driver()})")
+        if placed:
+            if not self._warned_unplaced:
+                self._warned_unplaced = True
+                self.warn(f"{failure} while {placed} others carried hints through the "
+                          f"{self.transport.name} transport: those went on to the kernel stack "
+                          "without hints (counted in the summary)")
+            return
+        self._move_on(failure, "so they went to the stack without hints")
+
+    def _move_on(self, failure: str, consequence: str) -> None:
+        """The transport failed on every packet so far: the next one under auto, else
+        the end of the capture (exit 3)."""
+        from xdphints_cli.hints import transport as T
+
+        self.switches.append(f"{self.transport.name}: {failure}")
+        nxt = (T.after(self.transport, self.passing) if self.requested == T.AUTO else None)
+        if nxt is None:
+            raise NotSupportedError(self._no_transport_error())
+        old = self.transport
+        self.transport = nxt
+        self.transport_why = f"auto: the {old.name} transport failed: {failure}"
+        self._replace_programs()
+        self._read_counters()
+        self._base = (self.unplaced, self._placed())
+        self.warn(f"{failure}, {consequence}; switched to the {nxt.name} transport (XDP "
+                  f"program id {self.prog_id})")
+
+    def _replace_programs(self) -> None:
+        """Programs for self.transport in place of the running ones, atomically (the
+        link keeps the device from being without a program)."""
+        prog = self._load_program(self._xmap.fd)[0]
+        self._link.update(prog.fd)
+
+    def _no_transport_error(self) -> str:
+        from xdphints_cli.hints import transport as T
+
+        t = self.target
+        tried = "; ".join(self.switches)
+        if self.requested != T.AUTO:
+            return (f"the {self.transport.name} transport cannot carry hints on {t.ifname}: "
+                    f"{tried}; those packets went to the stack without hints (try --transport auto)")
+        return (f"no transport can carry hints on {t.ifname}: {tried}; those packets went to "
+                "the stack without hints")
+
+    def _driver(self) -> str:
+        from xdphints_cli.ioctl.drvinfo import driver_name
+
+        try:
+            return driver_name(self.target.ifname) or "unknown"
+        except XdpHintsError:
+            return "unknown"
+
+    def transport_json(self) -> dict:
+        out = {"name": self.transport.name if self.transport else None,
+               "why": self.transport_why, "unplaced": self.unplaced}
+        if self.switches:
+            out["failed"] = list(self.switches)
+        return out
+
     def _open_sockets(self) -> None:
-        """One AF_XDP socket per queue (the first also serves the single-queue loop),
-        and the watch that tells when the device goes away."""
+        """One AF_XDP socket per queue, and the watch that tells when the device goes
+        away."""
+        import select
+
         from xdphints_cli.netlink.linkwatch import LinkWatch
         from xdphints_cli.xsk.socket import XskSocket
 
@@ -348,105 +480,85 @@ class Capture:
                         for q in self.queues]
         self.xsk = self.sockets[0]
         self._umem = self.xsk.umem_area.mapping
+        self._sources = [(x, q, x.umem_area.mapping) for q, x in zip(self.queues, self.sockets)]
+        self._poller = select.poll()
+        for x in self.sockets:
+            self._poller.register(x.fd, select.POLLIN)
 
     def batches(self, count: Optional[int] = None, duration: Optional[float] = None,
                 stop: Callable[[], bool] = lambda: False) -> Iterator[Batch]:
-        """Receive until `count` packets, `duration` seconds or stop() is true, a whole
-        RX ring's worth at a time. Counters (packets, bytes, per-hint outcomes) are
+        """Receive until `count` packets, `duration` seconds or stop() is true, a batch
+        per ready source at a time. Counters (packets, bytes, per-hint outcomes) are
         kept in bulk, with no per-packet Python objects beyond one tuple of hint
         members per packet. The frames of a batch go back to the kernel when the
         consumer asks for the next one (or the loop ends): use them before that."""
-        if len(self.sockets) > 1:
-            yield from self._batches_multi(count, duration, stop)
-            return
-        xsk, stats, rows_of = self.xsk, self.stats, self.rows
-        max_n = min(xsk.rx_mask + 1, MAX_BATCH)
+        stats = self.stats
         deadline = None if duration is None else stats.started + duration
         try:
             while not stop() and (count is None or stats.packets < count):
                 wait = _wait_ms(deadline)
                 if wait is None:
                     break
-                if not xsk.poll(wait):
+                ready = self._ready(wait)
+                if not ready:
                     if self._device_gone():
                         break
+                    self._check()
                     continue
-                n, first = xsk.rx_batch(max_n)
-                if count is not None:
-                    n = min(n, count - stats.packets)
-                now = time.time_ns()
-                if not stats.first_batch:
-                    stats.first_batch = time.monotonic()
-                addrs, lengths = _ring_slices(xsk, first, n)
-                xsk.rx_detach(first, n)
-                rows = rows_of(addrs)
-                stats.packets += n
-                stats.batches += 1
-                stats.bytes += sum(lengths)
-                try:
-                    yield Batch(now, self.queue, addrs, lengths, rows, self._umem)
-                finally:
-                    if self.scrub is not None:
-                        self.scrub(self._umem, addrs)
-                    xsk.return_frames(first, n)
-                    stats.last_batch = time.monotonic()
-        finally:
-            stats.ended = time.monotonic()
-            stats.xsk = _statistics([xsk])
-
-    def _batches_multi(self, count, duration, stop) -> Iterator[Batch]:
-        """batches() over several sockets: poll(2) on all, a batch per ready socket."""
-        import select
-
-        stats = self.stats
-        poller = select.poll()
-        by_fd = {}
-        for q, x in zip(self.queues, self.sockets):
-            poller.register(x.fd, select.POLLIN)
-            by_fd[x.fd] = (q, x, x.umem_area.mapping)
-        deadline = None if duration is None else stats.started + duration
-        try:
-            while not stop() and (count is None or stats.packets < count):
-                wait = _wait_ms(deadline)
-                if wait is None:
-                    break
-                for x in self.sockets:
-                    x.refill()
-                ready = [x for x in self.sockets if x.rx.available()]
-                if not ready:
-                    try:
-                        poller.poll(wait)
-                    except InterruptedError:
-                        pass
-                    ready = [x for x in self.sockets if x.rx.available()]
-                    if not ready and self._device_gone():
-                        break
-                for x in ready:
+                for source in ready:
                     if count is not None and stats.packets >= count:
                         break
-                    q, _x, umem = by_fd[x.fd]
-                    n, first = x.rx_batch(MAX_BATCH)
-                    if count is not None:
-                        n = min(n, count - stats.packets)
-                    now = time.time_ns()
-                    if not stats.first_batch:
-                        stats.first_batch = time.monotonic()
-                    addrs, lengths = _ring_slices(x, first, n)
-                    x.rx_detach(first, n)
-                    rows = self.rows(addrs, umem)
-                    stats.packets += n
-                    stats.batches += 1
-                    stats.bytes += sum(lengths)
-                    try:
-                        yield Batch(now, q, addrs, lengths, rows, umem)
-                    finally:
-                        if self.scrub is not None:
-                            self.scrub(umem, addrs)
-                        x.return_frames(first, n)
-                        stats.last_batch = time.monotonic()
+                    yield from self._take(source, None if count is None else count - stats.packets)
+                if time.monotonic() >= self._next_check:
+                    self._check()
         finally:
             stats.ended = time.monotonic()
-            stats.xsk = _statistics(self.sockets)
+            self._finish()
+
+    def _ready(self, wait: int) -> list:
+        """The sources with packets, waiting up to `wait` ms for one: (socket, queue,
+        UMEM) of every socket whose RX ring has descriptors. Asking the sockets first
+        also kicks the kernel for a fill ring that asks for a wakeup."""
+        for x in self.sockets:
+            x.refill()
+        ready = [s for s in self._sources if s[0].rx.available()]
+        if not ready:
+            try:
+                self._poller.poll(wait)
+            except InterruptedError:
+                pass
+            ready = [s for s in self._sources if s[0].rx.available()]
+        return ready
+
+    def _take(self, source, limit: Optional[int]) -> Iterator[Batch]:
+        """One batch of a ready socket: its descriptors leave the RX ring at once
+        (rx_detach), its frames go back after the consumer is done with them."""
+        x, q, umem = source
+        stats = self.stats
+        n, first = x.rx_batch(MAX_BATCH if limit is None else min(MAX_BATCH, limit))
+        if not n:
+            return
+        now = time.time_ns()
+        if not stats.first_batch:
+            stats.first_batch = time.monotonic()
+        descs, lengths = _ring_slices(x, first, n)
+        x.rx_detach(first, n)
+        addrs, lengths, rows = self.split(descs, lengths, umem)
+        stats.packets += n
+        stats.batches += 1
+        stats.bytes += sum(lengths)
+        try:
+            yield Batch(now, q, addrs, lengths, rows, umem)
+        finally:
+            if self.scrub is not None:
+                self.scrub(umem, descs)
+            x.return_frames(first, n)
+            stats.last_batch = time.monotonic()
+
+    def _finish(self) -> None:
+        """When the loop ends: the last counters."""
+        self.stats.xsk = _statistics(self.sockets)
+        self._read_counters()
 
     def _device_gone(self) -> bool:
         """Asked when no packet came for a poll interval: true once the device went
@@ -471,21 +583,25 @@ class Capture:
                           "capturing")
         return False
 
-    def rows(self, addrs: List[int], umem=None) -> List[Optional[tuple]]:
-        """The hints row of each packet (RowLayout order), None where the metadata is
-        not the program's hints struct; counts the outcomes into self.stats."""
+    def split(self, addrs: List[int], lengths: List[int], umem):
+        """(packet addresses, packet lengths, hints rows) of received frames: the
+        transport says where the struct and the packet are; a frame whose struct does
+        not carry the program's btf_id is shown whole, row None. Counts the outcomes
+        into self.stats."""
         lay, stats = self.layout, self.stats
-        unpack, size = lay.struct.unpack_from, lay.size
-        umem = self._umem if umem is None else umem
-        rows = [unpack(umem, a - size) for a in addrs]
+        metas, paddrs, plens = self.transport.locate(addrs, lengths, lay.size)
+        rows = list(map(lay.struct.unpack_from, repeat(umem, len(metas)), metas))
         good = list(map(lay.btf_id, rows)).count(lay.type_id)
-        if good != len(rows):
-            rows = [r if lay.btf_id(r) == lay.type_id else None for r in rows]
-            stats.no_metadata += len(rows) - good
-            lay.count([r for r in rows if r is not None], stats.hints)
-        else:
+        if good == len(rows):
             lay.count(rows, stats.hints)
-        return rows
+            return paddrs, plens, rows
+        paddrs, plens = list(paddrs), list(plens)
+        for i, r in enumerate(rows):
+            if lay.btf_id(r) != lay.type_id:
+                rows[i], paddrs[i], plens[i] = None, addrs[i], lengths[i]
+        stats.no_metadata += len(rows) - good
+        lay.count([r for r in rows if r is not None], stats.hints)
+        return paddrs, plens, rows
 
     def decode(self, batch: Batch, snaplen: Optional[int] = None) -> Iterator[Packet]:
         """The batch's packets as decoded Packets (summary, hint values, data); to be
@@ -520,6 +636,11 @@ def _statistics(sockets) -> Dict[str, int]:
         except XdpHintsError:
             pass
     return total
+
+
+def _signed(v: int) -> int:
+    """A u64 counter that holds a negative errno, as the number."""
+    return v - (1 << 64) if v >= 1 << 63 else v
 
 
 def _wait_ms(deadline: Optional[float]) -> Optional[int]:

@@ -19,7 +19,7 @@ from typing import Callable, Dict, Iterator, List, Optional
 
 from xdphints_cli.errors import KernelError, NotSupportedError, XdpHintsError
 from xdphints_cli.hints import pass_program as PP
-from xdphints_cli.hints.capture import Capture, Packet, Target, _wait_ms
+from xdphints_cli.hints.capture import Capture, Packet, Target
 from xdphints_cli.hints.decoding import RowLayout, hint_values
 from xdphints_cli.hints.packet import summarize
 from xdphints_cli.hints.program import COUNT_DROPPED, COUNT_MARKED, COUNT_RECORDS, N_COUNTS
@@ -103,38 +103,41 @@ class PassBatch:
 
 class PassCapture(Capture):
     """Like Capture (same stats, decode, summary, device watch), through the stack.
-    `snaplen`: bytes of each packet the tcx program copies (at least SUMMARY_BYTES)."""
+    `snaplen`: bytes of each packet the tcx program copies (at least SUMMARY_BYTES).
+    `transport`: auto, metadata or fingerprint (transport.PASS_NAMES)."""
 
     bulk_rows = False
 
     def __init__(self, target: Target, queue, snaplen: int, match=None, sample: int = 1,
-                 warn: Callable[[str], None] = lambda message: None):
+                 warn: Callable[[str], None] = lambda message: None, transport: str = "auto"):
         self._init_common(target, queue, match, sample, warn)
+        self.requested = transport
+        self.passing = True
         self._queue_filter = None if queue is None else self.queues
         self.snap = max(snaplen, SUMMARY_BYTES)
         self.frame_size = self.snap
         self.tc_prog_id = 0
         self.counts = [0] * N_COUNTS
+        self.left: Optional[int] = None
+        self._fingerprints = None
 
     def _open(self) -> None:
         from xdphints_cli.bpf import percpu
         from xdphints_cli.bpf.link import TcxLink
         from xdphints_cli.bpf.ringbuf import RingBuffer
+        from xdphints_cli.hints import transport as T
         from xdphints_cli.netlink.linkwatch import LinkWatch
 
         t, st = self.target, self._stack
         self.counters = st.enter_context(percpu.counters(N_COUNTS, "xdphints_counts"))
         rec = PP.record_size(self.snap) + 8
         self.ring = st.enter_context(RingBuffer(max(RING_BYTES, RING_RECORDS * rec)))
-        prog, pbtf = self._load_program(None, counts_fd=self.counters.fd,
-                                        queues=self._queue_filter)
-        tc = st.enter_context(PP.load(self.ring.fd, self.counters.fd, pbtf.struct_id, self.snap,
-                                      l4=PP.l4_hash_bit()))
-        self.tc_prog_id = tc.info().id
+        self.transport, self.transport_why = T.choose(self.requested, passing=True)
+        prog, tc = self._load_pair()
         self.watch = st.enter_context(LinkWatch(t.ifindex, t.up, t.mtu))
         # tc first: no packet the XDP program marks may pass before tc is there to see it
         try:
-            st.enter_context(TcxLink.attach(tc.fd, t.ifindex))
+            self._tc_link = st.enter_context(TcxLink.attach(tc.fd, t.ifindex))
         except KernelError as e:
             if e.errno in (errno.EINVAL, errno.EOPNOTSUPP):
                 raise NotSupportedError(f"{e}: this kernel cannot attach tc programs with "
@@ -143,74 +146,106 @@ class PassCapture(Capture):
         self._attach_xdp(prog.fd)
         self.stats.started = time.monotonic()
 
-    def read_counts(self) -> List[int]:
-        from xdphints_cli.bpf import percpu
+    def _load_pair(self):
+        """The XDP and tcx programs of self.transport (owned by the stack)."""
+        from xdphints_cli.hints import fingerprint
+        from xdphints_cli.hints import program
+        from xdphints_cli.hints import transport as T
 
-        if not self.counters.closed:
-            self.counts = percpu.read_sums(self.counters)
+        t, st = self.target, self._stack
+        if self.transport is T.FINGERPRINT:
+            if self._fingerprints is None:
+                self._fingerprints = st.enter_context(fingerprint.create_map())
+            fp_fd = self._fingerprints.fd
+            xdp, pbtf = program.load_items(t.ifindex, lambda struct_id: fingerprint.generate_xdp(
+                t.kfuncs, fp_fd, self.counters.fd, struct_id, self.match, self.sample,
+                self._queue_filter), "xdphints_dump")
+            self._adopt(xdp, pbtf)
+        else:
+            fp_fd = None
+            xdp, pbtf = self._load_program(None, queues=self._queue_filter)
+        tc = st.enter_context(PP.load(self.ring.fd, self.counters.fd, pbtf.struct_id, self.snap,
+                                      l4=PP.l4_hash_bit(), fingerprints_fd=fp_fd))
+        self.tc_prog_id = tc.info().id
+        return xdp, tc
+
+    def _replace_programs(self) -> None:
+        xdp, tc = self._load_pair()
+        self._tc_link.update(tc.fd)        # it takes both kinds of record: first
+        self._link.update(xdp.fd)
+
+    def _placed(self) -> int:
+        return self.counts[COUNT_MARKED] if self.counts else 0
+
+    def _check(self) -> None:
+        """Capture's check, and: marked packets whose metadata area never reached tc
+        (the driver drops it on the way to the stack) move auto to the fingerprint
+        transport; otherwise end the capture (exit 3)."""
+        from xdphints_cli.hints import transport as T
+
+        super()._check()
+        c = self.counts
+        if (self.transport is T.METADATA and not self.stats.packets
+                and c[COUNT_MARKED] >= MARKED_PROBE and not c[COUNT_RECORDS] + c[COUNT_DROPPED]):
+            t = self.target
+            failure = (f"the XDP metadata area of {t.ifname} (driver {self._driver()}) does not "
+                       f"reach tc: the XDP program marked {c[COUNT_MARKED]} packets and the "
+                       "tcx program saw none of them with metadata")
+            if self.requested != T.AUTO:
+                raise NotSupportedError(f"{failure}; --transport metadata needs a driver that "
+                                        "keeps the metadata in the skb (try --transport auto)")
+            self._move_on(failure, "so they were not compared")
+
+    def read_counts(self) -> List[int]:
+        self._read_counters()
         return self.counts
 
     @property
     def dropped(self) -> int:
         return self.counts[COUNT_DROPPED]
 
-    def _metadata_lost(self) -> bool:
-        """True once the XDP program marked packets and none reached tc ingress."""
-        c = self.read_counts()
-        return c[COUNT_MARKED] >= MARKED_PROBE and not c[COUNT_RECORDS] + c[COUNT_DROPPED]
+    def _ready(self, wait: int) -> list:
+        return [self.ring] if self.ring.wait(wait) else []
 
-    def _lost_error(self) -> NotSupportedError:
-        from xdphints_cli.ioctl.drvinfo import driver_name
-
-        t = self.target
-        drv = driver_name(t.ifname) or "unknown"
-        return NotSupportedError(
-            f"the XDP metadata of {t.ifname} (driver {drv}) does not reach tc: the XDP "
-            f"program marked {self.counts[COUNT_MARKED]} packets and the tcx program saw "
-            "none of them with metadata; --pass and verify need a driver that keeps the "
-            "metadata in the skb (dump without --pass works)")
-
-    def batches(self, count: Optional[int] = None, duration: Optional[float] = None,
-                stop: Callable[[], bool] = lambda: False) -> Iterator[PassBatch]:
-        """Records as they come, a batch per wake-up; counts as Capture.batches does."""
-        ring, stats, unpack = self.ring, self.stats, HEADER.unpack_from
-        lay = self.layout
-        row_of, meta_off = lay.struct.unpack_from, PP.REC_META + PP.L.META_SIZE - lay.size
-        deadline = None if duration is None else stats.started + duration
+    def _take(self, ring, limit: Optional[int]) -> Iterator[PassBatch]:
+        """The ring's records as they come; counts as Capture._take does."""
+        stats, lay = self.stats, self.layout
+        recs = ring.batch(limit)
+        if not recs:
+            return
+        now = time.time_ns()
+        if not stats.first_batch:
+            stats.first_batch = time.monotonic()
+        stats.packets += len(recs)
+        stats.batches += 1
+        unpack = HEADER.unpack_from
+        stats.bytes += sum(unpack(r)[0] for r in recs)
+        meta_off = PP.REC_META + PP.L.META_SIZE - lay.size
+        lay.count([lay.struct.unpack_from(r, meta_off) for r in recs], stats.hints)
         try:
-            while not stop() and (count is None or stats.packets < count):
-                wait = _wait_ms(deadline)
-                if wait is None:
-                    break
-                if not ring.wait(wait):
-                    if self._device_gone():
-                        break
-                    if not stats.packets and self._metadata_lost():
-                        raise self._lost_error()
-                    continue
-                recs = ring.batch(None if count is None else count - stats.packets)
-                if not recs:
-                    continue
-                now = time.time_ns()
-                if not stats.first_batch:
-                    stats.first_batch = time.monotonic()
-                stats.packets += len(recs)
-                stats.bytes += sum(unpack(r)[0] for r in recs)
-                lay.count([row_of(r, meta_off) for r in recs], stats.hints)
-                try:
-                    yield PassBatch(now, recs)
-                finally:
-                    ring.release()
-                    stats.last_batch = time.monotonic()
+            yield PassBatch(now, recs)
         finally:
-            stats.ended = time.monotonic()
-            self.read_counts()
+            ring.release()
+            stats.last_batch = time.monotonic()
+
+    def _finish(self) -> None:
+        from xdphints_cli.hints import fingerprint
+
+        self._read_counters()
+        if self._fingerprints is not None and not self._fingerprints.closed:
+            self.left = fingerprint.records_left(self._fingerprints)
 
     def decode(self, batch: PassBatch, snaplen: Optional[int] = None) -> Iterator[Packet]:
         for r in batch.records:
             yield decode_record(r, self.layout, batch.time_ns, snaplen)
 
     def counters_json(self) -> Dict[str, int]:
+        from xdphints_cli.hints import fingerprint
+        from xdphints_cli.hints import transport as T
+
         c = self.counts
-        return {"marked": c[COUNT_MARKED], "records": c[COUNT_RECORDS],
-                "ring-dropped": c[COUNT_DROPPED]}
+        out = {"marked": c[COUNT_MARKED], "records": c[COUNT_RECORDS],
+               "ring-dropped": c[COUNT_DROPPED]}
+        if self._fingerprints is not None or self.transport is T.FINGERPRINT:
+            out.update(fingerprint.counters_json(c, self.left))
+        return out

@@ -126,21 +126,27 @@ def _l4_hash_code(l4: Optional[L4HashBit]) -> List[Item]:
 
 
 def generate(ringbuf_fd: int, counts_fd: int, struct_btf_id: int, snaplen: int,
-             l4: Optional[L4HashBit] = None) -> List[Item]:
+             l4: Optional[L4HashBit] = None, fingerprints_fd: Optional[int] = None) -> List[Item]:
     """The program: see the module docstring. `snaplen` (1 or more) is fixed at load
     time: ring buffer reservations have a constant size. `l4`: where to read
-    skb->l4_hash (None: not read)."""
+    skb->l4_hash (None: not read). With `fingerprints_fd` (the fingerprint transport's
+    map) a packet without the metadata area looks its record up there."""
+    from xdphints_cli.hints import fingerprint
+
     if snaplen < 1:
         raise ValueError("snaplen must be 1 or more")
+    nometa = "fingerprint" if fingerprints_fd is not None else "out"
     prog: List[Item] = [
         mov64_reg(R6, R1),
         ldx_mem(4, R7, R6, SKB_DATA_META),
         ldx_mem(4, R8, R6, SKB_DATA),
         mov64_reg(R0, R7), add64_imm(R0, META_AREA),
-        jmp_reg(JGT, R0, R8, "out"),                       # gives the verifier the meta range
-        jmp_reg(JNE, R0, R8, "out"),                       # exactly ours, nothing else
+        jmp_reg(JGT, R0, R8, nometa),                      # gives the verifier the meta range
+        jmp_reg(JNE, R0, R8, nometa),                      # exactly ours, nothing else
         ldx_mem(4, R1, R7, PASS_PREFIX + L.OFFSET["btf_id"]),
-        jmp_imm(JNE, R1, struct_btf_id, "out"),
+        jmp_imm(JNE, R1, struct_btf_id, nometa),
+        # r7: the area (PASS_PREFIX, then the struct), in the packet or a copy on the stack
+        Label("emit"),
         ld_map_fd(R1, ringbuf_fd), mov64_imm(R2, record_size(snaplen)), mov64_imm(R3, 0),
         call_helper(HELPER_RINGBUF_RESERVE),
         jmp_imm(JEQ, R0, 0, "dropped"),
@@ -172,6 +178,9 @@ def generate(ringbuf_fd: int, counts_fd: int, struct_btf_id: int, snaplen: int,
         *count_code(counts_fd, COUNT_RECORDS, "out", SLOT_KEY),
         ja("out"),
     ]
+    if fingerprints_fd is not None:
+        prog += [Label("fingerprint"),
+                 *fingerprint.tc_lookup_code(fingerprints_fd, counts_fd, "emit", "out")]
     prog += [
         Label("dropped"),
         *count_code(counts_fd, COUNT_DROPPED, "out", SLOT_KEY),
@@ -209,7 +218,8 @@ def build_btf(snaplen: int):
 
 
 def load(ringbuf_fd: int, counts_fd: int, struct_btf_id: int, snaplen: int,
-         name: str = "xdphints_pass", l4: Optional[L4HashBit] = None):
+         name: str = "xdphints_pass", l4: Optional[L4HashBit] = None,
+         fingerprints_fd: Optional[int] = None):
     """Load the program for tcx ingress, with its BTF. Returns the Program."""
     from xdphints_cli.bpf import syscall as sc
     from xdphints_cli.bpf.btf_object import load_btf
@@ -217,7 +227,8 @@ def load(ringbuf_fd: int, counts_fd: int, struct_btf_id: int, snaplen: int,
 
     blob, func_id = build_btf(snaplen)
     with load_btf(blob) as btf_fd:
-        return Program.load(generate(ringbuf_fd, counts_fd, struct_btf_id, snaplen, l4),
+        return Program.load(generate(ringbuf_fd, counts_fd, struct_btf_id, snaplen, l4,
+                                     fingerprints_fd),
                             prog_type=sc.BPF_PROG_TYPE_SCHED_CLS,
                             expected_attach_type=sc.BPF_TCX_INGRESS, name=name,
                             btf_fd=btf_fd.fd, func_info=[(0, func_id)])

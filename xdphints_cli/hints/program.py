@@ -2,12 +2,16 @@
 
 It calls only the RX metadata kfuncs the device advertises (netdev
 xdp-rx-metadata-features) and the kernel has, by their BTF ids in the running kernel,
-into stack slots first (igc keeps its raw timestamp in the headroom that
-bpf_xdp_adjust_meta would overwrite), then reserves the metadata area, copies the
-results and return codes there with the struct's own BTF id last, and redirects to the
-XSKMAP entry of ctx->rx_queue_index (XDP_PASS when no socket is there). Its XDP_PASS
-variant (dump --pass, verify) hands the same metadata to the kernel stack instead,
-where the tcx program of pass_program.py reads it.
+into stack slots first (igc keeps its raw timestamp in the headroom that the
+transport may overwrite), then makes room for the hints struct the way its transport
+says (transport.py: the metadata area, the headroom or the tail), copies the results
+and return codes there with the struct's own BTF id last, and redirects to the
+XSKMAP entry of ctx->rx_queue_index (XDP_PASS, the frame as it came, when no socket is
+there). A packet whose struct the transport could not place goes on to the stack
+untouched and is counted in the per-CPU array (COUNT_UNPLACED, and the helper's errno
+in COUNT_ERRNO), so a transport that fails at run time never looks like silence. Its
+XDP_PASS variant (dump --pass, verify) hands the same metadata to the kernel stack
+instead, where the tcx program of pass_program.py reads it.
 
 Only what the user asked for is redirected (`Match`, run in the program, not in
 Python): everything else, ARP and IPv6 neighbour discovery included (unless the match
@@ -24,24 +28,31 @@ from typing import Dict, List, Optional, Tuple
 
 from xdphints_cli.bpf.insn import (
     ADD, AND, FP, JEQ, JGT, JLT, JNE, LSH, MOD, R0, R1, R2, R3, R4, R5, R6, R7, R8, R9, XDP_PASS,
-    Item, Label, add64_imm, alu32_imm, alu64_imm, alu64_reg, call_helper, call_kfunc, exit_,
-    ja, jmp32_imm, jmp_imm, jmp_reg, ld_map_fd, ldx_mem, mov64_imm, mov64_reg, st_mem,
-    stx_mem,
+    XDP_REDIRECT, Item, Label, add64_imm, alu32_imm, alu64_imm, alu64_reg, call_helper,
+    call_kfunc, exit_, ja, jmp32_imm, jmp_imm, jmp_reg, ld_map_fd, ldx_mem, mov64_imm,
+    mov64_reg, st_mem, stx_mem,
 )
 from xdphints_cli.hints import layout as L
+from xdphints_cli.hints.transport import METADATA, Transport
 
 HELPER_MAP_LOOKUP_ELEM = 1
 HELPER_GET_PRANDOM_U32 = 7
 HELPER_REDIRECT_MAP = 51
-HELPER_XDP_ADJUST_META = 54
 # struct xdp_md
-MD_DATA, MD_DATA_END, MD_DATA_META, MD_RX_QUEUE_INDEX = 0, 4, 8, 16
+MD_DATA, MD_DATA_END, MD_RX_QUEUE_INDEX = 0, 4, 16
 # stack slots for the kfunc results, laid out like the first 20 bytes of the struct
 SLOT_TS, SLOT_HASH, SLOT_HASH_TYPE, SLOT_VLAN_PROTO, SLOT_VLAN_TCI = -24, -16, -12, -8, -6
-SLOT_KEY = -32                                   # a map key (dump --pass counters)
-# dump --pass: the per-CPU u64 counters shared with the tcx program (pass_program.py)
-COUNT_MARKED, COUNT_RECORDS, COUNT_DROPPED = 0, 1, 2
-N_COUNTS = 3
+SLOT_KEY = -32                                   # a map key (the counters)
+# the per-CPU u64 counters of a capture, shared by its XDP and tcx programs:
+# XDP_PASS variants: packets marked (hints stored), records the tcx program made
+# (pass_program.py) and records it dropped (ring full); every variant: packets whose
+# struct the transport could not place, and the helper's errno (the last one, per
+# CPU); the fingerprint transport (fingerprint.py): frames that found an identical
+# frame's record waiting (XDP), poisoned and stale records and GRO-merged segments
+# (tc), records XDP could not store
+(COUNT_MARKED, COUNT_RECORDS, COUNT_DROPPED, COUNT_UNPLACED, COUNT_ERRNO, COUNT_IDENTICAL,
+ COUNT_AMBIGUOUS, COUNT_MERGED, COUNT_STALE, COUNT_LOST) = range(10)
+N_COUNTS = 10
 PASS_PREFIX = 8                                  # u32 rx_queue_index, u32 zero
 ETH_P_ARP_LE, ETH_P_IPV6_LE = 0x0608, 0xDD86   # htons() as a little-endian u16 load sees it
 ETH_P_IP_LE, ETH_P_1588_LE = 0x0008, 0xF788
@@ -213,6 +224,17 @@ def _kfunc_call(kfuncs: Dict[str, int], name: str, ret_reg: int, slots) -> List[
     return out + [call_kfunc(kfuncs[name]), mov64_reg(ret_reg, R0)]
 
 
+def kfunc_code(kfuncs: Dict[str, int]) -> List[Item]:
+    """Call the kfuncs into the stack slots (zeroed first: the verifier wants them
+    initialised), return codes in r7 (timestamp), r8 (hash), r9 (VLAN tag)."""
+    return [
+        st_mem(8, FP, SLOT_TS, 0), st_mem(8, FP, SLOT_HASH, 0), st_mem(8, FP, SLOT_VLAN_PROTO, 0),
+        *_kfunc_call(kfuncs, "bpf_xdp_metadata_rx_timestamp", R7, (SLOT_TS,)),
+        *_kfunc_call(kfuncs, "bpf_xdp_metadata_rx_hash", R8, (SLOT_HASH, SLOT_HASH_TYPE)),
+        *_kfunc_call(kfuncs, "bpf_xdp_metadata_rx_vlan_tag", R9, (SLOT_VLAN_PROTO, SLOT_VLAN_TCI)),
+    ]
+
+
 def queue_code(queues: Optional[List[int]], no: str = "pass") -> List[Item]:
     """Only packets received on one of `queues` (None: every queue) go on."""
     if queues is None:
@@ -231,83 +253,119 @@ def count_code(counts_fd: int, index: int, skip: str, slot: int = SLOT_KEY) -> L
             ldx_mem(8, R1, R0, 0), add64_imm(R1, 1), stx_mem(8, R0, R1, 0)]
 
 
+def add_code(counts_fd: int, index: int, reg: int, skip: str, slot: int = SLOT_KEY) -> List[Item]:
+    """counts[index] += reg (callee-saved, r6-r9) in the per-CPU array; clobbers r0-r5."""
+    return [st_mem(4, FP, slot, index), ld_map_fd(R1, counts_fd),
+            mov64_reg(R2, FP), add64_imm(R2, slot), call_helper(HELPER_MAP_LOOKUP_ELEM),
+            jmp_imm(JEQ, R0, 0, skip),
+            ldx_mem(8, R1, R0, 0), alu64_reg(ADD, R1, reg), stx_mem(8, R0, R1, 0)]
+
+
+def store_code(counts_fd: int, index: int, reg: int, skip: str, slot: int = SLOT_KEY) -> List[Item]:
+    """counts[index] = reg (this CPU's slot); jumps to `skip` if the lookup fails.
+    `reg` must be callee-saved (r6-r9). Clobbers r0-r5."""
+    return [st_mem(4, FP, slot, index), ld_map_fd(R1, counts_fd),
+            mov64_reg(R2, FP), add64_imm(R2, slot), call_helper(HELPER_MAP_LOOKUP_ELEM),
+            jmp_imm(JEQ, R0, 0, skip), stx_mem(8, R0, reg, 0)]
+
+
+def unplaced_code(counts_fd: Optional[int], out: str = "pass") -> List[Item]:
+    """From r0 = -errno of the transport's helper: count the packet as unplaced and
+    keep the errno; then on to `out`. Clobbers r0-r5 and r7."""
+    if counts_fd is None:
+        return [ja(out)]
+    return [mov64_reg(R7, R0), *count_code(counts_fd, COUNT_UNPLACED, out),
+            *store_code(counts_fd, COUNT_ERRNO, R7, out), ja(out)]
+
+
 def generate(kfuncs: Dict[str, int], xskmap_fd: Optional[int], struct_btf_id: int,
              match: Optional[Match] = None, sample: int = 1, counts_fd: Optional[int] = None,
-             queues: Optional[List[int]] = None) -> List[Item]:
+             queues: Optional[List[int]] = None, transport: Transport = METADATA) -> List[Item]:
     """The program's instructions. `kfuncs`: {kfunc name: BTF id} to call (see
     usable_kfuncs); the others are recorded as -EOPNOTSUPP. `match` (default `ip`)
-    selects the packets redirected, `sample` keeps one in N of those.
+    selects the packets redirected, `sample` keeps one in N of those. `transport`
+    places the struct; `counts_fd` (a per-CPU array of N_COUNTS) counts what it could
+    not place.
 
-    With no `xskmap_fd` it is the XDP_PASS variant (dump --pass): the matching
-    packets of `queues` (None: all) get the metadata and go on to the stack, and
-    counts[COUNT_MARKED] in the per-CPU array `counts_fd` counts them."""
-    off = L.OFFSET
+    With no `xskmap_fd` it is the XDP_PASS variant (dump --pass, metadata transport
+    only: the packet must reach the stack as it came): the matching packets of
+    `queues` (None: all) get the metadata and go on to the stack, and
+    counts[COUNT_MARKED] counts them."""
     match = match or Match()
     prog: List[Item] = [mov64_reg(R6, R1)]
     if xskmap_fd is None:
+        if transport.modifies_frame:
+            raise ValueError(f"the XDP_PASS variant cannot use the {transport.name} transport")
         prog += queue_code(queues)
     if not match.after_kfuncs:
         prog += match_code(match, "sample")
         prog += [Label("sample"), *sample_code(sample)]
-    prog += [
-        st_mem(8, FP, SLOT_TS, 0), st_mem(8, FP, SLOT_HASH, 0), st_mem(8, FP, SLOT_VLAN_PROTO, 0),
-        *_kfunc_call(kfuncs, "bpf_xdp_metadata_rx_timestamp", R7, (SLOT_TS,)),
-        *_kfunc_call(kfuncs, "bpf_xdp_metadata_rx_hash", R8, (SLOT_HASH, SLOT_HASH_TYPE)),
-        *_kfunc_call(kfuncs, "bpf_xdp_metadata_rx_vlan_tag", R9, (SLOT_VLAN_PROTO, SLOT_VLAN_TCI)),
-    ]
+    prog += kfunc_code(kfuncs)
     if match.after_kfuncs:
         prog += match_code(match, "sample")
         prog += [Label("sample"), *sample_code(sample)]
     # the XDP_PASS variant puts the RX queue in a word of its own in front of the
     # struct (the stack may not record it): PASS_PREFIX bytes the tcx program reads
     size = L.META_SIZE + (PASS_PREFIX if xskmap_fd is None else 0)
-    prog += [
-        Label("capture"),
-        mov64_reg(R1, R6), mov64_imm(R2, -size), call_helper(HELPER_XDP_ADJUST_META),
-        jmp_imm(JNE, R0, 0, "pass"),
-        ldx_mem(4, R2, R6, MD_DATA_META),
-        ldx_mem(4, R3, R6, MD_DATA),
-        mov64_reg(R4, R2), add64_imm(R4, size),
-        jmp_reg(JGT, R4, R3, "pass"),
-    ]
+    prog += [Label("capture"), *transport.reserve(size, "unplaced", "misplaced")]
     if xskmap_fd is None:
         prog += [ldx_mem(4, R1, R6, MD_RX_QUEUE_INDEX), stx_mem(4, R2, R1, 0),
                  st_mem(4, R2, 4, 0), add64_imm(R2, PASS_PREFIX)]
-    prog += [
-        ldx_mem(8, R1, FP, SLOT_TS), stx_mem(8, R2, R1, off["rx_timestamp"]),
-        ldx_mem(8, R1, FP, SLOT_HASH), stx_mem(8, R2, R1, off["rx_hash"]),        # + hash_type
-        ldx_mem(4, R1, FP, SLOT_VLAN_PROTO), stx_mem(4, R2, R1, off["rx_vlan_proto"]),  # + tci
-        stx_mem(4, R2, R7, off["rx_timestamp_ret"]),
-        stx_mem(4, R2, R8, off["rx_hash_ret"]),
-        stx_mem(4, R2, R9, off["rx_vlan_ret"]),
-        st_mem(4, R2, off["kfuncs"], kfunc_mask(kfuncs)),
-        st_mem(4, R2, off["btf_id"], struct_btf_id),
-    ]
+    prog += write_struct(struct_btf_id, kfunc_mask(kfuncs))
     if xskmap_fd is None:
         prog += count_code(counts_fd, COUNT_MARKED, "pass") if counts_fd is not None else []
+        prog.append(ja("pass"))
     else:
         prog += [ldx_mem(4, R2, R6, MD_RX_QUEUE_INDEX),
                  ld_map_fd(R1, xskmap_fd),
                  mov64_imm(R3, XDP_PASS),
-                 call_helper(HELPER_REDIRECT_MAP),
-                 exit_()]
+                 call_helper(HELPER_REDIRECT_MAP)]
+        if transport.modifies_frame:     # no socket on this queue: the frame as it came
+            prog += [jmp_imm(JEQ, R0, XDP_REDIRECT, "redirected"), *transport.undo(size),
+                     ja("pass"), Label("redirected")]
+        prog.append(exit_())
+    prog += [Label("misplaced"), *transport.undo(size), mov64_imm(R0, -errno.EFAULT),
+             Label("unplaced"), *unplaced_code(counts_fd)]
     return prog + [Label("pass"), mov64_imm(R0, XDP_PASS), exit_()]
+
+
+def write_struct(struct_btf_id: int, kfunc_bits: int, at: int = R2) -> List[Item]:
+    """Copy the kfunc results (stack slots, return codes in r7-r9) into the hints
+    struct at register `at`, its btf_id last. Clobbers r1."""
+    off = L.OFFSET
+    return [
+        ldx_mem(8, R1, FP, SLOT_TS), stx_mem(8, at, R1, off["rx_timestamp"]),
+        ldx_mem(8, R1, FP, SLOT_HASH), stx_mem(8, at, R1, off["rx_hash"]),        # + hash_type
+        ldx_mem(4, R1, FP, SLOT_VLAN_PROTO), stx_mem(4, at, R1, off["rx_vlan_proto"]),  # + tci
+        stx_mem(4, at, R7, off["rx_timestamp_ret"]),
+        stx_mem(4, at, R8, off["rx_hash_ret"]),
+        stx_mem(4, at, R9, off["rx_vlan_ret"]),
+        st_mem(4, at, off["kfuncs"], kfunc_bits),
+        st_mem(4, at, off["btf_id"], struct_btf_id),
+    ]
 
 
 def load(ifindex: int, kfuncs: Dict[str, int], xskmap_fd: Optional[int],
          name: str = "xdphints_dump", match: Optional[Match] = None, sample: int = 1,
-         counts_fd: Optional[int] = None, queues: Optional[List[int]] = None):
+         counts_fd: Optional[int] = None, queues: Optional[List[int]] = None,
+         transport: Transport = METADATA):
     """Generate, then load dev-bound to `ifindex` with the program BTF (so bpftool and
     other tools see a btf_id). Returns (Program, ProgramBtf). No `xskmap_fd`: the
     XDP_PASS variant (see generate)."""
+    return load_items(ifindex, lambda struct_id: generate(
+        kfuncs, xskmap_fd, struct_id, match, sample, counts_fd, queues, transport), name)
+
+
+def load_items(ifindex: int, make, name: str):
+    """Load `make(struct_btf_id)`'s instructions dev-bound to `ifindex` with the
+    program BTF (layout.build_btf). Returns (Program, ProgramBtf)."""
     from xdphints_cli.bpf import syscall as sc
     from xdphints_cli.bpf.btf_object import load_btf
     from xdphints_cli.bpf.prog import Program
 
     pbtf = L.build_btf()
     with load_btf(pbtf.blob) as btf_fd:
-        prog = Program.load(generate(kfuncs, xskmap_fd, pbtf.struct_id, match, sample,
-                                     counts_fd, queues), ifindex=ifindex,
+        prog = Program.load(make(pbtf.struct_id), ifindex=ifindex,
                             flags=sc.BPF_F_XDP_DEV_BOUND_ONLY, name=name,
                             btf_fd=btf_fd.fd, func_info=[(0, pbtf.func_id)])
     return prog, pbtf

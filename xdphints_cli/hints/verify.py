@@ -128,5 +128,20 @@ def render_text(doc: dict) -> str:
         for ex in t["examples"]:
             diff = f" ({ex['diff-ns']:+d} ns)" if "diff-ns" in ex else ""
             lines.append(f"  disagree: {ex['summary']}: xdp {ex['xdp']}, stack {ex['stack']}{diff}")
+    c = doc.get("pass", {})
+    uncompared = [f"{c[k]} {label}" for k, label in UNCOMPARED if c.get(k)]
+    if uncompared:
+        lines.append("not compared: " + ", ".join(uncompared))
+    t = doc.get("transport")
+    if t:
+        lines.append(f"transport {t['name']} ({t['why']})")
     lines.append(f"verdict: {doc['verdict']} ({doc['packets']} packets on {doc['ifname']})")
     return "\n".join(lines) + "\n"
+
+
+# counters of dump --pass (PassCapture.counters_json) for packets XDP saw and verify
+# could not compare
+UNCOMPARED = (("ring-dropped", "dropped (ring buffer full)"),
+              ("ambiguous", "with an identical frame in flight"),
+              ("merged", "merged by GRO"), ("stale", "stale (the stack dropped the frame)"),
+              ("left", "records never claimed (frames dropped or merged before tc)"))
