@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from conftest import need_tool
+from conftest import need_metadata_area, need_tool
 
 from test_dump import SCHEMA_PATH, _cmd, _env, finish, run_dump
 
@@ -46,6 +46,7 @@ def build(src: str, out_dir, *extra: str) -> str:
 
 @pytest.fixture
 def hook_obj(tmp_path) -> str:
+    need_metadata_area()        # hook.c puts its structs in the metadata area
     return build("hook.c", tmp_path)
 
 
@@ -230,6 +231,7 @@ def test_packets_without_metadata_never_show_an_earlier_packets(veth, tmp_path):
     redirects the third bare. Far more packets than the UMEM has frames (16384 of
     2 KiB at MTU 1500), so frames are reused: a bare packet must show no metadata, not
     what the frame's previous packet left in front of it."""
+    need_metadata_area()
     obj = build("partial.c", tmp_path, "-mcpu=v3")
     attach_ip(veth, obj)
     n = 40000

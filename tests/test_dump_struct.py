@@ -41,6 +41,9 @@ def attached_hw_meta(pair, tmp_path, variant: str):
     from xdphints_cli.process import netns
     from xdphints_cli.bpf.link import XdpLink
 
+    from conftest import need_metadata_area
+
+    need_metadata_area()        # hw_meta.c reserves the metadata area, as the selftest does
     obj = build("hw_meta.c", tmp_path, *(["-DMETA_IN_BTF"] if variant == "btf" else []))
     if variant == "dwarf":
         dump = subprocess.run(["bpftool", "btf", "dump", "file", obj], capture_output=True,

@@ -114,13 +114,28 @@ def test_sample_keeps_about_one_in_n():
 
 
 @pytest.mark.privileged
-def test_program_loads_for_every_match_sample_and_kfunc_subset(veth):
+@pytest.mark.parametrize("transport", ["metadata", "headroom", "tail", "fingerprint"])
+def test_program_loads_for_every_match_sample_and_kfunc_subset(veth, transport):
+    from conftest import need_metadata_area
+    from xdphints_cli.bpf import percpu
+    from xdphints_cli.hints import fingerprint
+    from xdphints_cli.hints.transport import TRANSPORTS
+
+    if transport == "metadata":
+        need_metadata_area()
+    t = TRANSPORTS[transport]
     ids = xdp_metadata_kfunc_ids()
     ifindex = veth.ifindex()
-    with netns.inside(veth.ns), Map.create(sc.BPF_MAP_TYPE_XSKMAP, 4, 4, 1) as xmap:
+    with netns.inside(veth.ns), Map.create(sc.BPF_MAP_TYPE_XSKMAP, 4, 4, 1) as xmap, \
+            percpu.counters(P.N_COUNTS, "t_counts") as counts, fingerprint.create_map() as fmap:
         for match in MATCHES:
             for mask in range(8):
                 for sample in (1, 10):
-                    prog, _ = P.load(ifindex, P.usable_kfuncs(mask, ids), xmap.fd,
-                                     match=P.Match.parse(match), sample=sample)
+                    kf, m = P.usable_kfuncs(mask, ids), P.Match.parse(match)
+                    if transport == "fingerprint":
+                        prog, _ = P.load_items(ifindex, lambda sid: fingerprint.generate_xdp(
+                            kf, fmap.fd, counts.fd, sid, m, sample), "t_fp")
+                    else:
+                        prog, _ = P.load(ifindex, kf, xmap.fd, match=m, sample=sample,
+                                         counts_fd=counts.fd, transport=t)
                     prog.close()

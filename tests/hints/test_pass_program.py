@@ -16,19 +16,43 @@ from xdphints_cli.bpf.program_btf import spec_of_btf
 pytestmark = pytest.mark.privileged
 
 
+@pytest.mark.parametrize("transport", ["metadata", "fingerprint"])
 @pytest.mark.parametrize("mask,queues", [(0, None), (7, None), (5, [0]), (7, [0, 3, 7])])
-def test_xdp_pass_variant_loads(veth, mask, queues):
+def test_xdp_pass_variant_loads(veth, mask, queues, transport):
+    from conftest import need_metadata_area
+    from xdphints_cli.hints import fingerprint
+
+    if transport == "metadata":
+        need_metadata_area()
     kfuncs = P.usable_kfuncs(mask, xdp_metadata_kfunc_ids())
-    with netns.inside(veth.ns), percpu.counters(P.N_COUNTS, "t_counts") as counts:
-        prog, _pbtf = P.load(veth.ifindex(), kfuncs, None, counts_fd=counts.fd, queues=queues)
+    with netns.inside(veth.ns), percpu.counters(P.N_COUNTS, "t_counts") as counts, \
+            fingerprint.create_map() as fmap:
+        if transport == "fingerprint":
+            prog, _pbtf = P.load_items(veth.ifindex(), lambda sid: fingerprint.generate_xdp(
+                kfuncs, fmap.fd, counts.fd, sid, queues=queues), "t_fp")
+        else:
+            prog, _pbtf = P.load(veth.ifindex(), kfuncs, None, counts_fd=counts.fd,
+                                 queues=queues)
         with prog:
             assert prog.info().btf_id
 
 
+def test_pass_variant_refuses_a_transport_that_changes_the_frame():
+    from xdphints_cli.hints.transport import HEADROOM
+
+    with pytest.raises(ValueError, match="cannot use the headroom transport"):
+        P.generate({}, None, 5, transport=HEADROOM)
+
+
+@pytest.mark.parametrize("fingerprints", [False, True])
 @pytest.mark.parametrize("snaplen", [1, 128, 9000])
-def test_tcx_program_loads_with_its_record_struct(snaplen):
-    with percpu.counters(P.N_COUNTS, "t_counts") as counts, RingBuffer(1 << 16) as ring:
-        with PP.load(ring.fd, counts.fd, 5, snaplen) as prog:
+def test_tcx_program_loads_with_its_record_struct(snaplen, fingerprints):
+    from xdphints_cli.hints import fingerprint
+
+    with percpu.counters(P.N_COUNTS, "t_counts") as counts, RingBuffer(1 << 16) as ring, \
+            fingerprint.create_map() as fmap:
+        with PP.load(ring.fd, counts.fd, 5, snaplen,
+                     fingerprints_fd=fmap.fd if fingerprints else None) as prog:
             spec = spec_of_btf(prog.info().btf_id)
             rec = next(t for t in spec.types if getattr(t, "name", "") == PP.RECORD_NAME)
             assert rec.size == PP.RECORD_HEADER + snaplen

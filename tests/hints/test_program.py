@@ -16,14 +16,20 @@ from xdphints_cli.bpf.program_btf import spec_of_btf
 pytestmark = pytest.mark.privileged
 
 
+@pytest.mark.parametrize("transport", ["metadata", "headroom", "tail"])
 @pytest.mark.parametrize("mask", range(8))
-def test_program_loads_for_every_kfunc_subset(veth, mask):
+def test_program_loads_for_every_kfunc_subset(veth, mask, transport):
+    from conftest import need_metadata_area
+    from xdphints_cli.hints.transport import TRANSPORTS
+
+    if transport == "metadata":
+        need_metadata_area()
     ids = xdp_metadata_kfunc_ids()
     kfuncs = P.usable_kfuncs(mask, ids)
     assert P.kfunc_mask(kfuncs) == mask
     ifindex = veth.ifindex()
     with netns.inside(veth.ns), Map.create(sc.BPF_MAP_TYPE_XSKMAP, 4, 4, 1) as xmap:
-        prog, pbtf = P.load(ifindex, kfuncs, xmap.fd)
+        prog, pbtf = P.load(ifindex, kfuncs, xmap.fd, transport=TRANSPORTS[transport])
         with prog:
             info = prog.info()
             assert info.btf_id

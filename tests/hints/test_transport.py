@@ -264,3 +264,17 @@ def test_no_transport_left_is_exit_3_with_device_driver_and_errno(veth, monkeypa
     assert str(e).startswith(f"{start} {veth.dev}: headroom: bpf_xdp_adjust_head returned "
                              f"EINVAL for 2 packets on {veth.dev} (driver veth)")
     assert "went to the stack without hints" in str(e)
+
+
+def test_attached_on_a_kernel_that_refuses_says_the_program_cannot_either(monkeypatch):
+    from xdphints_cli.cli.dump import metadata_area_refused
+
+    monkeypatch.setattr(T, "kernel_metadata_area", lambda: T.MetadataArea("accepted"))
+    assert metadata_area_refused(42) == ""
+    monkeypatch.setattr(T, "kernel_metadata_area", lambda: T.MetadataArea(
+        "refused", "program of this type cannot use helper bpf_xdp_adjust_meta#54"))
+    assert metadata_area_refused(42) == (
+        "this kernel refuses bpf_xdp_adjust_meta in XDP programs (program of this type cannot "
+        "use helper bpf_xdp_adjust_meta#54): program id 42 cannot use the metadata area "
+        "either, so its packets show without metadata (the built-in program moves its hints "
+        "to the headroom instead)")

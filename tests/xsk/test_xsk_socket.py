@@ -13,7 +13,7 @@ import pytest
 
 from xdphints_cli.scenario.veth_demo import vlan_push_program
 
-from xsk_helpers import META_LEN, hints_setup, receive, send_udp, static_neigh
+from xsk_helpers import META_LEN, hints_setup, packet_offset, receive, send_udp, static_neigh
 from xdphints_cli.process import netns
 from xdphints_cli.bpf import syscall as sc
 from xdphints_cli.bpf.insn import R0, R2, exit_
@@ -151,7 +151,7 @@ def test_no_fd_or_mapping_leaks(veth):
         with hints_setup(veth, frames=64) as xsk:
             send_udp(veth, 3)
             got = receive(xsk, 3)
-            meta = xsk.metadata(0 + 256, META_LEN)  # a view handed out and released
+            meta = xsk.umem[256:256 + META_LEN]  # a view handed out and released
             meta.release()
             assert len(got) == 3
     cycle()  # warm-up: lazy imports, cached objects
@@ -251,7 +251,8 @@ def test_detached_descriptors_free_their_ring_slots_but_keep_the_frames(veth):
         second = receive(xsk, 32)
         assert [p[1] for p in second] == [42000] * 32
         # the held frames still have the first burst: the kernel had none of them
-        assert {struct.unpack_from("!H", xsk.umem, a + 34)[0] for a in held} == {41000}
+        off = packet_offset(xsk.test_transport) + 34
+        assert {struct.unpack_from("!H", xsk.umem, a + off)[0] for a in held} == {41000}
         xsk.return_frames(first, n)
         assert xsk.fill.free() == 0
         stats = xsk.statistics()

@@ -32,12 +32,26 @@ META_FMT = "<QIIiiiHH"
 META_LEN = struct.calcsize(META_FMT)
 UDP_PORT = 9999
 HELPER_REDIRECT_MAP = 51
-HELPER_XDP_ADJUST_META = 54
 
 
-def hints_program(xskmap_fd: int, ids: Dict[str, int], port: int = UDP_PORT):
-    """IPv4/UDP to `port` (IHL 5): reserve META_LEN bytes of metadata, fill them from
-    the three kfuncs, redirect to the XSKMAP by rx_queue_index; everything else PASS."""
+def transport():
+    """Where the test program puts its struct: the metadata area, or the headroom on a
+    kernel that refuses bpf_xdp_adjust_meta (what dump's auto picks)."""
+    from xdphints_cli.hints.transport import choose
+
+    return choose("auto")[0]
+
+
+def packet_offset(t) -> int:
+    """Bytes in front of the packet at a descriptor's address."""
+    return t.locate([0], [META_LEN], META_LEN)[1][0]
+
+
+def hints_program(xskmap_fd: int, ids: Dict[str, int], port: int = UDP_PORT, t=None):
+    """IPv4/UDP to `port` (IHL 5): make room for META_LEN bytes (the transport `t`,
+    default transport()), fill them from the three kfuncs, redirect to the XSKMAP by
+    rx_queue_index; everything else PASS."""
+    t = t or transport()
     return [
         mov64_reg(R6, R1),
         # parse: eth + ipv4 (ihl 5) + udp dport
@@ -50,13 +64,9 @@ def hints_program(xskmap_fd: int, ids: Dict[str, int], port: int = UDP_PORT):
         ldx_mem(1, R4, R2, 23), jmp_imm(JNE, R4, 17, "pass"),       # UDP
         ldx_mem(2, R4, R2, 36),
         jmp_imm(JNE, R4, ((port & 0xFF) << 8) | (port >> 8), "pass"),  # dport
-        # metadata area
-        mov64_reg(R1, R6), mov64_imm(R2, -META_LEN), call_helper(HELPER_XDP_ADJUST_META),
-        jmp_imm(JNE, R0, 0, "pass"),
-        ldx_mem(4, R7, R6, 8),              # data_meta
-        ldx_mem(4, R3, R6, 0),              # data
-        mov64_reg(R4, R7), add64_imm(R4, META_LEN),
-        jmp_reg(JGT, R4, R3, "pass"),
+        # room for the struct: r2 points at it
+        *t.reserve(META_LEN, "pass", "pass"),
+        mov64_reg(R7, R2),
         st_mem(8, R7, 0, 0), st_mem(4, R7, 8, 0), st_mem(4, R7, 12, 0), st_mem(4, R7, 28, 0),
         mov64_reg(R1, R6), mov64_reg(R2, R7),
         call_kfunc(ids["bpf_xdp_metadata_rx_timestamp"]),
@@ -118,13 +128,15 @@ def hints_setup(pair, queue: int = 0, **xsk_kw) -> Iterator[XskSocket]:
     all created inside the test namespace and closed afterwards in reverse order."""
     ids = vmlinux_func_ids(KFUNCS)
     ifindex = pair.ifindex()
+    t = transport()
     with contextlib.ExitStack() as stack:
         with netns.inside(pair.ns):
             xmap = stack.enter_context(Map.create(sc.BPF_MAP_TYPE_XSKMAP, 4, 4, 64, name="xh_xsks"))
             prog = stack.enter_context(Program.load(
-                hints_program(xmap.fd, ids), ifindex=ifindex,
+                hints_program(xmap.fd, ids, t=t), ifindex=ifindex,
                 flags=sc.BPF_F_XDP_DEV_BOUND_ONLY, name="xh_hints"))
             xsk = stack.enter_context(XskSocket(ifindex, queue, **xsk_kw))
+            xsk.test_transport = t
             xmap.update_u32(queue, xsk.fd)
             stack.enter_context(XdpLink.attach(prog.fd, ifindex))
         yield xsk
@@ -141,8 +153,9 @@ def receive(xsk: XskSocket, want: int, idle_ms: int = 500, cap: int = 100000) ->
                 break
         n, first = xsk.rx_batch(64)
         for k in range(n):
-            addr, length = xsk.desc(first + k)
-            meta = struct.unpack(META_FMT, xsk.metadata(addr, META_LEN))
+            desc, dlen = xsk.desc(first + k)
+            (meta_at,), (addr,), (length,) = xsk.test_transport.locate([desc], [dlen], META_LEN)
+            meta = struct.unpack_from(META_FMT, xsk.umem, meta_at)
             sport, dport = struct.unpack_from("!HH", xsk.umem, addr + 34)
             got.append((meta, sport, dport, length))
         xsk.rx_release(n)

@@ -33,7 +33,8 @@ def check(app: App, hints: Tuple[str, ...], dev: Optional[str]) -> None:
     from xdphints_cli.device.state import gather
     from xdphints_cli.errors import EXIT_NEEDS_ENABLE, EXIT_OK, EXIT_UNSUPPORTED
     from xdphints_cli.netlink.session import Netlink
-    from xdphints_cli.device.readiness import NEEDS_ENABLE, READY, UNSUPPORTED, verdicts
+    from xdphints_cli.device.readiness import (NEEDS_ENABLE, READY, UNSUPPORTED, metadata_area,
+                                               verdicts)
 
     with Netlink() as nl:
         report = gather(nl, dev)
@@ -48,15 +49,18 @@ def check(app: App, hints: Tuple[str, ...], dev: Optional[str]) -> None:
         overall, code = NEEDS_ENABLE, EXIT_NEEDS_ENABLE
     else:
         overall, code = READY, EXIT_OK
+    area = metadata_area(report)
     if app.json:
         app.emit_json({"ifname": report.link.ifname, "ifindex": report.link.ifindex, "state": overall,
-                       "hints": {v.hint: v.to_json() for v in found}})
+                       "hints": {v.hint: v.to_json() for v in found},
+                       "metadata-area": area.to_json()})
     else:
         c = app.console
         for v in found:
             c.print(f"{report.link.ifname}: {v.hint:<13} ", end="")
             c.print(f"{v.state:<13}", style=STATE_STYLES.get(v.state), end="")
             c.print(f" {v.reason}" + (f"; fix: {v.fix}" if v.fix else ""))
+        c.print(f"{report.link.ifname}: {area.text()}")
     if code != EXIT_OK:
         sys.stdout.flush()
         # not an error: the exit code is the answer (click's ctx.exit would be swallowed

@@ -273,8 +273,24 @@ def _dump_attached(app: App, dev, queue, count, duration, hex_, snaplen, quiet, 
         cap = es.enter_context(hatt.AttachedCapture(target, queue, prog, pinned_map,
                                                     struct_name, btf_file, warn=app.warn))
         announce_attached(app, cap)
+        refused = metadata_area_refused(cap.prog.id)
+        if refused:
+            app.warn(refused)
         _output(app, es, cap, count, duration, stop, write_path, quiet, hex_, keep)
     _finish(app, cap, quiet)
+
+
+def metadata_area_refused(prog_id: int) -> str:
+    """What --attached must say on a kernel that refuses bpf_xdp_adjust_meta: the
+    device's program cannot have put metadata in front of its packets either."""
+    from xdphints_cli.hints.transport import kernel_metadata_area
+
+    area = kernel_metadata_area()
+    if area.status != "refused":
+        return ""
+    return (f"this kernel refuses bpf_xdp_adjust_meta in XDP programs ({area.reason}): program "
+            f"id {prog_id} cannot use the metadata area either, so its packets show without "
+            "metadata (the built-in program moves its hints to the headroom instead)")
 
 
 def freeze_heap() -> None:

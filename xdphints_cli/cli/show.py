@@ -38,13 +38,14 @@ def show(app: App, device: Optional[str], dev: Optional[str]) -> None:
                 render_list(app, reports)
             return
         report = devmod.gather(nl, name)
-    from xdphints_cli.device.readiness import verdicts
+    from xdphints_cli.device.readiness import metadata_area, verdicts
 
     hints = verdicts(report, netns=app.netns)
+    area = metadata_area(report)
     if app.json:
-        app.emit_json(report_json(report, hints))
+        app.emit_json(report_json(report, hints, area))
     else:
-        render_report(app, report, hints)
+        render_report(app, report, hints, area)
 
 
 # --- JSON (the keys are a documented contract: see README.md and xdphints(8)) ---
@@ -77,7 +78,7 @@ def _timestamping_json(ts) -> dict:
     return out
 
 
-def report_json(report, hints) -> dict:
+def report_json(report, hints, area=None) -> dict:
     link = report.link
     out: dict = {"ifname": link.ifname, "ifindex": link.ifindex}
     if report.driver:
@@ -98,6 +99,8 @@ def report_json(report, hints) -> dict:
         out["offloads"] = {name: report.features.get(name).to_json()
                            for name in SHOWN_OFFLOADS if report.features.get(name)}
     out["hints"] = {v.hint: v.to_json() for v in hints}
+    if area is not None:
+        out["metadata-area"] = area.to_json()
     if report.unavailable:
         out["unavailable"] = dict(report.unavailable)
     return {k: v for k, v in out.items() if v is not None}
@@ -141,7 +144,7 @@ def _program_line(p) -> str:
     return line
 
 
-def render_report(app: App, report, hints) -> None:
+def render_report(app: App, report, hints, area=None) -> None:
     c = app.console
     link = report.link
     c.print(f"{link.ifname}: ifindex {link.ifindex}, driver {report.driver or NA}, "
@@ -196,6 +199,8 @@ def render_report(app: App, report, hints) -> None:
         c.print(f"  {v.hint:<13} ", end="")
         c.print(f"{v.state:<13}", style=STATE_STYLES.get(v.state), end="")
         c.print(f" {v.reason}" + (f"; fix: {v.fix}" if v.fix else ""))
+    if area is not None:
+        c.print(f"  {area.text()}")
     if report.unavailable:
         c.print()
         c.print("Not available:")

@@ -1,4 +1,6 @@
-"""The verdict per hint: ready, needs-enable (and the command that fixes it) or unsupported."""
+"""The verdict per hint: ready, needs-enable (and the command that fixes it) or
+unsupported; and what the XDP metadata area is on this kernel and device, with the
+transport dump and verify will use because of it."""
 
 from __future__ import annotations
 
@@ -113,3 +115,44 @@ def verdicts(report: DeviceReport, names: Optional[List[str]] = None,
         if names is None or h.name in names:
             out.append(verdict(report, h, netns))
     return out
+
+
+@dataclass(frozen=True)
+class MetadataAreaVerdict:
+    """status: "refused" (by this kernel) or "unknown" (for this driver until a
+    capture tries it, or the kernel could not be probed); "usable" is only known
+    once a capture used it (dump's summary says so)."""
+
+    status: str
+    kernel: str                  # accepts, refuses, unknown
+    reason: str
+    dump: str                    # the transport `dump` starts with (auto)
+    passing: str                 # the one `dump --pass` and `verify` start with
+
+    def to_json(self) -> dict:
+        return {"status": self.status, "kernel": self.kernel, "reason": self.reason,
+                "dump-transport": self.dump, "pass-transport": self.passing}
+
+    def text(self) -> str:
+        """As a hint's line: name, status, reason."""
+        return f"{'metadata-area':<13} {self.status:<13} {self.reason}"
+
+
+def metadata_area(report: DeviceReport) -> MetadataAreaVerdict:
+    """From a probe load (needs CAP_BPF): the kernel's side is known, the driver's only
+    once a capture tries it (a driver without the area answers -ENOTSUPP then)."""
+    from xdphints_cli.hints.transport import choose, kernel_metadata_area
+
+    area = kernel_metadata_area()
+    dump, passing = choose("auto")[0].name, choose("auto", passing=True)[0].name
+    drv = report.driver or "the driver"
+    if area.status == "refused":
+        return MetadataAreaVerdict("refused", "refuses", "this kernel refuses bpf_xdp_adjust_meta "
+                                   f"({area.reason}): dump carries the hints in the headroom, "
+                                   "dump --pass and verify by fingerprint", dump, passing)
+    then = ("dump tries it first and moves to the headroom, dump --pass and verify to "
+            "fingerprints, if it is missing")
+    if area.status == "unknown":
+        return MetadataAreaVerdict("unknown", "unknown", f"{area.reason}; {then}", dump, passing)
+    return MetadataAreaVerdict("unknown", "accepts", f"this kernel accepts it; whether {drv} gives "
+                               f"XDP one shows once a capture tries it ({then})", dump, passing)

@@ -9,7 +9,7 @@ Typical use (after loading an XDP program that redirects into an XSKMAP):
             n, first = xsk.rx_batch(64)
             for k in range(n):
                 addr, length = xsk.desc(first + k)
-                meta = xsk.metadata(addr, 16)
+                frame = xsk.frame(addr, length)   # hints: where the transport put them
                 ...
             xsk.rx_release(n)      # returns the frames to the fill ring
 (or rx_detach(first, n) at once and return_frames(first, n) when done with them).
@@ -192,13 +192,6 @@ class XskSocket:
     def frame(self, addr: int, length: int) -> memoryview:
         """The packet bytes (a view into the UMEM; release it before close())."""
         return self.umem[addr:addr + length]
-
-    def metadata(self, addr: int, n: int) -> memoryview:
-        """The n bytes the XDP program reserved with bpf_xdp_adjust_meta, right
-        before the packet at `addr`."""
-        if n > addr % self.umem_area.frame_size:
-            raise ValueError(f"{n} metadata bytes would run past the start of the frame")
-        return self.umem[addr - n:addr]
 
     def rx_release(self, n: int) -> None:
         """Consume n descriptors from the RX ring and hand their frames back to the
