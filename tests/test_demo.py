@@ -154,3 +154,43 @@ def test_interrupt_is_reported_on_one_line():
         assert json.loads(out) == {"error": message, "exit-code": 130}
     else:  # finished before the signal landed
         assert p.returncode == 0
+
+
+@pytest.mark.parametrize("json_mode", [True, False])
+def test_failed_step_is_one_line_and_keeps_what_the_steps_before_found(monkeypatch, capsys,
+                                                                       json_mode):
+    """dump refused by its own usage check (an argument the demo does not pass, added
+    here): one error line naming the step, the sub-command's own prefix not repeated;
+    with -j the document keeps show and enable."""
+    from xdphints_cli.cli.main import main
+    from xdphints_cli.scenario import veth_demo
+
+    argv = veth_demo.Lab._argv
+
+    def bad_dump(self, args):
+        args = list(args)
+        return argv(self, args + ["--transport", "fingerprint"] if "dump" in args else args)
+
+    monkeypatch.setattr(veth_demo.Lab, "_argv", bad_dump)
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with pytest.raises(SystemExit) as ei:
+            main((["-j"] if json_mode else []) + ["demo"])
+    finally:                    # the demo's own handlers must not outlive it
+        for s, h in handlers.items():
+            signal.signal(s, h)
+    out, err = capsys.readouterr()
+    assert ei.value.code == 1
+    message = ("dump failed: did not start: --transport fingerprint is for --pass (the stack's "
+               "side looks the hints up by the frame's bytes): use auto, metadata, headroom or tail")
+    assert err.endswith(f"xdphints: error: {message}\n") and err.count("error:") == 1, err
+    if json_mode:
+        doc = json.loads(out)
+        assert doc["error"] == message and doc["failed-step"] == "dump" and doc["exit-code"] == 1
+        assert doc["show"]["ifname"] == "xd0" and doc["enable"]["rx-vlan"]["after"] == "on"
+        assert "packets" not in doc
+    else:
+        assert "== 2. Turn on the hardware side ==" in out
+    assert not [n for n in subprocess.run(["ip", "netns", "list"], capture_output=True,
+                                          text=True).stdout.split() if n.startswith(
+                                              f"xdph-demo-{os.getpid()}-")]

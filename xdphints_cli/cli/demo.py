@@ -20,6 +20,11 @@ def demo(app: App) -> None:
     the hints against the kernel stack (verify), explain what each hint shows, and
     remove everything, also when interrupted.
 
+    The capture step says how the hints travelled (the transport: the XDP metadata
+    area, or the headroom where this kernel refuses it) and why. When a step fails,
+    the error is one line naming the step; with -j the document keeps what the steps
+    before it found, with "error", "failed-step" and "exit-code" keys.
+
     Needs root. Exit codes: 0 done, 1 a step failed, 4 not root, 130 interrupted.
     """
     from xdphints_cli.scenario import veth_demo as logic
@@ -32,7 +37,15 @@ def demo(app: App) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, interrupted)
     emit = (lambda kind, data: None) if app.json else _TextReport(app).emit
-    doc = logic.run(emit, app.json)
+    try:
+        doc = logic.run(emit, app.json)
+    except logic.DemoFailed as e:
+        if not app.json:
+            raise
+        # the steps that worked stay in the document, with the error and exit code as
+        # the one-line JSON error has them
+        app.emit_json({**e.doc, "error": str(e), "failed-step": e.step, "exit-code": e.exit_code})
+        app.fail(str(e), e.exit_code)
     if app.json:
         app.emit_json(doc)
 

@@ -615,10 +615,10 @@ def summary_text(cap) -> str:
                          f"{c['ambiguous']} not compared for it, {c['merged']} merged by GRO, "
                          f"{c['stale']} stale, {c['lost']} not stored{left}")
     if cap.transport is not None:
-        tj = cap.transport_json()
-        unplaced = (f"; {plural(tj['unplaced'], 'packet')} went to the stack without hints"
-                    if tj["unplaced"] else "")
-        lines.append(f"{transport_text(cap)}{unplaced}")
+        lines.append(transport_text(cap))
+        if cap.unplaced:
+            lines.append(f"{plural(cap.unplaced, 'packet')} went to the stack without hints (the "
+                         "transport could not place them)")
     parts = []
     if hasattr(cap, "metadata_summary"):
         parts = [f"{k}: {n}" for k, n in cap.metadata_summary().items()]

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Dict, Iterator, List, Optional, Tuple
 
 from xdphints_cli.process import netns
-from xdphints_cli.errors import PermissionDeniedError, XdpHintsError
+from xdphints_cli.errors import Interrupted, PermissionDeniedError, XdpHintsError
 
 DUT, PEER = "xd0", "xd1"
 ADDR, PEER_ADDR = "192.0.2.1", "192.0.2.2"  # documentation range, only inside the demo's namespaces
@@ -53,6 +53,29 @@ def vlan_push_program(proto: int, tci: int) -> list:
 
     return [mov64_imm(R2, socket.htons(proto)), mov64_imm(R3, tci), call_helper(18),
             mov64_imm(R0, -1), exit_()]
+
+
+class DemoFailed(XdpHintsError):
+    """A step of the demo failed; `doc` holds what the steps before it found (the JSON
+    document so far), `step` names it."""
+
+    def __init__(self, step: str, message: str, doc: dict):
+        super().__init__(f"{step} failed: {message}")
+        self.step = step
+        self.doc = doc
+
+
+def their_error(stderr: str) -> str:
+    """A sub-command's one-line error without its own "xdphints: error: " prefix (the
+    demo's error carries one already); else its last line."""
+    lines = [line for line in stderr.strip().splitlines() if line.strip()]
+    for line in reversed(lines):
+        if line.startswith(ERROR_PREFIX):
+            return line[len(ERROR_PREFIX):]
+    return lines[-1] if lines else "no message"
+
+
+ERROR_PREFIX = "xdphints: error: "
 
 
 def _ip(*args: str) -> None:
@@ -122,7 +145,7 @@ class Lab:
             while not self._xdp_attached():
                 if proc.poll() is not None or time.monotonic() > deadline:
                     out, err = proc.communicate()
-                    raise XdpHintsError(f"dump did not start: {err.strip() or out.strip() or 'timeout'}")
+                    raise XdpHintsError(f"did not start: {their_error(err or out or 'timeout')}")
                 time.sleep(0.05)
             yield proc
         finally:
@@ -240,11 +263,24 @@ def observe(packets: List[dict]) -> Observations:
     return Observations(hashes, sorted(set(types)), vlans, stamps)
 
 
-def explain(obs: Observations) -> Dict[str, str]:
-    """A short explanation per hint, grounded in what this run saw."""
+TRANSPORT_TEXT = {
+    "metadata": "in the XDP metadata area, in front of each packet, which stays untouched",
+    "headroom": ("in the frame's headroom, in front of each packet (bpf_xdp_adjust_head), "
+                 "stripped before output"),
+    "tail": "after each packet (bpf_xdp_adjust_tail), stripped before output",
+}
+
+
+def explain(obs: Observations, transport: Optional[Dict[str, str]] = None) -> Dict[str, str]:
+    """A short explanation per hint, grounded in what this run saw, and how the hints
+    travelled to the AF_XDP socket."""
     vlan_flow = f"{VLAN_FLOW[0]}->{VLAN_FLOW[1]}"
     tagged = obs.vlan_tags.get(vlan_flow, [])
-    return {
+    out = {}
+    if transport:
+        out["transport"] = (f"the hints travelled {TRANSPORT_TEXT.get(transport['name'], transport['name'])}"
+                            f" ({transport['why']}).")
+    return {**out,
         "rx-hash": ("the RX hash the driver reports for the packet's flow, with its type "
                     f"({', '.join(obs.hash_types) or 'none'}): on a NIC the RSS hash its hardware "
                     "computed; veth has no hardware, so it reports the kernel's software flow hash "
@@ -262,67 +298,92 @@ def explain(obs: Observations) -> Dict[str, str]:
     }
 
 
+def transport_of(stderr_lines: List[str]) -> Optional[Dict[str, str]]:
+    """dump's transport from its summary line "transport NAME (WHY)"."""
+    for line in stderr_lines:
+        if line.startswith("transport ") and line.endswith(")"):
+            name = line.split()[1]
+            return {"name": name, "why": line[len(f"transport {name} ("):-1]}
+    return None
+
+
 def run(emit, json_mode: bool) -> dict:
     """Run the demo; `emit(kind, data)` reports progress as it happens. Returns the
-    JSON document of the whole run."""
+    JSON document of the whole run; a failing step raises DemoFailed with the
+    document of the steps before it."""
     require_privileges()
     doc: dict = {}
-    with Lab() as lab:
-        doc["namespaces"] = [lab.ns, lab.peer_ns]
-        doc["device"] = DUT
-        emit("intro", {"ns": lab.ns, "peer_ns": lab.peer_ns})
+    step = "setup"
+    try:
+        with Lab() as lab:
+            doc["namespaces"] = [lab.ns, lab.peer_ns]
+            doc["device"] = DUT
+            emit("intro", {"ns": lab.ns, "peer_ns": lab.peer_ns})
 
-        show = lab.run(*(["-j"] if json_mode else []), "show", DUT)
-        if show.returncode:
-            raise XdpHintsError(f"show failed: {show.stderr.strip()}")
-        doc["show"] = json.loads(show.stdout) if json_mode else None
-        emit("show", {"command": lab.command("show", DUT), "output": show.stdout})
+            step = "show"
+            show = lab.run(*(["-j"] if json_mode else []), "show", DUT)
+            if show.returncode:
+                raise XdpHintsError(their_error(show.stderr))
+            doc["show"] = json.loads(show.stdout) if json_mode else None
+            emit("show", {"command": lab.command("show", DUT), "output": show.stdout})
 
-        doc["enable"] = {}
-        for feature in FEATURES:
-            res = lab.run(*(["-j"] if json_mode else []), "enable", feature, "-d", DUT)
-            result = {"exit-code": res.returncode}
-            if res.returncode == 0 and json_mode:
-                result.update(json.loads(res.stdout)["features"][feature])
-            elif res.returncode:
-                result["error"] = res.stderr.strip().replace("xdphints: error: ", "", 1)
-            doc["enable"][feature] = result
-            emit("enable", {"command": lab.command("enable", feature, "-d", DUT), "feature": feature,
-                            "output": res.stdout, "error": result.get("error"), "code": res.returncode})
+            step = "enable"
+            doc["enable"] = {}
+            for feature in FEATURES:
+                res = lab.run(*(["-j"] if json_mode else []), "enable", feature, "-d", DUT)
+                result = {"exit-code": res.returncode}
+                if res.returncode == 0 and json_mode:
+                    result.update(json.loads(res.stdout)["features"][feature])
+                elif res.returncode:
+                    result["error"] = their_error(res.stderr)
+                doc["enable"][feature] = result
+                emit("enable", {"command": lab.command("enable", feature, "-d", DUT),
+                                "feature": feature, "output": res.stdout,
+                                "error": result.get("error"), "code": res.returncode})
 
-        args = ("-j", "dump", "-d", DUT, "--queue", "0", "--match", "udp", "--count", str(TOTAL),
-                "--duration", "20")
-        emit("dump", {"command": lab.command(*args[1:]), "flows": FLOWS, "vlan_flow": VLAN_FLOW,
-                      "per_flow": PER_FLOW})
-        with lab.dump(*args) as proc:
-            lab.send(FLOWS, PER_FLOW)
-            with lab.vlan_tagging():
-                lab.send((VLAN_FLOW,), PER_FLOW)
-            out, err = proc.communicate(timeout=60)
-        packets = [json.loads(line) for line in out.splitlines() if line.strip()]
-        doc["packets"] = packets
-        # what dump said on stderr, as text: its start line, then its summary
-        doc["dump-stderr"] = [line.replace("xdphints: ", "", 1) for line in err.strip().splitlines()]
-        start = [line for line in doc["dump-stderr"] if line.startswith("dumping ")]
-        emit("packets", {"packets": packets, "start": start,
-                         "summary": [line for line in doc["dump-stderr"] if line not in start]})
+            step = "dump"
+            args = ("-j", "dump", "-d", DUT, "--queue", "0", "--match", "udp", "--count",
+                    str(TOTAL), "--duration", "20")
+            emit("dump", {"command": lab.command(*args[1:]), "flows": FLOWS, "vlan_flow": VLAN_FLOW,
+                          "per_flow": PER_FLOW})
+            with lab.dump(*args) as proc:
+                lab.send(FLOWS, PER_FLOW)
+                with lab.vlan_tagging():
+                    lab.send((VLAN_FLOW,), PER_FLOW)
+                out, err = proc.communicate(timeout=60)
+            if proc.returncode:
+                raise XdpHintsError(f"exit {proc.returncode}: {their_error(err)}")
+            packets = [json.loads(line) for line in out.splitlines() if line.strip()]
+            doc["packets"] = packets
+            # what dump said on stderr, as text: its start line, then its summary
+            doc["dump-stderr"] = [line.replace("xdphints: ", "", 1)
+                                  for line in err.strip().splitlines()]
+            doc["transport"] = transport_of(doc["dump-stderr"])
+            start = [line for line in doc["dump-stderr"] if line.startswith("dumping ")]
+            emit("packets", {"packets": packets, "start": start,
+                             "summary": [line for line in doc["dump-stderr"] if line not in start]})
 
-        args = ("-j", "verify", "-d", DUT, "--match", "udp", "--count", str(TOTAL),
-                "--duration", "20")
-        emit("verify", {"command": lab.command(*args[1:])})
-        with lab.dump(*args) as proc:
-            lab.send(FLOWS, PER_FLOW)
-            with lab.vlan_tagging():
-                lab.send((VLAN_FLOW,), PER_FLOW)
-            out, err = proc.communicate(timeout=60)
-        if proc.returncode not in (0, 7):
-            raise XdpHintsError(f"verify failed: {err.strip()}")
-        doc["verify"] = json.loads(out)
-        emit("verified", {"result": doc["verify"], "code": proc.returncode})
+            step = "verify"
+            args = ("-j", "verify", "-d", DUT, "--match", "udp", "--count", str(TOTAL),
+                    "--duration", "20")
+            emit("verify", {"command": lab.command(*args[1:])})
+            with lab.dump(*args) as proc:
+                lab.send(FLOWS, PER_FLOW)
+                with lab.vlan_tagging():
+                    lab.send((VLAN_FLOW,), PER_FLOW)
+                out, err = proc.communicate(timeout=60)
+            if proc.returncode not in (0, 7):
+                raise XdpHintsError(f"exit {proc.returncode}: {their_error(err)}")
+            doc["verify"] = json.loads(out)
+            emit("verified", {"result": doc["verify"], "code": proc.returncode})
 
-        obs = observe(packets)
-        doc["observations"] = obs.to_json()
-        doc["explanations"] = explain(obs)
-        emit("explain", {"explanations": doc["explanations"]})
+            obs = observe(packets)
+            doc["observations"] = obs.to_json()
+            doc["explanations"] = explain(obs, doc["transport"])
+            emit("explain", {"explanations": doc["explanations"]})
+    except Interrupted:
+        raise
+    except XdpHintsError as e:
+        raise DemoFailed(step, str(e), doc) from None
     emit("done", {"namespaces": doc["namespaces"]})
     return doc
