@@ -133,9 +133,10 @@ _xdphints() {
                 -c|--count) COMPREPLY=(); return;;
                 --duration) COMPREPLY=(); return;;
                 --match) _xdphints_reply "ip all udp tcp ptp vlan udp: tcp:"; return;;
+                --transport) _xdphints_reply "auto metadata fingerprint"; return;;
                 -n|--netns) _xdphints_reply "$(ip netns list 2>/dev/null | cut -d" " -f1)"; return;;
             esac
-            if [[ $cur == -* ]]; then _xdphints_reply "-d --dev -q --queue -c --count --duration --match -j --json -p --pretty -n --netns --no-color --debug -h --help";
+            if [[ $cur == -* ]]; then _xdphints_reply "-d --dev -q --queue -c --count --duration --match --transport -j --json -p --pretty -n --netns --no-color --debug -h --help";
             else COMPREPLY=(); fi;;
         demo)
             case "$prev" in

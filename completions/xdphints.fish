@@ -176,6 +176,7 @@ complete -c xdphints -n '__fish_seen_subcommand_from verify' -s q -l queue -x -a
 complete -c xdphints -n '__fish_seen_subcommand_from verify' -s c -l count -x -d 'Stop after N packets'
 complete -c xdphints -n '__fish_seen_subcommand_from verify' -l duration -x -d 'Stop after S seconds'
 complete -c xdphints -n '__fish_seen_subcommand_from verify' -l match -x -a 'ip all udp tcp ptp vlan udp: tcp:' -d 'Packets to compare: ip, all, udp, tcp, udp:PORT, tcp:PORT, ptp, vlan'
+complete -c xdphints -n '__fish_seen_subcommand_from verify' -l transport -x -a 'auto metadata fingerprint' -d 'How the hints reach the stack\'s side: metadata (the XDP metadata area), fingerprint (a map keyed by the frame\'s bytes); auto takes the metadata area and moves on when the kernel or driver refuses it'
 complete -c xdphints -n '__fish_seen_subcommand_from verify' -s j -l json -d 'JSON output on stdout'
 complete -c xdphints -n '__fish_seen_subcommand_from verify' -s p -l pretty -d 'Indented JSON (implies --json)'
 complete -c xdphints -n '__fish_seen_subcommand_from verify' -s n -l netns -x -a '(__xdphints_netns)' -d 'Run inside the named network namespace (like ip -n)'

@@ -176,6 +176,7 @@ _xdphints() {
                     '(-c --count)'{-c,--count}'[Stop after N packets]:value: ' \
                     ''--duration'[Stop after S seconds]:value: ' \
                     ''--match'[Packets to compare\: ip, all, udp, tcp, udp\:PORT, tcp\:PORT, ptp, vlan]:words:(ip all udp tcp ptp vlan udp\: tcp\:)' \
+                    ''--transport'[How the hints reach the stack'\''s side\: metadata (the XDP metadata area), fingerprint (a map keyed by the frame'\''s bytes); auto takes the metadata area and moves on when the kernel or driver refuses it]:words:(auto metadata fingerprint)' \
                     '(-j --json)'{-j,--json}'[JSON output on stdout]' \
                     '(-p --pretty)'{-p,--pretty}'[Indented JSON (implies --json)]' \
                     '(-n --netns)'{-n,--netns}'[Run inside the named network namespace (like ip -n)]:netns:_xdphints_netns' \

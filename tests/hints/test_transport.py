@@ -278,3 +278,27 @@ def test_attached_on_a_kernel_that_refuses_says_the_program_cannot_either(monkey
         "use helper bpf_xdp_adjust_meta#54): program id 42 cannot use the metadata area "
         "either, so its packets show without metadata (the built-in program moves its hints "
         "to the headroom instead)")
+
+
+@pytest.mark.privileged
+@pytest.mark.parametrize("command,args", [
+    ("dump", ("--queue", "0")), ("dump", ("--queue", "0", "--pass")), ("verify", ()),
+])
+def test_forced_metadata_transport_works_or_is_exit_3_with_the_kernels_reason(veth, command, args):
+    """Where the kernel accepts the helper the capture runs; where it refuses it, one
+    line with the verifier's reason and exit 3, never the verifier's log."""
+    from conftest import xdphints
+
+    T.kernel_metadata_area.cache_clear()
+    area = T.kernel_metadata_area()
+    res = xdphints(command, "-d", veth.dev, *args, "--transport", "metadata", "--duration",
+                   "0.3", ns=veth.ns)
+    if area.status == "accepted":
+        assert res.returncode == 0, res.stderr
+        assert "transport metadata (--transport)" in res.stderr
+    else:
+        assert res.returncode == 3
+        assert res.stderr == (f"xdphints: error: the metadata transport needs bpf_xdp_adjust_meta, "
+                              f"which this kernel refuses in XDP programs ({area.reason}): use "
+                              "--transport auto (the headroom; for --pass and verify, "
+                              "fingerprints)\n")

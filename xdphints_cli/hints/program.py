@@ -363,9 +363,20 @@ def load_items(ifindex: int, make, name: str):
     from xdphints_cli.bpf.btf_object import load_btf
     from xdphints_cli.bpf.prog import Program
 
+    from xdphints_cli.bpf.prog import VerifierError
+    from xdphints_cli.errors import NotSupportedError
+
     pbtf = L.build_btf()
     with load_btf(pbtf.blob) as btf_fd:
-        prog = Program.load(make(pbtf.struct_id), ifindex=ifindex,
-                            flags=sc.BPF_F_XDP_DEV_BOUND_ONLY, name=name,
-                            btf_fd=btf_fd.fd, func_info=[(0, pbtf.func_id)])
+        try:
+            prog = Program.load(make(pbtf.struct_id), ifindex=ifindex,
+                                flags=sc.BPF_F_XDP_DEV_BOUND_ONLY, name=name,
+                                btf_fd=btf_fd.fd, func_info=[(0, pbtf.func_id)])
+        except VerifierError as e:
+            if "bpf_xdp_adjust_meta" not in (e.extack or ""):
+                raise
+            raise NotSupportedError(
+                f"the metadata transport needs bpf_xdp_adjust_meta, which this kernel refuses in "
+                f"XDP programs ({e.extack}): use --transport auto (the headroom; for --pass and "
+                "verify, fingerprints)") from None
     return prog, pbtf
