@@ -44,6 +44,11 @@ SIGINT when the generator is done and nothing has arrived for a second.
 Background load: BENCH_LOAD=N runs N CPU hogs (busy loops, not pinned, nice 0) during
 every run, so the capture shares its CPU as it would on a machine doing other work.
 
+Transport: BENCH_TRANSPORT (auto, metadata, headroom or tail; default auto) is given to
+every dump capture as --transport, BENCH_PASS_TRANSPORT (auto, metadata or fingerprint;
+default auto) to the pass one; each run prints the transport dump actually used (its
+summary says).
+
 Environment: BENCH_MODES (comma list, default all five), BENCH_SECONDS (2),
 BENCH_REPEAT (1), BENCH_FULL_PACKETS (1,000,000), BENCH_RATES (comma list of pps,
 overrides the ladder), BENCH_DIR (where files go; default the working directory),
@@ -80,6 +85,8 @@ RATES = tuple(int(r) for r in os.environ.get(
 ).split(","))
 OUT_DIR = os.environ.get("BENCH_DIR", os.getcwd())
 LOAD = int(os.environ.get("BENCH_LOAD", "0"))
+TRANSPORT = os.environ.get("BENCH_TRANSPORT", "auto")
+PASS_TRANSPORT = os.environ.get("BENCH_PASS_TRANSPORT", "auto")
 ADDR, PEER_ADDR = "198.51.100.1", "198.51.100.2"
 GEN_SHORT = 0.95      # a run whose generator sent slower than this share of the rate does not count
 LABELS = {"quiet": "dump --quiet -j", "json": "dump -j > FILE", "pcapng": "dump -w FILE",
@@ -294,6 +301,7 @@ def _run_once(s: Setup, conf: str, mode: str, rate: Optional[int], n: int) -> di
             cmd = [PY, "-m", "xdphints_cli", "dump", "-d", s.dev, "-q", "0", "--count", str(n)]
             cmd += {"quiet": ["--quiet", "-j"], "json": ["-j"], "pcapng": ["-w", path],
                     "pass": ["--pass", "--quiet", "-j"]}[mode]
+            cmd += ["--transport", PASS_TRANSPORT if mode == "pass" else TRANSPORT]
             stdout = open(path, "w") if mode in ("json", "quiet", "pass") else subprocess.DEVNULL
         rx_before = rx_packets(s)
         full = ["ip", "netns", "exec", s.ns, "taskset", "-c", CAP_CPU] + cmd
@@ -325,10 +333,15 @@ def _run_once(s: Setup, conf: str, mode: str, rate: Optional[int], n: int) -> di
         err.seek(0)
         errtext = err.read()
         drops: Dict[str, int] = {}
+        transport = "-"
+        m = re.search(r"^xdphints: transport (\S+)", errtext, re.M)
+        if m:
+            transport = m.group(1)
         if mode in ("quiet", "pass"):
             with open(path) as f:
                 summary = json.loads(f.read().strip().splitlines()[-1])
             got = summary["packets"]
+            transport = summary["transport"]["name"]
             drops = {k: v for k, v in summary["xsk"].items() if k in ("rx-dropped", "rx-ring-full")}
             drops.update({k: v for k, v in summary.get("pass", {}).items() if "dropped" in k})
         elif mode == "json":
@@ -348,7 +361,8 @@ def _run_once(s: Setup, conf: str, mode: str, rate: Optional[int], n: int) -> di
                 raise SystemExit(f"{mode}: dump counted {m.group(1)} packets, file has {got}")
         if cap.returncode not in (0, -signal.SIGINT):
             raise SystemExit(f"{mode} failed ({cap.returncode}): {errtext}")
-        return {"mode": mode, "rate_asked": rate, "sent": n, "gen_pps": n / t_gen,
+        return {"mode": mode, "transport": transport, "rate_asked": rate, "sent": n,
+                "gen_pps": n / t_gen,
                 "received": got, "lost": n - got, "drops": drops,
                 "delivered": rx_packets(s) - rx_before,
                 "pss_mb": mem.pss_kb / 1024, "hwm_mb": mem.hwm_kb / 1024,
@@ -362,7 +376,8 @@ def show(r: dict) -> str:
     asked = f"pacer {r['rate_asked']:>9,} pps" if r["rate_asked"] else "trafgen full speed  "
     drops = ", ".join(f"{k} {v:,}" for k, v in r["drops"].items()) or "-"
     to_stack = f"delivered to the stack {r['delivered']:,}, " if r["mode"] == "pass" else ""
-    return (f"    {asked}: sent {r['sent']:>9,} at {r['gen_pps']:>9,.0f} pps | {to_stack}kept "
+    via = f" via {r['transport']}" if r["mode"] != "tcpdump" else ""
+    return (f"    {asked}: sent {r['sent']:>9,} at {r['gen_pps']:>9,.0f} pps | {to_stack}kept{via} "
             f"{r['received']:>9,}, lost {r['lost']:>9,} ({drops}) | mem PSS {r['pss_mb']:.0f} MB, "
             f"main RSS peak {r['hwm_mb']:.0f} MB")
 
@@ -416,8 +431,8 @@ def main() -> int:
         cfg.flush()
         print(f"veth {s.dev} <- {s.peer}; generator on CPU{GEN_CPU}, capture on CPU{CAP_CPU}; "
               f"74-byte frames; {FULL_PACKETS:,} at full speed, {SECONDS:g} s per rate, "
-              f"{REPEAT} run(s) per rate; files in {OUT_DIR}; {LOAD} CPU hog(s) alongside "
-              f"[{load()}]")
+              f"{REPEAT} run(s) per rate; files in {OUT_DIR}; {LOAD} CPU hog(s) alongside; "
+              f"--transport {TRANSPORT} (--pass: {PASS_TRANSPORT}) [{load()}]")
         for mode in MODES:
             print(f"{mode}: {LABELS[mode]}", flush=True)
             results[mode] = sustained(s, cfg.name, mode)

@@ -70,13 +70,19 @@ class Transport:
         raise NotImplementedError
 
 
+def _in_front(helper: int, start: int, end: int, size: int, fail: str, bad: str) -> List[Item]:
+    """helper(ctx, -size), then r2 = ctx->start, checked to have `size` bytes before
+    ctx->end (the metadata area before data, the new frame start before data_end)."""
+    return [mov64_reg(R1, R6), mov64_imm(R2, -size), call_helper(helper),
+            jmp_imm(JNE, R0, 0, fail),
+            ldx_mem(4, R2, R6, start), ldx_mem(4, R3, R6, end),
+            mov64_reg(R4, R2), add64_imm(R4, size),
+            jmp_reg(JGT, R4, R3, bad)]
+
+
 class _Metadata(Transport):
     def reserve(self, size, fail, bad):
-        return [mov64_reg(R1, R6), mov64_imm(R2, -size), call_helper(HELPER_XDP_ADJUST_META),
-                jmp_imm(JNE, R0, 0, fail),
-                ldx_mem(4, R2, R6, MD_DATA_META), ldx_mem(4, R3, R6, MD_DATA),
-                mov64_reg(R4, R2), add64_imm(R4, size),
-                jmp_reg(JGT, R4, R3, bad)]
+        return _in_front(HELPER_XDP_ADJUST_META, MD_DATA_META, MD_DATA, size, fail, bad)
 
     def locate(self, addrs, lengths, size):
         return [a - size for a in addrs], addrs, lengths
@@ -84,11 +90,7 @@ class _Metadata(Transport):
 
 class _Headroom(Transport):
     def reserve(self, size, fail, bad):
-        return [mov64_reg(R1, R6), mov64_imm(R2, -size), call_helper(HELPER_XDP_ADJUST_HEAD),
-                jmp_imm(JNE, R0, 0, fail),
-                ldx_mem(4, R2, R6, MD_DATA), ldx_mem(4, R3, R6, MD_DATA_END),
-                mov64_reg(R4, R2), add64_imm(R4, size),
-                jmp_reg(JGT, R4, R3, bad)]
+        return _in_front(HELPER_XDP_ADJUST_HEAD, MD_DATA, MD_DATA_END, size, fail, bad)
 
     def undo(self, size):
         return [mov64_reg(R1, R6), mov64_imm(R2, size), call_helper(HELPER_XDP_ADJUST_HEAD)]
