@@ -1,8 +1,8 @@
 """C from BTF compiles to the layout the BTF describes: padding (`long: 64;`,
 `int: 20;`), `packed`, `aligned(N)` and enum `mode` attributes where the members
 alone would lay out otherwise. Checked by compiling with clang (BPF and host) and gcc
-against bpftool's JSON of the same BTF (c_check.py), for every struct of vmlinux and
-for objects built here."""
+against bpftool's JSON of the same BTF (c_check.py), for every struct of vmlinux in
+the header `btf --kernel --all --format c` writes, and for objects built here."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import subprocess
 
 import pytest
 
+from conftest import xdphints
 from xdphints_cli.btf import cformat, sources
 
 from . import c_check
@@ -21,11 +22,20 @@ NAMED = ("Qdisc", "xdp_rxq_info", "netdev_rx_queue", "net_device", "xdp_sock",
          "xsk_buff_pool", "sk_buff", "filename", "warn_args", "va_format")
 
 
+def cli_c(*source: str) -> str:
+    res = xdphints("btf", *source, "--all", "--format", "c")
+    assert res.returncode == 0 and not res.stderr, res.stderr
+    return res.stdout
+
+
 @pytest.fixture(scope="module")
 def vmlinux_c(vmlinux, bpftool_vmlinux):
-    """(vmlinux.h as xdphints writes it, the C name of each struct and union)."""
+    """(vmlinux.h as `btf --kernel --all --format c` writes it, the C name of each
+    struct and union: those of the same header made here, asking its Names)."""
+    text = cli_c("--kernel")
     names = cformat.Names(vmlinux)
-    text = cformat.dump_c(vmlinux, guard="__VMLINUX_H__", access_index=True, names=names)
+    ours = cformat.dump_c(vmlinux, guard="__VMLINUX_H__", access_index=True, names=names)
+    assert ours.expandtabs(8) == text       # the CLI writes tabs as spaces, as for --struct
     return text, our_c_names(vmlinux, names, bpftool_vmlinux)
 
 
@@ -54,9 +64,26 @@ def test_every_vmlinux_struct_has_its_btf_layout(vmlinux_c, bpftool_vmlinux, com
     assert wrong == {}, {c_names[t]: w[:3] for t, w in list(wrong.items())[:20]}
 
 
+def _bpftool_header() -> str:
+    return subprocess.run([c_check.need_tool("bpftool"), "btf", "dump", "file", sources.VMLINUX,
+                           "format", "c"], check=True, capture_output=True, text=True).stdout
+
+
+def test_the_header_is_framed_as_bpftools(vmlinux_c):
+    """The same include guard and the same preserve_access_index pragmas around the
+    types (BPF_NO_PRESERVE_ACCESS_INDEX leaves them out); JSON stays the list."""
+    text, _ = vmlinux_c
+    theirs = _bpftool_header()
+    assert text.splitlines()[:7] == theirs.splitlines()[:7]
+    assert text.splitlines()[-6:] == theirs.splitlines()[-6:]
+    assert text.count("#pragma clang attribute") == 2
+    res = xdphints("-j", "btf", "--kernel", "--all", "--format", "c")
+    assert res.returncode == 0 and '"types": [' in res.stdout[:200]
+
+
 def _natural(header: str) -> str:
     """The C without what this issue added: the members alone, as before."""
-    header = re.sub(r"^\t+(long|int|short|char): \d+;\n", "", header, flags=re.M)
+    header = re.sub(r"^[ \t]+(long|int|short|char): \d+;\n", "", header, flags=re.M)
     return re.sub(r" __attribute__\(\((packed|aligned\(\d+\)|mode\(\w+\))\)\)", "", header)
 
 
@@ -107,8 +134,7 @@ def _beyond_bpftool(types):
 def test_bpftool_vmlinux_h_on_the_same_asserts(vmlinux, bpftool_vmlinux, tmp_path):
     """bpftool's own vmlinux.h passes the same asserts but where it writes no
     attribute (a 1-byte enum) or padding (a union) that C needs."""
-    header = subprocess.run([c_check.need_tool("bpftool"), "btf", "dump", "file", sources.VMLINUX,
-                             "format", "c"], check=True, capture_output=True, text=True).stdout
+    header = _bpftool_header()
     c_names = c_check.plain_c_names(bpftool_vmlinux)
     asserts = c_check.layout_asserts(bpftool_vmlinux, c_names)
     wrong = c_check.wrong_layouts("clang", header, asserts, tmp_path)
@@ -153,11 +179,10 @@ def layouts_obj(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def object_c(layouts_obj):
-    spec = sources.load(layouts_obj)
     types = c_check.bpftool_types(layouts_obj)
     c_names = c_check.plain_c_names(types)
     assert {n.split()[-1] for n in c_names.values()} >= set(OBJECT_STRUCTS)
-    return cformat.dump_c(spec, guard="C_LAYOUTS_H"), types, c_names
+    return cli_c("--file", layouts_obj), types, c_names
 
 
 @pytest.mark.parametrize("compiler", sorted(c_check.COMPILERS))
@@ -176,14 +201,15 @@ def test_object_bitfields_round_trip_through_clang(object_c, tmp_path):
 
 
 def test_object_structs_one_at_a_time(layouts_obj, object_c, tmp_path):
-    """`--struct NAME --format c` alone (NAME and what it needs) has the layout too."""
+    """`--struct NAME --format c` alone (NAME and what it needs) has the layout too,
+    with --offsets as well."""
     _, types, c_names = object_c
-    spec = sources.load(layouts_obj)
     by_name = {n.split()[-1]: tid for tid, n in c_names.items()}
     for name in OBJECT_STRUCTS:
         tid = by_name[name]
-        text = cformat.dump_c(spec, [tid])
-        assert c_check.wrong_layouts("clang-bpf", text, c_check.layout_asserts(
+        res = xdphints("btf", "--file", layouts_obj, "--struct", name, "--format", "c", "--offsets")
+        assert res.returncode == 0, res.stderr
+        assert c_check.wrong_layouts("clang-bpf", res.stdout, c_check.layout_asserts(
             types, {tid: c_names[tid]}), tmp_path) == {}, name
 
 

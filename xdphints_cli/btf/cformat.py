@@ -365,8 +365,17 @@ class _Dumper:
         self.forward_at: Dict[int, int] = {}  # type id -> index in out of its 'struct foo;'
         self.out: List[str] = []
         self.depth = 0
+        # (type id, complete) needs met: asking again changes nothing (a header of
+        # vmlinux asks some 200k times for 60k types)
+        self.met: Set[Tuple[int, bool]] = set()
 
     def need(self, tid: int, complete: bool, depth: int = 0) -> None:
+        if (tid, complete) in self.met:
+            return
+        self._need(tid, complete, depth)
+        self.met.add((tid, complete))
+
+    def _need(self, tid: int, complete: bool, depth: int) -> None:
         if depth > _NESTING:
             raise BTFError(f"type {tid}: dependency chain too deep or cyclic")
         spec = self.spec
@@ -458,6 +467,8 @@ class _Dumper:
             self.need(tid, True)
 
 
+_TOP_KINDS = frozenset({wire.KIND_STRUCT, wire.KIND_UNION, wire.KIND_ENUM, wire.KIND_ENUM64,
+                        wire.KIND_TYPEDEF, wire.KIND_FWD})
 _ACCESS_INDEX = "#ifndef BPF_NO_PRESERVE_ACCESS_INDEX\n#pragma clang attribute {}{}\n#endif\n"
 _PUSH = " (__attribute__((preserve_access_index)), apply_to = record)"
 
@@ -472,11 +483,12 @@ def dump_c(spec: Spec, type_ids: Optional[Iterable[int]] = None, offsets: bool =
     record CO-RE relocations for every access to these structs. `names`: the C names
     given (where several types share one), to ask afterwards."""
     d = _Dumper(spec, offsets, names)
-    ids = spec.own_ids() if type_ids is None else type_ids
-    for tid in ids:
-        k = spec.kind_of(tid)
-        if type_ids is None and k in (wire.KIND_FUNC, wire.KIND_VAR):
-            continue  # like bpftool: a header of types, not of functions
+    if type_ids is None:
+        # like bpftool: a header of types, not of functions or variables; the other
+        # kinds are written where they are used (`top` has nothing to do for them)
+        kind_of = spec.kind_of
+        type_ids = (t for t in spec.own_ids() if kind_of(t) in _TOP_KINDS)
+    for tid in type_ids:
         d.top(tid)
     body = "\n\n".join(d.out) + "\n"
     if access_index:

@@ -28,7 +28,8 @@ from xdphints_cli.cli.options import dev_option, global_options, usage_error
 @click.option("--kernel", is_flag=True, help="The running kernel's BTF (/sys/kernel/btf/vmlinux).")
 @click.option("--module", metavar="NAME", help="A loaded kernel module's BTF (split over vmlinux).")
 @click.option("--struct", "struct_name", metavar="NAME", help="Show this named type instead of the hints structs.")
-@click.option("--all", "all_", is_flag=True, help="List every named type: id, kind, name, size.")
+@click.option("--all", "all_", is_flag=True,
+              help="List every named type: id, kind, name, size; with --format c, a header of them all.")
 @click.option("--kfuncs", is_flag=True, help="The XDP metadata kfuncs the running kernel offers.")
 @click.option("--format", "fmt", type=click.Choice(["table", "c"]), default="table", show_default=True,
               help="Text output as a member table or as C.")
@@ -64,5 +65,5 @@ def btf(app: App, dev: Optional[str], prog_id: Optional[int], pinned: Optional[s
     if struct_name:
         return view.show_type(app, spec, source, struct_name, fmt, offsets)
     if all_:
-        return view.show_all(app, spec, source)
+        return view.show_all(app, spec, source, fmt, offsets)
     return view.show_hints(app, spec, source, fmt, offsets)

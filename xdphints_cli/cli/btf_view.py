@@ -233,8 +233,19 @@ def show_type(app: App, spec, source: dict, name: str, fmt: str, offsets: bool,
 
 # --- every named type --------------------------------------------------------------
 
-def show_all(app: App, spec, source: dict) -> None:
+# bpftool's guard, whatever the source: its vmlinux.h and ours stand in for each other
+VMLINUX_GUARD = "__VMLINUX_H__"
+
+
+def show_all(app: App, spec, source: dict, fmt: str = "table", offsets: bool = False) -> None:
     from xdphints_cli.btf import wire
+
+    if fmt == "c" and not app.json:
+        from xdphints_cli.btf import cformat
+
+        app.console.print(cformat.dump_c(spec, offsets=offsets, guard=VMLINUX_GUARD,
+                                         access_index=True), end="")
+        return
 
     sized = {wire.KIND_INT, wire.KIND_STRUCT, wire.KIND_UNION, wire.KIND_ENUM, wire.KIND_ENUM64,
              wire.KIND_FLOAT, wire.KIND_DATASEC}
