@@ -138,6 +138,7 @@ complete -c xdphints -n '__fish_seen_subcommand_from btf' -l file -r -F -d 'An E
 complete -c xdphints -n '__fish_seen_subcommand_from btf' -l kernel -d 'The running kernel\'s BTF (/sys/kernel/btf/vmlinux)'
 complete -c xdphints -n '__fish_seen_subcommand_from btf' -l module -x -a '(__xdphints_modules)' -d 'A loaded kernel module\'s BTF (split over vmlinux)'
 complete -c xdphints -n '__fish_seen_subcommand_from btf' -l struct -x -d 'Show this named type instead of the hints structs'
+complete -c xdphints -n '__fish_seen_subcommand_from btf' -l id -x -d 'Show the type with this BTF id (where several types share a name)'
 complete -c xdphints -n '__fish_seen_subcommand_from btf' -l all -d 'List every named type: id, kind, name, size; with --format c, a header of them all'
 complete -c xdphints -n '__fish_seen_subcommand_from btf' -l kfuncs -d 'The XDP metadata kfuncs the running kernel offers'
 complete -c xdphints -n '__fish_seen_subcommand_from btf' -l format -x -a 'table c' -d 'Text output as a member table or as C'

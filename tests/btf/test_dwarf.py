@@ -421,7 +421,7 @@ def test_struct_containing_itself(objs, tmp_path, hang_guard):
             struct_from_dwarf(str(path), name)
 
 
-# -- c_layouts.c: packed bitfields -----------------------------------------------------
+# -- c_layouts.c: packed bitfields, a forward declaration in the BTF ---------------------
 
 C_LAYOUT_STRUCTS = ("rc_bits", "with_small_enum", "cacheline", "aligned_tail", "packed_bits",
                     "packed_in", "holds_union", "int128_at_8", "sparse", "behind_pointer")
@@ -429,13 +429,15 @@ C_LAYOUT_STRUCTS = ("rc_bits", "with_small_enum", "cacheline", "aligned_tail", "
 
 @pytest.fixture(scope="module")
 def layouts(tmp_path_factory):
-    """c_layouts.c built with -g; the same with its .BTF removed."""
+    """c_layouts.c built with -g; the same with its .BTF removed; and a build whose
+    BTF has struct dwarf_sock whole."""
     d = tmp_path_factory.mktemp("c_layouts")
     obj = build_bpf("c_layouts.c", d)
     no_btf = str(d / "no_btf.o")
     subprocess.run([need_tool("llvm-objcopy"), "--remove-section", ".BTF", "--remove-section",
                     ".BTF.ext", obj, no_btf], check=True)
-    return {"obj": obj, "no_btf": no_btf}
+    return {"obj": obj, "no_btf": no_btf,
+            "sock_in_btf": build_bpf("c_layouts.c", d, "-DDWARF_SOCK_IN_BTF", stem="sock_in_btf")}
 
 
 def test_packed_bitfields_from_dwarf_alone(layouts):
@@ -463,3 +465,31 @@ def test_packed_bitfields_as_pahole_reads_them(layouts):
     ours = re.findall(r"^\s+\S+ (\w+)(?:: \d+)?;\s+/\*\s+(\d+)(?::\s*(\d+))?\s+(\d+) \*/", res.stdout, re.M)
     assert ours == theirs and [m[0] for m in ours] == ["a", "z", "w", "b", "x"]
     assert ("z", "0", "8", "2") in ours
+
+
+def test_forward_declaration_in_btf_whole_struct_in_dwarf(layouts):
+    """pping's bpf_sock: the BTF has `struct dwarf_sock;` only; --struct and --id of it
+    show its DWARF layout, as a build whose BTF has it whole lays it out."""
+    obj = layouts["obj"]
+    fwd = [t for t in bpftool_types(obj).values() if t["name"] == "dwarf_sock"]
+    assert [t["kind"] for t in fwd] == ["FWD"]
+    whole = next(t for t in bpftool_types(layouts["sock_in_btf"]).values()
+                 if t["name"] == "dwarf_sock" and t["kind"] == "STRUCT")
+    for how in (["--struct", "dwarf_sock"], ["--id", str(fwd[0]["id"])]):
+        res = xdphints("-j", "btf", "--file", obj, *how)
+        assert res.returncode == 0, res.stderr
+        data = json.loads(res.stdout)
+        assert data["source"]["layout"] == "dwarf"
+        assert data["type"]["size"] == whole["size"]
+        assert [(m["name"], m["bit-offset"]) for m in data["type"]["members"]] == \
+            [(m["name"], m["bits_offset"]) for m in whole["members"]]
+        text = xdphints("btf", "--file", obj, *how).stdout
+        assert text.startswith(f"struct dwarf_sock from the DWARF of {obj} (its BTF has only a "
+                               "forward declaration)")
+    # without DWARF to take it from: the forward declaration, and a warning saying why
+    stripped = obj.replace(".o", "-nodebug.o")
+    subprocess.run([need_tool("llvm-objcopy"), "--strip-debug", obj, stripped], check=True)
+    res = xdphints("btf", "--file", stripped, "--struct", "dwarf_sock")
+    assert res.returncode == 0 and res.stdout == "struct dwarf_sock;\n"
+    assert "only a forward declaration, and no definition" in res.stderr
+

@@ -2,9 +2,8 @@
  * BTF says: what `btf --format c` must write padding and attributes for. Each one
  * reaches the BTF through a global variable. Self-contained: no kernel headers.
  *
- * Built with -DSTRIP_TO_DWARF the same structs are tested from the DWARF alone (the
- * object's .BTF removed), which for packed_bits means DW_AT_bit_offset values below
- * zero.
+ * With .BTF removed, the same structs are taken from the DWARF alone, which for
+ * packed_bits means DW_AT_bit_offset values below zero.
  */
 typedef unsigned char __u8;
 typedef unsigned short __u16;
@@ -138,6 +137,10 @@ struct ctx_like {
 	__u32 len;
 	struct dwarf_sock *sk;
 };
+
+#ifdef DWARF_SOCK_IN_BTF		/* the whole struct in the BTF too, to compare */
+struct dwarf_sock g_dwarf_sock;
+#endif
 
 SEC("xdp")
 int prog(struct ctx_like *ctx)
