@@ -164,8 +164,8 @@ def same_name_object(tmp_path_factory):
 
 def _same_name_warning(name, ids, tool):
     listed = ", ".join(f"struct {i} ({tool[i]['size']} bytes)" for i in ids)
-    return (f"xdphints: warning: {len(ids)} types named '{name}': {listed}; this is {ids[0]}, "
-            "pick another with --id N\n")
+    return (f"xdphints: warning: {len(ids)} types named '{name}': {listed}; showing {ids[0]}, "
+            "--id N shows another\n")
 
 
 def test_same_name_structs_are_said_and_picked_by_id(same_name_object, tmp_path):

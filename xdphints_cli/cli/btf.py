@@ -5,7 +5,7 @@ Sources (exactly one; default: the program attached to the device):
 Modes: hints structs (default), --struct NAME, --id N, --all, --kfuncs.
 
 Exit codes: 2 two sources or conflicting modes; 3 no BTF in the object or program;
-4 permission denied; 5 file, program, module, device program or struct not found.
+4 permission denied; 5 file, program, module, device program, struct or type id not found.
 """
 
 from __future__ import annotations

@@ -199,7 +199,7 @@ def show_type(app: App, spec, source: dict, name: str, fmt: str, offsets: bool,
     if same_name:
         app.warn(f"{len(same_name)} types named {spec.name_of(tid)!r}: "
                  + ", ".join(_kind_and_size(spec, i) for i in same_name)
-                 + f"; this is {tid}, pick another with --id N")
+                 + f"; showing {tid}, --id N shows another")
     if note and not app.json:
         app.console.print(f"/* {note.replace('*/', '* /')} */" if fmt == "c" else note)
     from_dwarf = source.get("layout") == "dwarf"     # its type ids are ours, not the file's

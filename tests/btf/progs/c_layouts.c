@@ -25,14 +25,17 @@ struct rc_bits {
 	__u8 f: 1;
 };
 
-/* a 1-byte enum: C makes an enum 4 bytes unless told otherwise */
+/* 1- and 2-byte enums: C makes an enum 4 bytes unless told otherwise */
 enum small_enum { SMALL_A, SMALL_B } __attribute__((packed));
+enum short_enum { SHORT_A = 0x100 } __attribute__((packed));
 
 struct with_small_enum {
 	__u8 a;
 	enum small_enum e;
 	__u16 b;
 	enum small_enum tail[3];
+	enum short_enum s;
+	enum { ANON_A, ANON_B } __attribute__((packed)) anon;
 };
 
 /* aligned members (____cacheline_aligned), as net_device and Qdisc have */
