@@ -11,7 +11,6 @@ the expected layouts taken from bpftool's JSON of the same BTF, never from xdphi
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 from typing import Callable, Dict, Iterable, List, Optional, Tuple
@@ -158,5 +157,4 @@ def round_trip(types: Types, c_names: Dict[int, str], header: str, tmp_path,
         got = _layout_key(theirs, _resolve(theirs, var_type[f"roundtrip_{tid}"]))
         if got != want:
             out[tid] = (want, got)
-    os.unlink(str(o))
     return out

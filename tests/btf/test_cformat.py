@@ -182,7 +182,7 @@ def test_offsets_behind_a_pointer_count_from_its_target(vmlinux, tmp_path):
     _assert_offsets_as_pahole(sources.load(obj), ["behind_pointer"], obj)
 
 
-def test_no_repeated_qualifier_and_no_builtin_typedef(vmlinux, tmp_path):
+def test_no_repeated_qualifier_and_no_builtin_typedef(vmlinux):
     """gcc's BTF has `const` on an array and on its elements; C takes it once. The
     typedef of __builtin_va_list is the compiler's own: clang refuses a second, and
     its size differs by target, so its type is written where it is used."""
