@@ -12,7 +12,6 @@ from typing import Dict, Iterable, List, Optional, Set, Tuple
 from ..errors import BTFError
 from . import types as T
 from . import wire
-from .clayout import Layouts, Pad, enum_mode
 from .spec import Spec, recursion_guard
 
 _NESTING = wire.MAX_NESTING
@@ -112,13 +111,23 @@ class _Renderer:
         self.spec = spec
         self.names = names or _Plain(spec)
         self.offsets = offsets
-        self.layouts = Layouts(spec)
+        self._layouts = None
         self.anon_enums: Set[int] = set()
         # bit offset, from the outermost struct, of the composite being rendered: an
         # anonymous struct/union is written inline, and pahole gives its members'
         # offsets from the outer struct, not from the anonymous one (but from 0 behind
         # a pointer: that one is another object)
         self._base_bits = 0
+
+    @property
+    def layouts(self):
+        """clayout's plans, made on the first struct body: a type name (the member
+        table of `btf --kernel --struct`, the light path) needs none."""
+        if self._layouts is None:
+            from .clayout import Layouts
+
+            self._layouts = Layouts(self.spec)
+        return self._layouts
 
     # -- declarators -------------------------------------------------------------------
 
@@ -240,7 +249,7 @@ class _Renderer:
                          "overlap, are out of order or have no size */")
         base = self._base_bits
         for m in plan.items:
-            if isinstance(m, Pad):
+            if not isinstance(m, T.Member):                 # an unnamed padding bitfield
                 lines.append(f"{pad}{m.ctype}: {m.bits};")
                 continue
             self._base_bits = base + m.bit_offset
@@ -290,6 +299,8 @@ class _Renderer:
             if big and (v.value > 0x7FFFFFFF or v.value < -0x80000000):
                 val += "LL" if v.value < 0 else "ULL"
             lines.append(f"{pad}{self.names.ident(t, i)} = {val},")
+        from .clayout import enum_mode
+
         mode = enum_mode(t)
         lines.append("\t" * indent + "}" + (f" __attribute__((mode({mode})))" if mode else ""))
         return "\n".join(lines)

@@ -187,7 +187,6 @@ def show_type(app: App, spec, source: dict, name: str, fmt: str, offsets: bool,
               tid: Optional[int] = None, note: str = "", same_name: tuple = ()) -> None:
     """The type called `name` (or, given, type `tid`, one of `same_name`): a member
     table, or C."""
-    from xdphints_cli.btf import cformat
     from xdphints_cli.btf.lookup import find_type
     from xdphints_cli.btf.types import Composite as T_composite
 
@@ -214,6 +213,8 @@ def show_type(app: App, spec, source: dict, name: str, fmt: str, offsets: bool,
         return
     t = spec[tid]
     if fmt == "c" or not isinstance(spec.resolve_type(tid), T_composite):
+        from xdphints_cli.btf import cformat      # a table (the light path) needs none of it
+
         text = cformat.dump_c(spec, [tid], offsets=offsets)
         if not text.strip():    # no definition of its own (int, pointer, anonymous struct)
             text = cformat.type_name(spec, tid) + "\n"
