@@ -103,10 +103,11 @@ _xdphints() {
                 --file) COMPREPLY=($(compgen -f -- "$cur")); return;;
                 --module) _xdphints_reply "$(ls /sys/kernel/btf 2>/dev/null | grep -vx vmlinux)"; return;;
                 --struct) COMPREPLY=(); return;;
+                --id) COMPREPLY=(); return;;
                 --format) _xdphints_reply "table c"; return;;
                 -n|--netns) _xdphints_reply "$(ip netns list 2>/dev/null | cut -d" " -f1)"; return;;
             esac
-            if [[ $cur == -* ]]; then _xdphints_reply "-d --dev --prog-id --pinned --file --kernel --module --struct --all --kfuncs --format --offsets -j --json -p --pretty -n --netns --no-color --debug -h --help";
+            if [[ $cur == -* ]]; then _xdphints_reply "-d --dev --prog-id --pinned --file --kernel --module --struct --id --all --kfuncs --format --offsets -j --json -p --pretty -n --netns --no-color --debug -h --help";
             else COMPREPLY=(); fi;;
         dump)
             case "$prev" in

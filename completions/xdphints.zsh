@@ -136,7 +136,8 @@ _xdphints() {
                     ''--kernel'[The running kernel'\''s BTF (/sys/kernel/btf/vmlinux)]' \
                     ''--module'[A loaded kernel module'\''s BTF (split over vmlinux)]:module:{_xdphints_lines module}' \
                     ''--struct'[Show this named type instead of the hints structs]:value: ' \
-                    ''--all'[List every named type\: id, kind, name, size]' \
+                    ''--id'[Show the type with this BTF id (where several types share a name)]:value: ' \
+                    ''--all'[List every named type\: id, kind, name, size; with --format c, a header of them all]' \
                     ''--kfuncs'[The XDP metadata kfuncs the running kernel offers]' \
                     ''--format'[Text output as a member table or as C]:words:(table c)' \
                     ''--offsets'[With --format c\: pahole-style /* offset size */ comments]' \

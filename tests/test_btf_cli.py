@@ -150,6 +150,95 @@ def test_struct_in_file_and_close_names(hints_object):
     assert res.returncode == 5 and "did you mean xdp_hints_example" in res.stderr
 
 
+# --- same-name types, --id ------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def same_name_object(tmp_path_factory):
+    """same_name.c built as two units linked into one object: two struct console."""
+    d = tmp_path_factory.mktemp("same_name")
+    units = [build_bpf("same_name.c", d, f"-DUNIT={n}", stem=f"unit{n}") for n in (1, 2)]
+    obj = str(d / "same_name.o")
+    sh(need_tool("bpftool"), "gen", "object", obj, *units)
+    return obj
+
+
+def _same_name_warning(name, ids, tool):
+    listed = ", ".join(f"struct {i} ({tool[i]['size']} bytes)" for i in ids)
+    return (f"xdphints: warning: {len(ids)} types named '{name}': {listed}; showing {ids[0]}, "
+            "--id N shows another\n")
+
+
+def test_same_name_structs_are_said_and_picked_by_id(same_name_object, tmp_path):
+    from btf import c_check
+
+    obj = same_name_object
+    tool = _bpftool_types(obj)
+    ids = sorted(i for i, t in tool.items() if (t["kind"], t["name"]) == ("STRUCT", "console"))
+    assert len(ids) == 2 and tool[ids[0]]["size"] != tool[ids[1]]["size"]
+    res = xdphints("btf", "--file", obj, "--struct", "console")
+    assert res.returncode == 0 and res.stderr == _same_name_warning("console", ids, tool)
+    assert f"struct console  btf-id {ids[0]}" in res.stdout
+    data = json.loads(xdphints("-j", "btf", "--file", obj, "--struct", "struct console").stdout)
+    assert data["type"]["btf-id"] == ids[0]
+    assert data["same-name"] == [{"btf-id": i, "kind": "struct", "size": tool[i]["size"]} for i in ids]
+    for i in ids:
+        res = xdphints("-j", "btf", "--file", obj, "--id", str(i))
+        assert res.returncode == 0 and res.stderr == "", res.stderr
+        data = json.loads(res.stdout)
+        assert (data["type"]["btf-id"], data["type"]["size"]) == (i, tool[i]["size"])
+        assert "same-name" not in data
+    res = xdphints("btf", "--file", obj, "--struct", str(ids[1]))
+    assert res.returncode == 5 and f"--id {ids[1]}" in res.stderr
+    # the header has both, the second as console___2, each with its own layout
+    res = xdphints("btf", "--file", obj, "--all", "--format", "c")
+    assert res.returncode == 0, res.stderr
+    c_names = {ids[0]: "struct console", ids[1]: "struct console___2"}
+    assert c_check.wrong_layouts("clang-bpf", res.stdout, c_check.layout_asserts(tool, c_names),
+                                 tmp_path) == {}
+
+
+def test_same_name_in_vmlinux_said_with_and_without_click():
+    _need_vmlinux()
+    tool = _bpftool_types(sources.VMLINUX)
+    by_name: dict = {}
+    for i, t in sorted(tool.items()):
+        if t["kind"] == "STRUCT" and t["name"] != "(anon)":
+            by_name.setdefault(t["name"], []).append(i)
+    shared = sorted((n for n, ids in by_name.items() if len(ids) > 1), key=lambda n: (-len(by_name[n]), n))
+    if not shared:
+        pytest.skip("no two structs of this kernel share a name")
+    name = shared[0]
+    ids = by_name[name]
+    fast = xdphints("btf", "--kernel", "--struct", name)        # entry.py, without click
+    slow = xdphints("--no-color", "btf", "--kernel", "--struct", name)
+    assert fast.returncode == slow.returncode == 0
+    assert fast.stderr == slow.stderr == _same_name_warning(name, ids, tool)
+    assert fast.stdout == slow.stdout
+    for i in ids:
+        data = json.loads(xdphints("-j", "btf", "--kernel", "--id", str(i)).stdout)
+        assert (data["type"]["name"], data["type"]["size"]) == (name, tool[i]["size"])
+
+
+def test_id_errors(hints_object):
+    assert xdphints("btf", "--kernel", "--id", "5", "--struct", "x").returncode == 2
+    assert xdphints("btf", "--kernel", "--id", "5", "--all").returncode == 2
+    for bad in ("0", "x", "-1", "4294967296"):
+        res = xdphints("btf", "--kernel", "--id", bad)
+        assert res.returncode == 2 and "--id" in res.stderr, (bad, res.stderr)
+    res = xdphints("btf", "--file", hints_object, "--id", "4294967295")
+    assert res.returncode == 5 and res.stderr == "xdphints: error: no BTF type with id 4294967295\n"
+    res = xdphints("-j", "btf", "--file", hints_object, "--id", "4294967295")
+    assert json.loads(res.stdout)["exit-code"] == 5
+
+
+def test_id_of_a_type_without_a_definition(hints_object):
+    """An int or a pointer has no definition of its own: its C name."""
+    tool = _bpftool_types(hints_object)
+    ptr = min(i for i, t in tool.items() if t["kind"] == "PTR")
+    res = xdphints("btf", "--file", hints_object, "--id", str(ptr))
+    assert res.returncode == 0 and res.stdout.rstrip().endswith("*"), res.stdout
+
+
 # --- --kernel, --kfuncs --------------------------------------------------------------
 
 def _gcc_ok(source: str, tmp_path) -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from xdphints_cli.btf import cformat, reader, sources, wire
 
-from .conftest import need_tool
+from .conftest import build_bpf, need_tool
 from .test_writer import sample_builder
 
 
@@ -121,30 +121,75 @@ def _offset_comments(text: str):
     return found, columns
 
 
+def _pahole_bodies(names, path=sources.VMLINUX):
+    """struct name -> the lines between `struct name {` and `};` of `pahole -C`, from
+    the BTF of `path`."""
+    out = subprocess.run([need_tool("pahole"), "-F", "btf", "-C", ",".join(names), path],
+                         capture_output=True, text=True).stdout
+    return dict(re.findall(r"^struct (\w+) \{\n(.*?)^\}[^\n]*;$", out, re.M | re.S))
+
+
+def _assert_offsets_as_pahole(spec, names, path=sources.VMLINUX):
+    theirs = _pahole_bodies(names, path)
+    assert set(theirs) == set(names)
+    for name in names:
+        ours, columns = _offset_comments(cformat.render(spec, spec.find(name, "struct").id, offsets=True))
+        assert ours == _offset_comments(theirs[name])[0], name
+        assert columns <= {57}, (name, columns)
+
+
+def _unique_structs(spec, having):
+    names, seen = [], set()
+    for tid in spec.own_ids():
+        if spec.kind_of(tid) != wire.KIND_STRUCT or spec.name_of(tid) in seen:
+            continue
+        t = spec[tid]
+        seen.add(t.name)
+        if t.name and any(having(m) for m in t.members):
+            names.append(t.name)
+    return [n for n in names if len(spec.ids_by_name(n, "struct")) == 1]
+
+
 def test_offsets_match_pahole_in_anonymous_members(vmlinux):
     """Every member comment, those inside anonymous structs and unions and on their
     closing lines included, as `pahole -C` prints it for the same vmlinux structs."""
-    pahole = need_tool("pahole")
-    names, seen = [], set()
-    for tid in vmlinux.own_ids():
-        if vmlinux.kind_of(tid) != wire.KIND_STRUCT or vmlinux.name_of(tid) in seen:
-            continue
-        t = vmlinux[tid]
-        seen.add(t.name)
-        if t.name and any(not m.name and vmlinux.kind_of(vmlinux.resolve(m.type)) in
-                          (wire.KIND_STRUCT, wire.KIND_UNION) for m in t.members):
-            names.append(t.name)
+    names = _unique_structs(vmlinux, lambda m: not m.name and vmlinux.kind_of(
+        vmlinux.resolve(m.type)) in (wire.KIND_STRUCT, wire.KIND_UNION))
     sample = sorted(set(names[::8]) | {"sk_buff", "xdp_buff", "page"})
-    sample = [n for n in sample if len(vmlinux.ids_by_name(n, "struct")) == 1]
     assert len(sample) > 40
-    out = subprocess.run([pahole, "-C", ",".join(sample), sources.VMLINUX], capture_output=True,
-                         text=True).stdout
-    theirs = dict(re.findall(r"^struct (\w+) \{\n(.*?)^\}[^\n]*;$", out, re.M | re.S))
-    assert set(theirs) == set(sample)
-    for name in sample:
-        ours, columns = _offset_comments(cformat.render(vmlinux, vmlinux.find(name, "struct").id, offsets=True))
-        assert ours == _offset_comments(theirs[name])[0], name
-        assert columns <= {57}, (name, columns)
+    _assert_offsets_as_pahole(vmlinux, sample)
+
+
+def test_offsets_behind_a_pointer_count_from_its_target(vmlinux, tmp_path):
+    """An anonymous struct behind a pointer is another object: pahole counts its
+    members from 0 (parsed_partitions' `} *parts;`), where an array's first element
+    counts from the outer struct (net_device_path_ctx's `} vlan[2];`)."""
+    def behind_pointer(m):
+        if vmlinux.kind_of(m.type) != wire.KIND_PTR:
+            return False
+        target = vmlinux[m.type].type
+        while vmlinux.kind_of(target) in (wire.KIND_CONST, wire.KIND_VOLATILE):
+            target = vmlinux[target].type
+        return vmlinux.kind_of(target) in (wire.KIND_STRUCT, wire.KIND_UNION) and \
+            not vmlinux.name_of(target)
+
+    names = _unique_structs(vmlinux, behind_pointer)
+    assert "parsed_partitions" in names
+    _assert_offsets_as_pahole(vmlinux, sorted(set(names) | {"net_device_path_ctx"}))
+    text = cformat.render(vmlinux, vmlinux.find("parsed_partitions", "struct").id, offsets=True)
+    assert re.search(r"\tsector_t from; +/\*     0     8 \*/", text), text
+    obj = build_bpf("c_layouts.c", tmp_path)
+    _assert_offsets_as_pahole(sources.load(obj), ["behind_pointer"], obj)
+
+
+def test_no_repeated_qualifier_and_no_builtin_typedef(vmlinux):
+    """gcc's BTF has `const` on an array and on its elements; C takes it once. The
+    typedef of __builtin_va_list is the compiler's own: clang refuses a second, and
+    its size differs by target, so its type is written where it is used."""
+    text = cformat.dump_c(vmlinux, [vmlinux.find(n, "struct").id for n in ("filename", "warn_args")])
+    assert "\tconst char iname[0];" in text and "const const" not in text
+    assert "__builtin_va_list" not in text
+    assert "typedef struct __va_list_tag va_list[1];" in text
 
 
 def test_no_forward_declaration_right_before_its_definition(vmlinux):

@@ -5,17 +5,19 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import struct
 import subprocess
 
 import pytest
 
-from conftest import need_tool
+from conftest import need_tool, xdphints
 from xdphints_cli.btf import cformat, decode, sources
 from xdphints_cli.btf import types as T
 from xdphints_cli.btf.dwarf import NoDwarfError, struct_from_dwarf
 from xdphints_cli.errors import BTFError, NotFoundError, XdpHintsError
 
+from .c_check import bpftool_types
 from .conftest import build_bpf
 
 SRC = "dwarf_layouts.c"
@@ -203,10 +205,7 @@ def test_layout_equals_paholes(objs, pahole_btf, obj, name):
 
 
 def bpftool_struct_names(path):
-    bpftool = need_tool("bpftool")
-    out = subprocess.run([bpftool, "-j", "btf", "dump", "file", path], check=True,
-                         capture_output=True, text=True).stdout
-    return {t["name"] for t in json.loads(out)["types"] if t["kind"] in ("STRUCT", "UNION")}
+    return {t["name"] for t in bpftool_types(path).values() if t["kind"] in ("STRUCT", "UNION")}
 
 
 def test_dwarf_only_struct(objs):
@@ -420,3 +419,77 @@ def test_struct_containing_itself(objs, tmp_path, hang_guard):
     for name in ("inner", "kitchen"):  # itself, and a struct holding it
         with pytest.raises(BTFError, match="self.o: .* contains itself by value"):
             struct_from_dwarf(str(path), name)
+
+
+# -- c_layouts.c: packed bitfields, a forward declaration in the BTF ---------------------
+
+C_LAYOUT_STRUCTS = ("rc_bits", "with_small_enum", "cacheline", "aligned_tail", "packed_bits",
+                    "packed_in", "holds_union", "int128_at_8", "sparse", "behind_pointer")
+
+
+@pytest.fixture(scope="module")
+def layouts(tmp_path_factory):
+    """c_layouts.c built with -g; the same with its .BTF removed; and a build whose
+    BTF has struct dwarf_sock whole."""
+    d = tmp_path_factory.mktemp("c_layouts")
+    obj = build_bpf("c_layouts.c", d)
+    no_btf = str(d / "no_btf.o")
+    subprocess.run([need_tool("llvm-objcopy"), "--remove-section", ".BTF", "--remove-section",
+                    ".BTF.ext", obj, no_btf], check=True)
+    return {"obj": obj, "no_btf": no_btf,
+            "sock_in_btf": build_bpf("c_layouts.c", d, "-DDWARF_SOCK_IN_BTF", stem="sock_in_btf")}
+
+
+def test_packed_bitfields_from_dwarf_alone(layouts):
+    """clang's DWARF places packed_bits' z 2 bits before its 16-bit unit's high end:
+    DW_AT_bit_offset -2, written as 0xfffffffffffffffe. Every struct of the object, from
+    the DWARF alone, has the layout clang's BTF gives it."""
+    dump = subprocess.run([need_tool("llvm-dwarfdump"), "--debug-info", layouts["no_btf"]],
+                          check=True, capture_output=True, text=True).stdout
+    assert "DW_AT_bit_offset\t(0xfffffffffffffffe)" in dump
+    with pytest.raises(NotFoundError, match="no BTF"):
+        sources.load(layouts["no_btf"])
+    btf = sources.load(layouts["obj"])
+    for name in C_LAYOUT_STRUCTS:
+        spec, tid = struct_from_dwarf(layouts["no_btf"], name)
+        assert layout(spec, tid) == layout(btf, btf.find(name, "struct").id), name
+
+
+def test_packed_bitfields_as_pahole_reads_them(layouts):
+    """`btf --file` with no .BTF: packed_bits' members where pahole -F dwarf puts them."""
+    out = subprocess.run([need_tool("pahole"), "-F", "dwarf", "-C", "packed_bits", layouts["no_btf"]],
+                         check=True, capture_output=True, text=True).stdout
+    theirs = re.findall(r"^\t\S+\s+(\w+)(?::\d+)?;\s+/\*\s+(\d+)(?::\s*(\d+))?\s+(\d+) \*/", out, re.M)
+    res = xdphints("btf", "--file", layouts["no_btf"], "--struct", "packed_bits", "--format", "c", "--offsets")
+    assert res.returncode == 0, res.stderr
+    ours = re.findall(r"^\s+\S+ (\w+)(?:: \d+)?;\s+/\*\s+(\d+)(?::\s*(\d+))?\s+(\d+) \*/", res.stdout, re.M)
+    assert ours == theirs and [m[0] for m in ours] == ["a", "z", "w", "b", "x"]
+    assert ("z", "0", "8", "2") in ours
+
+
+def test_forward_declaration_in_btf_whole_struct_in_dwarf(layouts):
+    """pping's bpf_sock: the BTF has `struct dwarf_sock;` only; --struct and --id of it
+    show its DWARF layout, as a build whose BTF has it whole lays it out."""
+    obj = layouts["obj"]
+    fwd = [t for t in bpftool_types(obj).values() if t["name"] == "dwarf_sock"]
+    assert [t["kind"] for t in fwd] == ["FWD"]
+    whole = next(t for t in bpftool_types(layouts["sock_in_btf"]).values()
+                 if t["name"] == "dwarf_sock" and t["kind"] == "STRUCT")
+    for how in (["--struct", "dwarf_sock"], ["--id", str(fwd[0]["id"])]):
+        res = xdphints("-j", "btf", "--file", obj, *how)
+        assert res.returncode == 0, res.stderr
+        data = json.loads(res.stdout)
+        assert data["source"]["layout"] == "dwarf"
+        assert data["type"]["size"] == whole["size"]
+        assert [(m["name"], m["bit-offset"]) for m in data["type"]["members"]] == \
+            [(m["name"], m["bits_offset"]) for m in whole["members"]]
+        text = xdphints("btf", "--file", obj, *how).stdout
+        assert text.startswith(f"struct dwarf_sock from the DWARF of {obj} (its BTF has only a "
+                               "forward declaration)")
+    # without DWARF to take it from: the forward declaration, and a warning saying why
+    stripped = obj.replace(".o", "-nodebug.o")
+    subprocess.run([need_tool("llvm-objcopy"), "--strip-debug", obj, stripped], check=True)
+    res = xdphints("btf", "--file", stripped, "--struct", "dwarf_sock")
+    assert res.returncode == 0 and res.stdout == "struct dwarf_sock;\n"
+    assert "only a forward declaration, and no definition" in res.stderr
+

@@ -1,12 +1,16 @@
-"""Kernel BTF: kfunc fast path, kfunc listing, xdp_rss_hash_type, module split BTF."""
+"""Kernel BTF: kfunc fast path, kfunc listing, xdp_rss_hash_type, module split BTF,
+modules without BTF."""
 
 from __future__ import annotations
 
+import gzip
+import json
 import os
 
 import pytest
 
-from xdphints_cli.errors import BTFError
+from conftest import xdphints
+from xdphints_cli.errors import BTFError, NotFoundError
 from xdphints_cli.btf import hints, kfuncs, reader, sources, types as T, wire
 
 
@@ -81,3 +85,59 @@ def test_vmlinux_is_mapped_and_parses_as_read(vmlinux, tmp_path):
     empty = tmp_path / "empty"
     empty.write_bytes(b"")
     assert sources._map_or_read(str(empty)) == b""
+
+
+def test_built_in_modules_are_said_to_be_in_vmlinux():
+    """A module built into the kernel has no BTF of its own: `--module` says its types
+    are in vmlinux's, for one /sys/module shows (parameters, no initstate) and for veth
+    where the kernel's config has it built in."""
+    shown = [n for n in sorted(os.listdir(sources.SYS_MODULE))
+             if not os.path.exists(os.path.join(sources.SYS_MODULE, n, "initstate"))
+             and not os.path.exists(os.path.join(sources.KERNEL_BTF_DIR, n))]
+    if not shown:
+        pytest.skip("no built-in module in /sys/module")
+    res = xdphints("btf", "--module", shown[0])
+    assert res.returncode == 5 and res.stderr == (
+        f"xdphints: error: module '{shown[0]}' is built into the kernel: its types are in "
+        "vmlinux's BTF (use --kernel)\n")
+    try:
+        with gzip.open("/proc/config.gz", "rt") as f:
+            built_in = "CONFIG_VETH=y\n" in f.read()
+    except OSError:
+        built_in = False
+    if built_in:
+        res = xdphints("-j", "btf", "--module", "veth")
+        assert res.returncode == 5 and "built in" in res.stderr and "(use --kernel)" in res.stderr
+        assert json.loads(res.stdout)["exit-code"] == 5
+
+
+def test_why_a_module_has_no_btf(tmp_path, monkeypatch):
+    """Each case on a made-up /sys and /lib/modules: loaded without BTF, built in with
+    parameters, built in listed in modules.builtin only, no loadable modules at all,
+    and not there."""
+    sys_module, btf_dir, lib = tmp_path / "module", tmp_path / "btf", tmp_path / "lib"
+    (sys_module / "loaded").mkdir(parents=True)
+    (sys_module / "loaded" / "initstate").write_text("live\n")
+    (sys_module / "with_params" / "parameters").mkdir(parents=True)
+    btf_dir.mkdir()
+    release = lib / os.uname().release
+    release.mkdir(parents=True)
+    (release / "modules.builtin").write_text("kernel/drivers/net/veth.ko\nkernel/net/nf-nat.ko\n")
+    proc_modules = tmp_path / "modules"
+    proc_modules.write_text("")
+    for attr, value in (("SYS_MODULE", sys_module), ("KERNEL_BTF_DIR", btf_dir), ("MODULES_DIR", lib),
+                        ("PROC_MODULES", proc_modules)):
+        monkeypatch.setattr(sources, attr, str(value))
+
+    def why(name):
+        with pytest.raises(NotFoundError) as e:
+            sources.module(name)
+        return str(e.value)
+
+    assert "'loaded' is loaded but has no BTF" in why("loaded")
+    assert "'with_params' is built into the kernel" in why("with_params")
+    assert "'veth' is built into the kernel" in why("veth")
+    assert "'nf_nat' is built into the kernel" in why("nf-nat")
+    assert why("absent") == "no BTF for module 'absent' (is it loaded?)"
+    proc_modules.unlink()
+    assert "this kernel has no loadable modules" in why("absent")

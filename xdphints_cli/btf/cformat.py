@@ -15,9 +15,19 @@ from . import wire
 from .spec import Spec, recursion_guard
 
 _NESTING = wire.MAX_NESTING
+_QUALIFIERS = {wire.KIND_CONST: "const", wire.KIND_VOLATILE: "volatile",
+               wire.KIND_RESTRICT: "restrict"}
 # Where pahole puts its /* offset size */ comments: column 57, tabs counted as 8.
 _COMMENT_COLUMN = 57
 _C_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
+def is_builtin(t: T.Type) -> bool:
+    """A typedef of a compiler's built-in name. bpftool leaves its definition out (a
+    second one is an error in clang); we also write its type where it is used, as
+    the built-in differs by target (`__builtin_va_list` is 24 bytes on x86-64, 8 on
+    BPF) and the layout must be the BTF's."""
+    return t.kind == wire.KIND_TYPEDEF and t.name == "__builtin_va_list"
 
 
 class NotCError(BTFError):
@@ -101,11 +111,23 @@ class _Renderer:
         self.spec = spec
         self.names = names or _Plain(spec)
         self.offsets = offsets
+        self._layouts = None
         self.anon_enums: Set[int] = set()
         # bit offset, from the outermost struct, of the composite being rendered: an
         # anonymous struct/union is written inline, and pahole gives its members'
-        # offsets from the outer struct, not from the anonymous one
+        # offsets from the outer struct, not from the anonymous one (but from 0 behind
+        # a pointer: that one is another object)
         self._base_bits = 0
+
+    @property
+    def layouts(self):
+        """clayout's plans, made on the first struct body: a type name (the member
+        table of `btf --kernel --struct`, the light path) needs none."""
+        if self._layouts is None:
+            from .clayout import Layouts
+
+            self._layouts = Layouts(self.spec)
+        return self._layouts
 
     # -- declarators -------------------------------------------------------------------
 
@@ -122,7 +144,11 @@ class _Renderer:
             star = "*" + inner
             if tk in (wire.KIND_ARRAY, wire.KIND_FUNC_PROTO):
                 star = f"({star})"
-            return self.decl(target, star, indent, depth + 1)
+            base, self._base_bits = self._base_bits, 0
+            try:
+                return self.decl(target, star, indent, depth + 1)
+            finally:
+                self._base_bits = base
         if k == wire.KIND_ARRAY:
             if inner.startswith("*"):
                 inner = f"({inner})"
@@ -130,20 +156,40 @@ class _Renderer:
         if k == wire.KIND_FUNC_PROTO:
             return self.decl(t.return_type, f"{inner}({self.params(t, depth)})",  # type: ignore
                              indent, depth + 1)
-        if k in (wire.KIND_CONST, wire.KIND_VOLATILE, wire.KIND_RESTRICT):
-            q = {wire.KIND_CONST: "const", wire.KIND_VOLATILE: "volatile",
-                 wire.KIND_RESTRICT: "restrict"}[k]
-            target = self._skip_tags(t.type, depth)  # type: ignore[attr-defined]
-            if spec.kind_of(target) == wire.KIND_PTR:
-                return self.decl(target, f"{q} {inner}".rstrip(), indent, depth + 1)
-            return f"{q} " + self.decl(target, inner, indent, depth + 1)
-        if k == wire.KIND_TYPE_TAG:
+        if k in _QUALIFIERS:
+            return self._qualified(tid, inner, indent, depth)
+        if k == wire.KIND_TYPE_TAG or is_builtin(t):
             return self.decl(t.type, inner, indent, depth + 1)  # type: ignore[attr-defined]
         if k == wire.KIND_FUNC:
             return self.decl(t.type, inner or self.names.ident(t), indent, depth + 1)  # type: ignore
         if k == wire.KIND_VAR or k == wire.KIND_DECL_TAG:
             return self.decl(t.type, inner or self.names.field(t.name, "variable"), indent, depth + 1)  # type: ignore
         return _join(self.base_name(t, indent, depth), inner)
+
+    def _qualified(self, tid: int, inner: str, indent: int, depth: int) -> str:
+        """A run of qualifiers, each written once (gcc's BTF repeats const on an array
+        and on its elements: `const const char iname[0]`) and none on an array or a
+        function type, where C has no place for them (bpftool drops them too)."""
+        quals: List[str] = []
+        for _ in range(wire.MAX_RESOLVE_DEPTH):
+            k = self.spec.kind_of(tid)
+            if k == wire.KIND_TYPE_TAG:
+                tid = self.spec[tid].type  # type: ignore[attr-defined]
+            elif k in _QUALIFIERS:
+                if _QUALIFIERS[k] not in quals:
+                    quals.append(_QUALIFIERS[k])
+                tid = self.spec[tid].type  # type: ignore[attr-defined]
+            else:
+                break
+        else:
+            raise BTFError(f"qualifier chain too long or cyclic at type {tid}")
+        k = self.spec.kind_of(tid)
+        if k in (wire.KIND_ARRAY, wire.KIND_FUNC_PROTO):
+            return self.decl(tid, inner, indent, depth + 1)
+        q = " ".join(quals)
+        if k == wire.KIND_PTR:
+            return self.decl(tid, f"{q} {inner}".rstrip(), indent, depth + 1)
+        return f"{q} " + self.decl(tid, inner, indent, depth + 1)
 
     def _skip_tags(self, tid: int, depth: int) -> int:
         for _ in range(wire.MAX_RESOLVE_DEPTH):
@@ -197,8 +243,15 @@ class _Renderer:
         head = f"{kw} {self.names.tag(t)} {{" if t.name else f"{kw} {{"
         pad = "\t" * (indent + 1)
         lines = [head]
+        plan = self.layouts.plan(t)
+        if not plan.exact:
+            lines.append(f"{pad}/* no C found that gives this {kw} its BTF layout: members "
+                         "overlap, are out of order or have no size */")
         base = self._base_bits
-        for m in t.members:
+        for m in plan.items:
+            if not isinstance(m, T.Member):                 # an unnamed padding bitfield
+                lines.append(f"{pad}{m.ctype}: {m.bits};")
+                continue
             self._base_bits = base + m.bit_offset
             try:
                 d = self.decl(m.type, self.names.field(m.name), indent + 1, depth + 1)
@@ -213,8 +266,10 @@ class _Renderer:
                 line += " " * max(1, _COMMENT_COLUMN - last) + self._offset_comment(m, base)
             lines.append(line)
         tail = "\t" * indent + "}"
-        if self._packed(t):
+        if plan.packed:
             tail += " __attribute__((packed))"
+        if plan.aligned:
+            tail += f" __attribute__((aligned({plan.aligned})))"
         if self.offsets and indent == 0:
             lines.append(f"{pad}/* size: {t.size} */")
         lines.append(tail)
@@ -234,18 +289,6 @@ class _Renderer:
             return f"/* {bits // unit * (unit // 8):5d}:{bits % unit:2d} {size:2d} */"
         return f"/* {bits // 8:5d} {size:5d} */"
 
-    def _packed(self, t: T.Composite) -> bool:
-        try:
-            natural = 1
-            for m in t.members:
-                a = self.spec.align_of(m.type)
-                natural = max(natural, a)
-                if not m.bitfield_size and m.bit_offset % (8 * a):
-                    return True
-            return bool(t.size % natural)
-        except BTFError:
-            return False
-
     def enum_body(self, t: T.Enum, indent: int) -> str:
         head = f"enum {self.names.tag(t)} {{" if t.name else "enum {"
         pad = "\t" * (indent + 1)
@@ -256,7 +299,10 @@ class _Renderer:
             if big and (v.value > 0x7FFFFFFF or v.value < -0x80000000):
                 val += "LL" if v.value < 0 else "ULL"
             lines.append(f"{pad}{self.names.ident(t, i)} = {val},")
-        lines.append("\t" * indent + "}")
+        from .clayout import enum_mode
+
+        mode = enum_mode(t)
+        lines.append("\t" * indent + "}" + (f" __attribute__((mode({mode})))" if mode else ""))
         return "\n".join(lines)
 
     def definition(self, tid: int) -> str:
@@ -322,16 +368,25 @@ class _Dumper:
     rule; anything by value that reaches itself again is not valid C and is reported.
     """
 
-    def __init__(self, spec: Spec, offsets: bool):
+    def __init__(self, spec: Spec, offsets: bool, names: Optional[Names] = None):
         self.spec = spec
-        self.r = _Renderer(spec, Names(spec), offsets)
+        self.r = _Renderer(spec, names or Names(spec), offsets)
         self.state: Dict[int, int] = {}
         self.declared: Set[int] = set()
         self.forward_at: Dict[int, int] = {}  # type id -> index in out of its 'struct foo;'
         self.out: List[str] = []
         self.depth = 0
+        # (type id, complete) needs met: asking again changes nothing (a header of
+        # vmlinux asks some 200k times for 60k types)
+        self.met: Set[Tuple[int, bool]] = set()
 
     def need(self, tid: int, complete: bool, depth: int = 0) -> None:
+        if (tid, complete) in self.met:
+            return
+        self._need(tid, complete, depth)
+        self.met.add((tid, complete))
+
+    def _need(self, tid: int, complete: bool, depth: int) -> None:
         if depth > _NESTING:
             raise BTFError(f"type {tid}: dependency chain too deep or cyclic")
         spec = self.spec
@@ -350,6 +405,8 @@ class _Dumper:
             self.need(t.type, False, depth + 1)
         elif isinstance(t, T.Var):
             self.need(t.type, True, depth + 1)
+        elif is_builtin(t):
+            self.need(t.type, complete, depth + 1)
         elif isinstance(t, T.Typedef):
             self.typedef(t, depth + 1)
             if complete:
@@ -421,19 +478,32 @@ class _Dumper:
             self.need(tid, True)
 
 
+_TOP_KINDS = frozenset({wire.KIND_STRUCT, wire.KIND_UNION, wire.KIND_ENUM, wire.KIND_ENUM64,
+                        wire.KIND_TYPEDEF, wire.KIND_FWD})
+_ACCESS_INDEX = "#ifndef BPF_NO_PRESERVE_ACCESS_INDEX\n#pragma clang attribute {}{}\n#endif\n"
+_PUSH = " (__attribute__((preserve_access_index)), apply_to = record)"
+
+
 @recursion_guard
 def dump_c(spec: Spec, type_ids: Optional[Iterable[int]] = None, offsets: bool = False,
-           guard: Optional[str] = None) -> str:
+           guard: Optional[str] = None, access_index: bool = False,
+           names: Optional[Names] = None) -> str:
     """C source for `type_ids` (default: every type) and all their dependencies,
-    ordered so that it compiles; forward declarations only where needed."""
-    d = _Dumper(spec, offsets)
-    ids = spec.own_ids() if type_ids is None else type_ids
-    for tid in ids:
-        k = spec.kind_of(tid)
-        if type_ids is None and k in (wire.KIND_FUNC, wire.KIND_VAR):
-            continue  # like bpftool: a header of types, not of functions
+    ordered so that it compiles; forward declarations only where needed.
+    `access_index`: between the pragmas bpftool's vmlinux.h has, which make clang
+    record CO-RE relocations for every access to these structs. `names`: the C names
+    given (where several types share one), to ask afterwards."""
+    d = _Dumper(spec, offsets, names)
+    if type_ids is None:
+        # like bpftool: a header of types, not of functions or variables; the other
+        # kinds are written where they are used (`top` has nothing to do for them)
+        kind_of = spec.kind_of
+        type_ids = (t for t in spec.own_ids() if kind_of(t) in _TOP_KINDS)
+    for tid in type_ids:
         d.top(tid)
     body = "\n\n".join(d.out) + "\n"
+    if access_index:
+        body = f"{_ACCESS_INDEX.format('push', _PUSH)}\n{body}\n{_ACCESS_INDEX.format('pop', '')}"
     if guard:
         return f"#ifndef {guard}\n#define {guard}\n\n{body}\n#endif /* {guard} */\n"
     return body

@@ -361,7 +361,10 @@ class _Converter:
         if bits and old is not None:
             # DWARF 2/3 (and clang's default "gdb" tuning): the storage unit is
             # DW_AT_byte_size bytes at the member location and DW_AT_bit_offset counts
-            # from its most significant bit.
+            # from its most significant bit. In a packed struct a bitfield can start
+            # before that unit's high end: clang then writes a negative count, as a
+            # DW_FORM_data8 of 0xfffffffffffffffe (-2), sign-extended here.
+            old = _signed_const(m.attributes["DW_AT_bit_offset"], True)
             unit = _int_attr(m, "DW_AT_byte_size")
             if unit is None:
                 unit = self.dwarf_size(self._target(m))

@@ -220,14 +220,51 @@ def module(name: str) -> Spec:
     """A loaded module's BTF, split over vmlinux."""
     if not name or "/" in name or name.startswith(".") or name == "vmlinux":
         raise NotFoundError(f"bad kernel module name {name!r}")
+    name = name.replace("-", "_")          # as modprobe and /sys/module spell it
     spec = _modules.get(name)
     if spec is None:
         path = os.path.join(KERNEL_BTF_DIR, name)
         if not os.path.exists(path):
-            raise NotFoundError(f"no BTF for module {name!r} (is it loaded?)")
+            raise NotFoundError(_why_no_module_btf(name))
         spec = _parse(read_file(path), path, kernel(), kernel_verified=True)
         _modules[name] = spec
     return spec
+
+
+SYS_MODULE = "/sys/module"
+PROC_MODULES = "/proc/modules"
+MODULES_DIR = "/lib/modules"
+
+
+def _builtin_modules() -> set:
+    """Names in the running kernel's modules.builtin (kernel/drivers/net/veth.ko ->
+    veth), for built-in modules /sys/module does not show; empty where it is missing."""
+    path = os.path.join(MODULES_DIR, os.uname().release, "modules.builtin")
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return {os.path.basename(line.strip()).split(".ko")[0].replace("-", "_")
+                    for line in f if line.strip()}
+    except OSError:
+        return set()
+
+
+def _why_no_module_btf(name: str) -> str:
+    """Why /sys/kernel/btf has no NAME. A module built into the kernel has no BTF of
+    its own: its types are in vmlinux's. A built-in module shows in /sys/module when it
+    has parameters or a version, without the `initstate` a loaded one has, else in
+    modules.builtin; a kernel without loadable modules has no /proc/modules."""
+    here = os.path.join(SYS_MODULE, name)
+    if os.path.exists(os.path.join(here, "initstate")):
+        return (f"module {name!r} is loaded but has no BTF (a kernel built without "
+                "CONFIG_DEBUG_INFO_BTF_MODULES)")
+    if os.path.isdir(here) or name in _builtin_modules():
+        return (f"module {name!r} is built into the kernel: its types are in vmlinux's BTF "
+                "(use --kernel)")
+    if not os.path.exists(PROC_MODULES):
+        return (f"no BTF for module {name!r}: this kernel has no loadable modules (no "
+                f"{PROC_MODULES}), so whatever it has of {name} is built in, and its types "
+                "are in vmlinux's BTF (use --kernel)")
+    return f"no BTF for module {name!r} (is it loaded?)"
 
 
 def kernel_modules() -> list:

@@ -11,7 +11,6 @@ from xdphints_cli.cli.app import App
 from xdphints_cli.cli.safe_text import escape
 
 KFUNC_PREFIX = "bpf_xdp_metadata_"
-_TAG_KINDS = ("struct", "union", "enum")
 
 
 # --- sources -----------------------------------------------------------------------
@@ -126,45 +125,6 @@ def _format_rows(rows: List[Tuple[str, ...]]) -> List[str]:
 
 # --- one named type ----------------------------------------------------------------
 
-def _lookup(spec, name: str) -> int:
-    from xdphints_cli.btf import wire
-
-    kind = None
-    words = name.split()
-    if len(words) == 2 and words[0] in _TAG_KINDS:
-        kind, name = words[0], words[1]
-    ids = spec.ids_by_name(name, kind)
-    if kind == "enum" and not ids:
-        ids = spec.ids_by_name(name, wire.KIND_ENUM64)
-    if not ids:
-        raise _not_found(spec, name)
-    # A struct wins over a same-named typedef or forward declaration; a full
-    # definition over a FWD.
-    order = {wire.KIND_STRUCT: 0, wire.KIND_UNION: 0, wire.KIND_ENUM: 1, wire.KIND_ENUM64: 1,
-             wire.KIND_TYPEDEF: 2, wire.KIND_FWD: 4}
-    return min(ids, key=lambda i: (order.get(spec.kind_of(i), 3), i))
-
-
-def _not_found(spec, name: str):
-    import difflib
-
-    from xdphints_cli.btf import wire
-    from xdphints_cli.errors import NotFoundError
-
-    kinds = {wire.KIND_STRUCT, wire.KIND_UNION, wire.KIND_ENUM, wire.KIND_ENUM64, wire.KIND_TYPEDEF}
-    names = set()
-    s = spec
-    while s is not None:
-        for tid in s.own_ids():
-            if s.kind_of(tid) in kinds:
-                names.add(s.name_of(tid))
-        s = s.base
-    names.discard("")
-    close = difflib.get_close_matches(name, sorted(names), n=5, cutoff=0.6)
-    hint = f"; did you mean {', '.join(close)}?" if close else ""
-    return NotFoundError(f"no type named {name!r}{hint}")
-
-
 def _type_json(spec, tid: int, offsets: bool) -> dict:
     from xdphints_cli.btf import cformat, hints, wire
     from xdphints_cli.btf.types import Composite as T_composite
@@ -183,38 +143,62 @@ def _type_json(spec, tid: int, offsets: bool) -> dict:
     return out
 
 
-def show_file_type(app: App, path: str, name: str, fmt: str, offsets: bool) -> None:
-    """--file F --struct NAME: the type from F's BTF; for a struct or union its BTF
-    lacks (or an object without BTF), from F's DWARF, saying so."""
-    from xdphints_cli.btf import sources
+def show_file_type(app: App, path: str, name: Optional[str], fmt: str, offsets: bool,
+                   tid: Optional[int] = None) -> None:
+    """--file F --struct NAME (or --id N): the type from F's BTF; a struct or union its
+    BTF lacks, or has as a forward declaration only (clang writes the target of a
+    member's pointer so), or from an object without BTF: from F's DWARF, saying so."""
+    from xdphints_cli.btf import sources, wire
+    from xdphints_cli.btf.lookup import find_type
     from xdphints_cli.errors import NotFoundError, NotSupportedError
 
     source = {"type": "file", "path": path, "layout": "btf"}
-    why = ""
+    fwd = None                                          # (spec, id) of a forward declaration
     try:
         spec, source = open_source(None, None, None, path, False, None)
         source["layout"] = "btf"
-        return show_type(app, spec, source, name, fmt, offsets)
+        found = find_type(spec, name) if tid is None else None
+        shown = found.tid if found else tid
+        if spec.kind_of(shown) != wire.KIND_FWD:
+            return show_type(app, spec, source, name or "", fmt, offsets, tid=shown,
+                             same_name=found.same_name if found else ())
+        fwd = spec, shown
+        name = f"{'union' if spec[shown].union else 'struct'} {spec.name_of(shown)}"
+        why = "its BTF has only a forward declaration"
     except (NotFoundError, NotSupportedError) as e:
-        if sources.detect(path) != "elf":
-            raise
+        if tid is not None or sources.detect(path) != "elf":
+            raise                                       # a BTF type id means the BTF
         first = e
         why = "its BTF has none" if "no type named" in str(e) else str(e)
     try:
-        spec, tid, _kind = sources.struct_in_file(path, name.split()[-1])
+        spec, dwarf_tid, where = sources.struct_in_file(path, name.split()[-1])
     except NotFoundError as e:
-        raise NotFoundError(f"{first}; {e}") from None
-    source["layout"] = "dwarf"
-    note = f"struct {name.split()[-1]} from the DWARF of {path} ({why})"
-    return show_type(app, spec, source, name, fmt, offsets, tid=tid, note=note)
+        if fwd is None:
+            raise NotFoundError(f"{first}; {e}") from None
+        app.warn(f"{why}, and no definition of {name} is found elsewhere: {e}")
+        return show_type(app, fwd[0], source, name, fmt, offsets, tid=fwd[1])
+    source["layout"] = where.lower()
+    note = f"{spec[dwarf_tid].kind_name.lower()} {spec.name_of(dwarf_tid)} from the DWARF of {path} ({why})"
+    return show_type(app, spec, source, name, fmt, offsets, tid=dwarf_tid,
+                     note=note if where == "DWARF" else "")
 
 
 def show_type(app: App, spec, source: dict, name: str, fmt: str, offsets: bool,
-              tid: Optional[int] = None, note: str = "") -> None:
-    from xdphints_cli.btf import cformat
+              tid: Optional[int] = None, note: str = "", same_name: tuple = ()) -> None:
+    """The type called `name` (or, given, type `tid`, one of `same_name`): a member
+    table, or C."""
+    from xdphints_cli.btf.lookup import find_type
     from xdphints_cli.btf.types import Composite as T_composite
 
-    tid = _lookup(spec, name) if tid is None else tid
+    if tid is None:
+        found = find_type(spec, name)
+        tid, same_name = found.tid, found.same_name
+    else:
+        spec[tid]                                       # NotFoundError (5) for no such id
+    if same_name:
+        app.warn(f"{len(same_name)} types named {spec.name_of(tid)!r}: "
+                 + ", ".join(_kind_and_size(spec, i) for i in same_name)
+                 + f"; showing {tid}, --id N shows another")
     if note and not app.json:
         app.console.print(f"/* {note.replace('*/', '* /')} */" if fmt == "c" else note)
     from_dwarf = source.get("layout") == "dwarf"     # its type ids are ours, not the file's
@@ -222,19 +206,55 @@ def show_type(app: App, spec, source: dict, name: str, fmt: str, offsets: bool,
         out = _type_json(spec, tid, offsets)
         if from_dwarf:
             del out["btf-id"]
-        app.emit_json({"source": source, "type": out})
+        doc = {"source": source, "type": out}
+        if same_name:
+            doc["same-name"] = [_same_name_json(spec, i) for i in same_name]
+        app.emit_json(doc)
         return
     t = spec[tid]
     if fmt == "c" or not isinstance(spec.resolve_type(tid), T_composite):
-        app.console.print(cformat.dump_c(spec, [tid], offsets=offsets), end="")
+        from xdphints_cli.btf import cformat      # a table (the light path) needs none of it
+
+        text = cformat.dump_c(spec, [tid], offsets=offsets)
+        if not text.strip():    # no definition of its own (int, pointer, anonymous struct)
+            text = cformat.type_name(spec, tid) + "\n"
+        app.console.print(text, end="")
         return
     app.console.print("\n".join(_member_table(spec, t, with_id=not from_dwarf)))
 
 
+def _kind_and_size(spec, tid: int) -> str:
+    j = _same_name_json(spec, tid)
+    return f"{j['kind']} {tid}" + (f" ({j['size']} bytes)" if "size" in j else "")
+
+
+def _same_name_json(spec, tid: int) -> dict:
+    from xdphints_cli.btf import wire
+    from xdphints_cli.errors import BTFError
+
+    out = {"btf-id": tid, "kind": wire.KIND_NAMES[spec.kind_of(tid)].lower()}
+    try:
+        out["size"] = spec.size_of(tid)
+    except BTFError:                                    # a typedef of a function type
+        pass
+    return out
+
+
 # --- every named type --------------------------------------------------------------
 
-def show_all(app: App, spec, source: dict) -> None:
+# bpftool's guard, whatever the source: its vmlinux.h and ours stand in for each other
+VMLINUX_GUARD = "__VMLINUX_H__"
+
+
+def show_all(app: App, spec, source: dict, fmt: str = "table", offsets: bool = False) -> None:
     from xdphints_cli.btf import wire
+
+    if fmt == "c" and not app.json:
+        from xdphints_cli.btf import cformat
+
+        app.console.print(cformat.dump_c(spec, offsets=offsets, guard=VMLINUX_GUARD,
+                                         access_index=True), end="")
+        return
 
     sized = {wire.KIND_INT, wire.KIND_STRUCT, wire.KIND_UNION, wire.KIND_ENUM, wire.KIND_ENUM64,
              wire.KIND_FLOAT, wire.KIND_DATASEC}
