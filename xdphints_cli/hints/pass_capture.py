@@ -1,11 +1,12 @@
 """The capture behind `dump --pass` and `verify`: observe without taking packets away.
 
 The XDP_PASS variant of the built-in program writes the hints in front of the
-packets it matches and passes them to the kernel stack; the tcx ingress program of
-pass_program.py copies the metadata, the first bytes of the packet and the stack's
-own view of it (skb hash, VLAN tag, hardware timestamp, queue mapping) into a ring buffer;
-this module reads the ring. Both programs hang on BPF links, so they leave with the
-process, kill -9 included. Records that do not fit in the ring are dropped and
+packets it matches (the metadata transport) or stores them under the frame's
+fingerprint (fingerprint.py, where there is no metadata area) and passes them to the
+kernel stack; the tcx ingress program of pass_program.py copies the hints, the first
+bytes of the packet and the stack's own view of it (skb hash, VLAN tag, hardware
+timestamp, queue mapping) into a ring buffer; this module reads the ring. Both
+programs hang on BPF links, so they leave with the process, kill -9 included. Records that do not fit in the ring are dropped and
 counted (a per-CPU counter in the tcx program), never the packets.
 """
 
@@ -195,14 +196,6 @@ class PassCapture(Capture):
                 raise NotSupportedError(f"{failure}; --transport metadata needs a driver that "
                                         "keeps the metadata in the skb (try --transport auto)")
             self._move_on(failure, "so they were not compared")
-
-    def read_counts(self) -> List[int]:
-        self._read_counters()
-        return self.counts
-
-    @property
-    def dropped(self) -> int:
-        return self.counts[COUNT_DROPPED]
 
     def _ready(self, wait: int) -> list:
         return [self.ring] if self.ring.wait(wait) else []

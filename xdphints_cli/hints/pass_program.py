@@ -5,7 +5,9 @@ front of the packets it matches (after a word with the RX queue:
 PASS_PREFIX) and lets them go to the kernel stack. There, this
 SCHED_CLS program, attached at tcx ingress with a BPF link, finds the struct through
 `__sk_buff->data_meta` (a direct-packet-access pointer: the metadata area ends where
-the packet begins) and copies into a BPF ring buffer, as one record:
+the packet begins); with the fingerprint transport (fingerprint.py), where there is
+no metadata area, it looks the same bytes up in a map under the frame's fingerprint.
+Either way it copies into a BPF ring buffer, as one record:
 
     struct xdphints_pass_record {       /* RECORD_HEADER bytes + the snap */
         __u32 len;                      /*  0  skb->len */

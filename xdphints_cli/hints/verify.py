@@ -1,7 +1,9 @@
 """`xdphints verify`'s comparison: what the XDP metadata kfuncs returned for a packet
 against what the kernel stack holds for the same packet (its sk_buff at tc ingress).
 
-Both views travel in one ring record (dump --pass), so the pairing is exact. Per hint,
+Both views travel in one ring record (dump --pass), so the pairing is exact: the
+metadata area travels with the packet, and a fingerprint never pairs frames it cannot
+tell apart (fingerprint.py); what could not be compared is counted there. Per hint,
 each packet is one of: agree, disagree (both have a value and they differ), xdp-only
 (the kfunc gave a value the stack lacks), stack-only, neither. "compared" counts the
 packets where both had a value (agree + disagree). Pure logic on decoded Packets:
