@@ -166,3 +166,26 @@ def test_man_renders_json_error_with_its_quotes_and_examples_per_command():
     for name in COMMANDS:
         assert re.search(rf"^\s+xdphints (-n \S+ )?{name}\b", examples, re.M), name
     assert "case $? in" in examples and "6) xdphints enable" in examples
+
+
+@pytest.mark.privileged
+@pytest.mark.parametrize("debug", [False, True])
+def test_a_verifier_rejection_is_one_line_and_its_log_needs_debug(capsys, debug):
+    """The message names the verifier's reason in one line; the whole log (trace and
+    all) only with --debug, before that line."""
+    from xdphints_cli.bpf.insn import R0, R2, XDP_PASS, exit_, ldx_mem, mov64_imm
+    from xdphints_cli.bpf.prog import Program, VerifierError
+    from xdphints_cli.cli.app import App, exit_for
+
+    with pytest.raises(VerifierError) as ei:
+        Program.load([mov64_imm(R0, XDP_PASS), ldx_mem(4, R0, R2, 0), exit_()], name="xh_bad")
+    app = App()
+    app.debug = debug
+    with pytest.raises(SystemExit) as ex:
+        exit_for(app, ei.value)
+    err = capsys.readouterr().err
+    line = "xdphints: error: loading XDP program 'xh_bad': R2 !read_ok (EACCES)"
+    assert ex.value.code == 1 and err.splitlines()[-1] == line
+    assert ("processed 2 insns" in err) is debug and ("(61) r0 = *(u32 *)(r2 +0)" in err) is debug
+    if not debug:
+        assert err == line + "\n"
