@@ -302,3 +302,29 @@ def test_forced_metadata_transport_works_or_is_exit_3_with_the_kernels_reason(ve
                               f"which this kernel refuses in XDP programs ({area.reason}): use "
                               "--transport auto (the headroom; for --pass and verify, "
                               "fingerprints)\n")
+
+
+@pytest.mark.privileged
+@pytest.mark.parametrize("transport", ["headroom", "tail"])
+def test_frames_of_queues_without_a_socket_reach_the_stack_as_they_came(veth_factory, transport):
+    """dump on queue 0 of four: the program also runs for the other queues' frames,
+    where no socket takes them; it undoes its change before passing them on, so a UDP
+    socket on the device gets every one of those datagrams intact."""
+    from test_dump import send_udp
+    from test_dump_pass import _receiver
+    from test_dump_queues import SRC_PORTS
+
+    pair = veth_factory(rx_queues=4)
+    per_port = 5
+    total = per_port * len(SRC_PORTS)
+    rx = _receiver(pair, 9999, total)
+    p = start_dump(pair, "-d", pair.dev, "--queue", "0", "--match", "udp", "--duration", "3",
+                   "--quiet", "-j", "--transport", transport)
+    send_udp(pair, per_port, src_ports=SRC_PORTS, port=9999)
+    rc, out, err = finish(p)
+    assert rc == 0, err
+    s = json.loads(out)
+    got_by_stack = int(rx.communicate(timeout=30)[0].split()[-1])
+    assert s["transport"]["name"] == transport
+    assert 0 < got_by_stack < total                        # several queues, one captured
+    assert s["packets"] + got_by_stack == total            # (unplaced ones reach the stack)
