@@ -92,10 +92,9 @@ def load_elf(path: str, base: Optional[Spec] = None) -> Spec:
     return _from_elf(data, path, base)
 
 
-def _parse(data: bytes, path: str, base: Optional[Spec], kernel_verified: bool = False,
-           index=None) -> Spec:
+def _parse(data: bytes, path: str, base: Optional[Spec], kernel_verified: bool = False) -> Spec:
     try:
-        return parse(data, base, kernel_verified, index)
+        return parse(data, base, kernel_verified)
     except BTFError as e:
         raise BTFError(f"{path}: {e}") from None
 
@@ -204,15 +203,12 @@ def _map_or_read(path: str):
 
 
 def kernel() -> Spec:
-    """The running kernel's BTF (parsed once per process; its index from
-    index_cache.py when that has one for these exact bytes)."""
-    from . import index_cache
-
+    """The running kernel's BTF, parsed once per process. Nothing of it is kept across
+    runs: an index of it would have to be checked against the bytes before use, which
+    costs as much as the walk that finds it (reader._index)."""
     global _kernel
     if _kernel is None:
-        _kernel = index_cache.cached_parse(
-            kernel_blob(), lambda blob, index=None: _parse(blob, VMLINUX, None, True, index),
-            boot=index_cache.boot_id())
+        _kernel = _parse(kernel_blob(), VMLINUX, None, True)
     return _kernel
 
 

@@ -257,8 +257,7 @@ class Spec:
 
     def index(self) -> Tuple[array, bytes]:
         """(offset of each own type record in words, each record's name offset as
-        packed words): everything a lookup needs that a walk over the types finds,
-        as kept by index_cache.py."""
+        packed words): everything a lookup needs that a walk over the types finds."""
         if self._name_words is None:
             self._name_words = array("I", map(self._w.__getitem__, self._offs)).tobytes()
         return self._offs, self._name_words
