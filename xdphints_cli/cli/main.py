@@ -113,6 +113,9 @@ _NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())
 
 
 def main(argv: Optional[List[str]] = None) -> None:
+    from xdphints_cli.cli import streams
+
+    streams.install()       # done already when started through entry.py
     argv = list(sys.argv[1:] if argv is None else argv)
     app = App()
     try:

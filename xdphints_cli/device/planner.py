@@ -17,7 +17,10 @@ The rules:
     error says what was restored (or could not be);
   * SIGINT, SIGTERM and SIGHUP during apply roll back the same way (exit 128 +
     signal), and all offloads of a call go in one FEATURES_SET request, so not even
-    SIGKILL can leave half of them changed.
+    SIGKILL can leave half of them changed;
+  * the caller's report of the change is part of it (applied()): a signal before the
+    report is out, or a report that cannot be written, rolls back too, so the exit
+    code and the device always agree.
 """
 
 from __future__ import annotations
@@ -661,39 +664,74 @@ def apply(backend: Backend, planned: Plan) -> Plan:
     """Make the planned changes (timestamping first, then all offloads in one request),
     verifying each; on a failure, or SIGINT/SIGTERM/SIGHUP, undo the ones already made
     and raise a FeatureError saying what was restored (exit 128 + signal for a signal)."""
-    done: List[Step] = []
+    with applied(backend, planned):
+        pass
+    return planned
+
+
+@contextlib.contextmanager
+def applied(backend: Backend, planned: Plan, hold_signals: bool = False) -> Iterator[Plan]:
+    """apply(), then the block (the caller's report of what was applied) as part of the
+    same change: a signal before the block ends, or an error out of it (stdout could not
+    take the report), undoes every change and raises a FeatureError saying what was
+    restored, with exit code 128 + signal or the error's own. So no exit code says
+    "failed" or "interrupted" of a change that stays. `hold_signals`: the caller exits
+    right after the block, so the signals are blocked from the block's end: none can
+    come between a report written and the exit."""
     guard = _SignalGuard()
     with guard.installed():
-        for batch in _batches(planned.changes):
-            reached = False  # the request went through, so the device may have changed
-            try:
-                if batch[0].kind == "offload":
-                    afters = _set_offloads(backend, batch, [s.requested for s in batch])
-                else:
-                    afters = [_set(backend, batch[0], batch[0].requested)]
-                reached = True
-                for step, after in zip(batch, afters):
-                    step.after = after
-                for step in batch:
-                    _verify(step)
-            except (XdpHintsError, _VerifyError) as e:
-                guard.armed = False
-                failing = next((s for s in batch if s.after != s.requested and s.note is None), batch[0])
-                if isinstance(e, _VerifyError):
-                    err = FeatureError(backend.ifname, failing.feature, "failed", str(e), EXIT_FAILED)
-                else:
-                    err = _from_kernel(backend.ifname, failing.feature, e, _doing(batch))
-                undo = done + (batch if reached else [])
-                if undo:
-                    err = err.extended(_rollback(backend, undo))
-                elif len(planned.changes) > 1:
-                    err = err.extended("nothing had been changed yet")
-                raise err from None
-            except _Signalled as sig:
-                # the request may or may not have reached the device: put this batch back too
-                name = signal.Signals(sig.signum).name
-                raise FeatureError(backend.ifname, batch[0].feature, "interrupted",
-                                   f"{name}; {_rollback(backend, done + batch)}", 128 + sig.signum) from None
-            done.extend(batch)
-    planned.applied = True
-    return planned
+        _apply_batches(backend, planned, guard)
+        planned.applied = True
+        try:
+            yield planned
+            if hold_signals:
+                signal.pthread_sigmask(signal.SIG_BLOCK, _ROLLBACK_SIGNALS)
+        except _Signalled as sig:
+            raise _undone(backend, planned, signal.Signals(sig.signum).name, "interrupted",
+                          128 + sig.signum) from None
+        except Exception as e:
+            guard.armed = False
+            if not planned.changes:
+                raise
+            raise _undone(backend, planned, str(e), "failed", getattr(e, "exit_code", EXIT_FAILED)) from None
+
+
+def _undone(backend: Backend, planned: Plan, why: str, reason: str, exit_code: int) -> FeatureError:
+    step = (planned.changes or planned.steps)[0]
+    return FeatureError(backend.ifname, step.feature, reason, f"{why}; {_rollback(backend, planned.changes)}",
+                        exit_code)
+
+
+def _apply_batches(backend: Backend, planned: Plan, guard: _SignalGuard) -> None:
+    done: List[Step] = []
+    for batch in _batches(planned.changes):
+        reached = False  # the request went through, so the device may have changed
+        try:
+            if batch[0].kind == "offload":
+                afters = _set_offloads(backend, batch, [s.requested for s in batch])
+            else:
+                afters = [_set(backend, batch[0], batch[0].requested)]
+            reached = True
+            for step, after in zip(batch, afters):
+                step.after = after
+            for step in batch:
+                _verify(step)
+        except (XdpHintsError, _VerifyError) as e:
+            guard.armed = False
+            failing = next((s for s in batch if s.after != s.requested and s.note is None), batch[0])
+            if isinstance(e, _VerifyError):
+                err = FeatureError(backend.ifname, failing.feature, "failed", str(e), EXIT_FAILED)
+            else:
+                err = _from_kernel(backend.ifname, failing.feature, e, _doing(batch))
+            undo = done + (batch if reached else [])
+            if undo:
+                err = err.extended(_rollback(backend, undo))
+            elif len(planned.changes) > 1:
+                err = err.extended("nothing had been changed yet")
+            raise err from None
+        except _Signalled as sig:
+            # the request may or may not have reached the device: put this batch back too
+            name = signal.Signals(sig.signum).name
+            raise FeatureError(backend.ifname, batch[0].feature, "interrupted",
+                               f"{name}; {_rollback(backend, done + batch)}", 128 + sig.signum) from None
+        done.extend(batch)
