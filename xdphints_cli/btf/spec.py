@@ -228,7 +228,7 @@ class Spec:
 
     def _string_offsets(self, name: str) -> List[int]:
         """Every offset in our own string section where exactly `name` starts."""
-        needle = name.encode("utf-8") + b"\0"
+        needle = name.encode("utf-8", "surrogateescape") + b"\0"   # a name from argv: any bytes
         s, lo, hi = self._strs, self._s0, self._s1
         out = []
         # An offset may also point into the middle of a longer string (suffix sharing).

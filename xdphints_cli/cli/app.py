@@ -69,7 +69,8 @@ class App:
         message = re.sub(r"[ \t]*[\r\n]+[ \t]*", " ", message).strip()
         if as_json:
             try:
-                sys.stdout.write(json.dumps({"error": " ".join(f"{message} {detail}".split()),
+                # the text form of a message (a byte that is not UTF-8 as \xff), never a lone surrogate
+                sys.stdout.write(json.dumps({"error": escape(" ".join(f"{message} {detail}".split())),
                                              "exit-code": code}) + "\n")
                 sys.stdout.flush()
             except OutputError:

@@ -61,7 +61,9 @@ def _attached(dev: Optional[str], source: dict):
     if not link.xdp.programs:
         raise NotFoundError(f"no XDP program attached to {link.ifname}")
     mode, prog_id = link.xdp.programs[0]
-    source.update({"ifname": link.ifname, "mode": mode})
+    from xdphints_cli.names import json_name
+
+    source.update({**json_name("ifname", link.ifname), "mode": mode})
     return progbtf.prog_info(prog_id)
 
 
@@ -162,7 +164,7 @@ def _not_found(spec, name: str):
     names.discard("")
     close = difflib.get_close_matches(name, sorted(names), n=5, cutoff=0.6)
     hint = f"; did you mean {', '.join(close)}?" if close else ""
-    return NotFoundError(f"no type named {name!r}{hint}")
+    return NotFoundError(f"no type named '{name}'{hint}")
 
 
 def _type_json(spec, tid: int, offsets: bool) -> dict:

@@ -49,7 +49,9 @@ def check(app: App, hints: Tuple[str, ...], dev: Optional[str]) -> None:
     else:
         overall, code = READY, EXIT_OK
     if app.json:
-        app.emit_json({"ifname": report.link.ifname, "ifindex": report.link.ifindex, "state": overall,
+        from xdphints_cli.names import json_name
+
+        app.emit_json({**json_name("ifname", report.link.ifname), "ifindex": report.link.ifindex, "state": overall,
                        "hints": {v.hint: v.to_json() for v in found}})
     else:
         c = app.console

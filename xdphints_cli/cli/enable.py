@@ -13,7 +13,7 @@ from typing import Optional, Tuple
 import click
 
 from xdphints_cli.cli.app import App
-from xdphints_cli.cli.options import dev_option, global_options
+from xdphints_cli.cli.options import dev_option, global_options, nonempty
 from xdphints_cli.device.features import FEATURE_NAMES, FEATURES
 
 _FEATURE_HELP = "\b\nFeatures:\n" + "\n".join(f"  {f.name:<13} {f.help}" for f in FEATURES)
@@ -57,10 +57,10 @@ def _dry_run_option(f):
 @click.command("enable", help=_ENABLE_HELP, epilog=_EPILOG)
 @_feature_argument
 @dev_option
-@click.option("--rx-filter", metavar="NAME",
+@click.option("--rx-filter", metavar="NAME", callback=nonempty,
               help="rx-timestamp: the hwtstamp rx-filter to ask for (default: all), a name of the kernel's "
                    "string set that the device lists, e.g. ptpv2-event.")
-@click.option("--tx-type", metavar="NAME",
+@click.option("--tx-type", metavar="NAME", callback=nonempty,
               help="tx-timestamp: the hwtstamp tx-type to ask for (default: on), e.g. onestep-sync.")
 @_dry_run_option
 @global_options

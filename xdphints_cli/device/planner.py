@@ -36,6 +36,7 @@ from xdphints_cli.ioctl import hwtstamp
 from xdphints_cli.errors import (EXIT_FAILED, EXIT_PERMISSION, EXIT_UNSUPPORTED, KernelError,
                                  KernelTooOldError, NotSupportedError, UsageError, XdpHintsError, errno_name)
 from xdphints_cli.device.features import FEATURE_NAMES, Feature, feature as feature_by_name
+from xdphints_cli.names import json_name
 from xdphints_cli.netlink import ethtool
 from xdphints_cli.netlink.ethtool_msgs import ETH_SS_TS_RX_FILTERS, ETH_SS_TS_TX_TYPES
 
@@ -215,7 +216,7 @@ class KernelBackend(Backend):
         try:
             return names.index(name)
         except ValueError:
-            raise UsageError(f"{self.ifname}: unknown {what} {name!r}") from None
+            raise UsageError(f"{self.ifname}: unknown {what} '{name}'") from None
 
     def _ioctl_read(self) -> hwtstamp.HwtstampConfig:
         try:
@@ -299,7 +300,7 @@ class Plan:
         return [s for s in self.steps if s.changed]
 
     def to_json(self, ifindex: Optional[int] = None) -> dict:
-        out: dict = {"ifname": self.ifname}
+        out: dict = json_name("ifname", self.ifname)
         if ifindex is not None:
             out["ifindex"] = ifindex
         out.update({"action": self.action, "dry-run": not self.applied,
@@ -427,7 +428,7 @@ class _Planner:
 
     def _check_name(self, f: Feature, value: str, names: Sequence[str], what: str) -> None:
         if value not in names:
-            raise UsageError(f"{self.ifname}: {f.name}: unknown {what} {value!r}; the kernel's {what}s: "
+            raise UsageError(f"{self.ifname}: {f.name}: unknown {what} '{value}'; the kernel's {what}s: "
                              + ", ".join(names))
 
     def rx(self, f: Feature, rx_filter: Optional[str]) -> Step:
@@ -506,7 +507,7 @@ def plan(backend: Backend, action: str, names: Iterable[str], rx_filter: Optiona
         raise UsageError(f"{action}: no feature given (features: {', '.join(FEATURE_NAMES)})")
     unknown = [n for n in names if n not in FEATURE_NAMES]
     if unknown:
-        raise UsageError(f"unknown feature {unknown[0]!r}; features: {', '.join(FEATURE_NAMES)}")
+        raise UsageError(f"unknown feature '{unknown[0]}'; features: {', '.join(FEATURE_NAMES)}")
     for opt, value, needs in (("--rx-filter", rx_filter, "rx-timestamp"), ("--tx-type", tx_type, "tx-timestamp")):
         if value is not None and (action != ENABLE or needs not in names):
             raise UsageError(f"{opt} goes with 'enable {needs}'")

@@ -156,7 +156,9 @@ def resolve_link(nl: Netlink, dev: Optional[str]) -> rtnl.Link:
     if dev is not None:
         return rtnl.get_link(nl, dev)
     env = os.environ.get("XDPHINTS_DEV")
-    if env:
+    if env == "":       # set but empty is an empty name, as -d '' is: never "not given"
+        raise UsageError("an interface name cannot be empty (the name came from $XDPHINTS_DEV)")
+    if env is not None:
         try:
             return rtnl.get_link(nl, env)
         except NotFoundError as e:
