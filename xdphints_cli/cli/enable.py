@@ -89,7 +89,7 @@ def _run(app: App, action: str, features: Tuple[str, ...], dev: Optional[str], r
 
     with Netlink() as nl:
         link = resolve_link(nl, dev)
-        backend = planner.KernelBackend(nl, link, drvinfo.driver_name(link.ifname) or link.kind)
+        backend = planner.KernelBackend(nl, link, drvinfo.driver_name(link.ifindex, link.ifname) or link.kind)
         result = planner.plan(backend, action, features, rx_filter=rx_filter, tx_type=tx_type)
         if dry_run:
             _report(app, result, link.ifindex)

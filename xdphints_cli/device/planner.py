@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import signal
 import threading
 from dataclasses import dataclass, field
@@ -171,14 +172,14 @@ class KernelBackend(Backend):
     """
 
     def __init__(self, nl, link, driver: Optional[str] = None,
-                 ioctl_get: Callable[[str], hwtstamp.HwtstampConfig] = hwtstamp.get_config,
-                 ioctl_set: Callable[[str, hwtstamp.HwtstampConfig], hwtstamp.HwtstampConfig] = hwtstamp.set_config):
+                 ioctl_get: Optional[Callable[[str], hwtstamp.HwtstampConfig]] = None,
+                 ioctl_set: Optional[Callable[[str, hwtstamp.HwtstampConfig], hwtstamp.HwtstampConfig]] = None):
         self.nl = nl
         self.ifindex = link.ifindex
         self.ifname = link.ifname
         self.driver = driver
-        self._ioctl_get = ioctl_get
-        self._ioctl_set = ioctl_set
+        self._ioctl_get = ioctl_get or functools.partial(hwtstamp.get_config, ifindex=link.ifindex)
+        self._ioctl_set = ioctl_set or functools.partial(hwtstamp.set_config, ifindex=link.ifindex)
         self._via: Optional[str] = None  # VIA_TSCONFIG or VIA_IOCTL once known
         self._no_tsconfig = ""  # why TSCONFIG is not used, for messages
         self._strings: Dict[int, Tuple[str, ...]] = {}

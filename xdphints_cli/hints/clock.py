@@ -67,7 +67,7 @@ def rx_timestamping(ifname: str, warn: Callable[[str], None]) -> Iterator[object
 
     with Netlink() as nl:
         link = rtnl.get_link(nl, ifname)
-        backend = planner.KernelBackend(nl, link, drvinfo.driver_name(link.ifname) or link.kind)
+        backend = planner.KernelBackend(nl, link, drvinfo.driver_name(link.ifindex, link.ifname) or link.kind)
         planned = planner.plan(backend, planner.ENABLE, ["rx-timestamp"], rx_filter="all")
         planner.apply(backend, planned)
         try:

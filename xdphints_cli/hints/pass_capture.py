@@ -163,7 +163,7 @@ class PassCapture(Capture):
         from xdphints_cli.ioctl.drvinfo import driver_name
 
         t = self.target
-        drv = driver_name(t.ifname) or "unknown"
+        drv = driver_name(t.ifindex, t.ifname) or "unknown"
         return NotSupportedError(
             f"the XDP metadata of {t.ifname} (driver {drv}) does not reach tc: the XDP "
             f"program marked {self.counts[COUNT_MARKED]} packets and the tcx program saw "
