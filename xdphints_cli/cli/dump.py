@@ -171,8 +171,8 @@ def dump(app: App, dev: Optional[str], queue_: str, count: Optional[int], durati
     with contextlib.ExitStack() as es:
         stop = _stop_when(es.enter_context(capture.stop_on_signals()), quiet or write_path)
         if enable_timestamps:
-            es.enter_context(hclock.rx_timestamping(target.ifname, app.warn))
-        clock = hclock.open_clock(target.ifname, app.warn)
+            es.enter_context(hclock.rx_timestamping(target.ifindex, target.ifname, app.warn))
+        clock = hclock.open_clock(target.ifindex, target.ifname, app.warn)
         if pass_:
             from xdphints_cli.hints.pass_capture import PassCapture
 
