@@ -689,19 +689,21 @@ def applied(backend: Backend, planned: Plan, hold_signals: bool = False) -> Iter
             if hold_signals:
                 signal.pthread_sigmask(signal.SIG_BLOCK, _ROLLBACK_SIGNALS)
         except _Signalled as sig:
-            raise _undone(backend, planned, signal.Signals(sig.signum).name, "interrupted",
-                          128 + sig.signum) from None
+            raise _interrupted(backend, sig, planned.changes or planned.steps) from None
         except Exception as e:
             guard.armed = False
             if not planned.changes:
                 raise
-            raise _undone(backend, planned, str(e), "failed", getattr(e, "exit_code", EXIT_FAILED)) from None
+            raise FeatureError(backend.ifname, planned.changes[0].feature, "failed",
+                               f"{e}; {_rollback(backend, planned.changes)}",
+                               getattr(e, "exit_code", EXIT_FAILED)) from None
 
 
-def _undone(backend: Backend, planned: Plan, why: str, reason: str, exit_code: int) -> FeatureError:
-    step = (planned.changes or planned.steps)[0]
-    return FeatureError(backend.ifname, step.feature, reason, f"{why}; {_rollback(backend, planned.changes)}",
-                        exit_code)
+def _interrupted(backend: Backend, sig: "_Signalled", steps: List[Step]) -> FeatureError:
+    """Undo `steps` (those that may have reached the device) after a signal: exit 128 + N."""
+    name = signal.Signals(sig.signum).name
+    return FeatureError(backend.ifname, steps[0].feature, "interrupted",
+                        f"{name}; {_rollback(backend, [s for s in steps if s.changed])}", 128 + sig.signum)
 
 
 def _apply_batches(backend: Backend, planned: Plan, guard: _SignalGuard) -> None:
@@ -733,7 +735,5 @@ def _apply_batches(backend: Backend, planned: Plan, guard: _SignalGuard) -> None
             raise err from None
         except _Signalled as sig:
             # the request may or may not have reached the device: put this batch back too
-            name = signal.Signals(sig.signum).name
-            raise FeatureError(backend.ifname, batch[0].feature, "interrupted",
-                               f"{name}; {_rollback(backend, done + batch)}", 128 + sig.signum) from None
+            raise _interrupted(backend, sig, done + batch) from None
         done.extend(batch)
