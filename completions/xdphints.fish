@@ -11,12 +11,12 @@ function __xdphints_opt --description 'the value of an option on the line'
     end
 end
 
-function __xdphints_ip --description 'ip in the namespace given with -n'
+function __xdphints_in_ns --description 'a command in the namespace given with -n'
     set -l ns (__xdphints_opt -n --netns)
-    if test -n "$ns"
-        ip -n $ns $argv 2>/dev/null
+    if test -n "$ns"  # ip netns exec mounts that namespace's sysfs
+        ip netns exec $ns $argv 2>/dev/null
     else
-        ip $argv 2>/dev/null
+        $argv 2>/dev/null
     end
 end
 
@@ -27,23 +27,18 @@ function __xdphints_dev
 end
 
 function __xdphints_devices
-    __xdphints_ip -o link show | string replace -r '^\d+: ([^:@]+).*' '$1'
+    __xdphints_in_ns find /sys/class/net -mindepth 1 -maxdepth 1 -printf '%f\0' | string split0
 end
 
 function __xdphints_netns
-    ip netns list 2>/dev/null | string replace -r ' .*' ''
+    find /run/netns -mindepth 1 -maxdepth 1 -printf '%f\0' 2>/dev/null | string split0
 end
 
 function __xdphints_queues
     echo all
     set -l dev (__xdphints_dev)
     test -n "$dev"; or return
-    set -l ns (__xdphints_opt -n --netns)
-    if test -n "$ns"  # ip netns exec mounts that namespace's sysfs
-        ip netns exec $ns ls /sys/class/net/$dev/queues 2>/dev/null | string replace -r -f '^rx-' '' | sort -n
-    else
-        ls /sys/class/net/$dev/queues 2>/dev/null | string replace -r -f '^rx-' '' | sort -n
-    end
+    __xdphints_in_ns find "/sys/class/net/$dev/queues" -mindepth 1 -maxdepth 1 -name 'rx-*' -printf '%f\n' | sed 's/^rx-//' | sort -n
 end
 
 function __xdphints_show_row --description 'the device tx-types or rx-filters from xdphints show'
@@ -64,11 +59,11 @@ function __xdphints_show_row --description 'the device tx-types or rx-filters fr
 end
 
 function __xdphints_bpffs
-    find /sys/fs/bpf -mindepth 1 -maxdepth 4 ! -name '*.debug' 2>/dev/null
+    find /sys/fs/bpf -mindepth 1 -maxdepth 4 ! -name '*.debug' -print0 2>/dev/null | string split0
 end
 
 function __xdphints_modules
-    ls /sys/kernel/btf 2>/dev/null | grep -vx vmlinux
+    find /sys/kernel/btf -mindepth 1 -maxdepth 1 ! -name vmlinux -printf '%f\0' 2>/dev/null | string split0
 end
 
 function __xdphints_unused --description 'the words not yet on the line'

@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from conftest import REPO_ROOT, need_tool
+from conftest import REPO_ROOT, need_tool, sh, unique_name
 
 COMPLETIONS = os.path.join(REPO_ROOT, "completions")
 FEATURES = {"rx-timestamp", "tx-timestamp", "rx-hash", "rx-vlan", "rx-vlan-stag"}
@@ -133,3 +133,146 @@ def test_pinned_paths_come_from_bpffs(shell, bin_dir):
              'exec "$@"')
     prefix = ["unshare", "-m", "--propagation", "private", "sh", "-c", setup, "sh"]
     assert complete(shell, "xdphints dump -q 0 --attached --pinned ", bin_dir, prefix) == ["/sys/fs/bpf/xdph_pin"]
+
+
+# --- names that other people control are data, never code ---------------------------
+
+# What a container's root can name its interfaces (and anyone their namespaces or pins):
+# each would run `id` or glob if the completion expanded it. At most 15 bytes each.
+HOSTILE = ("x$(id>pwn)", "y`id>pw2`", "x*", "a'q\"x", "~x", "$((6*7))", "${PWD}")
+
+
+def bash_inserted(line: str, path_dir: str, cwd: str, prefix=()) -> str:
+    """The line an interactive bash has after `line` + readline's insert-completions
+    (every match, as the shell would insert it): bash on a pseudo-terminal, so word
+    splitting, quoting and readline are the real ones."""
+    import pty
+    import select
+    import time
+
+    need_tool("bash")
+    env = dict(os.environ, PATH=f"{path_dir}:{os.environ['PATH']}", NO_COLOR="1", TERM="dumb")
+    env.pop("XDPHINTS_DEV", None)
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: exec only
+        os.chdir(cwd)
+        argv = list(prefix) + ["bash", "--norc", "--noprofile", "-i"]
+        os.execvpe(argv[0], argv, env)
+    out = b""
+
+    def read_until(marker: bytes, timeout: float = 30) -> None:
+        nonlocal out
+        end = time.monotonic() + timeout
+        while marker not in out and time.monotonic() < end:
+            if select.select([fd], [], [], 0.2)[0]:
+                try:
+                    out += os.read(fd, 65536)
+                except OSError:
+                    break
+        assert marker in out, out.decode(errors="replace")
+
+    try:
+        os.write(fd, (f"PS1=; source {shlex.quote(COMPLETIONS)}/xdphints.bash; "
+                      "bind '\"\\C-x\": insert-completions'; "
+                      "bind -x '\"\\C-t\": printf \"<<%s>>%s<<%s>>\\n\" LINE \"$READLINE_LINE\" END'; "
+                      "echo '<<'READY'>>'\n").encode())
+        read_until(b"<<READY>>")
+        out = b""  # the markers below are printed, never echoed as typed
+        os.write(fd, line.encode() + b"\x18\x14")   # C-x: insert-completions, C-t: print the line
+        read_until(b"<<END>>")
+    finally:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+    text = out.decode()
+    return text[text.rindex("<<LINE>>") + len("<<LINE>>"):text.rindex("<<END>>")]
+
+
+def inserted_words(line: str, after: str) -> list:
+    """The words completion put in place of the word being typed at the end of `line`
+    (a word without spaces; none when `line` ends in one), read back as the shell
+    reads them."""
+    kept = len(shlex.split(line.rpartition(" ")[0]))
+    return shlex.split(after)[kept:]
+
+
+def offered(shell: str, line: str, path_dir: str, cwd, prefix=()) -> set:
+    """The names `shell` offers for `line`, read back as the shell reads what it would
+    insert: bash's line after insert-completions, zsh's matches as compadd quotes them,
+    fish's candidates (fish escapes them only as it inserts them)."""
+    if shell == "bash":
+        return set(inserted_words(line, bash_inserted(line, path_dir, str(cwd), prefix)))
+    here = os.getcwd()
+    os.chdir(cwd)
+    try:
+        got = complete(shell, line, path_dir, prefix)
+    finally:
+        os.chdir(here)
+    return {w for m in got for w in shlex.split(m)} if shell == "zsh" else set(got)
+
+
+@pytest.fixture
+def trap_dir(tmp_path):
+    """The shell's working directory: files a glob would pick up, and where the
+    hostile names would write theirs (pwn, pw2) if they ran."""
+    d = tmp_path / "cwd"
+    d.mkdir()
+    for name in ("x-glob1", "x-glob2"):
+        (d / name).write_text("")
+    return d
+
+
+def _no_code_ran(trap_dir) -> None:
+    assert sorted(os.listdir(trap_dir)) == ["x-glob1", "x-glob2"]
+
+
+@pytest.mark.privileged
+@pytest.mark.parametrize("shell", SHELLS)
+def test_hostile_device_and_namespace_names_are_offered_literally(shell, veth, bin_dir, trap_dir):
+    for i, name in enumerate(HOSTILE):
+        veth.run("ip", "link", "add", "name", name, "type", "veth", "peer", "name", f"hp{i}")
+    devices = set(HOSTILE) | {"lo", veth.dev} | {f"hp{i}" for i in range(len(HOSTILE))}
+    for line in (f"xdphints -n {veth.ns} show ", f"xdphints dump -n {veth.ns} -d "):
+        assert offered(shell, line, bin_dir, trap_dir) == devices, line
+    _no_code_ran(trap_dir)
+    ns = unique_name("n$(id>pwn)'`id>pw2`*")
+    sh("ip", "netns", "add", ns)
+    try:
+        assert ns in offered(shell, "xdphints -n ", bin_dir, trap_dir)
+    finally:
+        sh("ip", "netns", "del", ns, check=False)
+    _no_code_ran(trap_dir)
+
+
+@pytest.mark.privileged
+def test_bash_completes_a_quoted_prefix_to_the_one_name(veth, bin_dir, trap_dir):
+    """The word typed so far is read as the shell reads it (quotes and backslashes),
+    and a glob character in it is a character."""
+    for i, name in enumerate(HOSTILE):
+        veth.run("ip", "link", "add", "name", name, "type", "veth", "peer", "name", f"hp{i}")
+    ns = f"-n {veth.ns}"
+    for typed, name in (("x\\$", "x$(id>pwn)"), ("'x$", "x$(id>pwn)"), ('"x\\$(', "x$(id>pwn)"),
+                        ("x\\*", "x*"), ("'x*'", "x*"), ("\\~", "~x"), ("a\\'q", "a'q\"x"), ('"y`', "y`id>pw2`")):
+        line = f"xdphints {ns} show {typed}"
+        got = bash_inserted(line, bin_dir, str(trap_dir))
+        assert inserted_words(line, got) == [name], (typed, got)
+    _no_code_ran(trap_dir)
+
+
+@pytest.mark.privileged
+@pytest.mark.parametrize("shell", SHELLS)
+def test_hostile_pinned_paths_and_files_are_offered_literally(shell, bin_dir, trap_dir):
+    """Pins in a bpffs of the test's own (a mount namespace of its own), and files in
+    the working directory, with names that would run code if expanded."""
+    need_tool("unshare")
+    bpftool = need_tool("bpftool")
+    pins = ["/sys/fs/bpf/p$(id>pwn)", "/sys/fs/bpf/q`id>pw2`", "/sys/fs/bpf/r*"]
+    setup = "mount -t bpf bpf /sys/fs/bpf && " + " && ".join(
+        f"{bpftool} map create {shlex.quote(p)} type array key 4 value 4 entries 1 name xdph_pin" for p in pins) \
+        + ' && exec "$@"'
+    prefix = ["unshare", "-m", "--propagation", "private", "sh", "-c", setup, "sh"]
+    assert offered(shell, "xdphints dump -q 0 --attached --pinned ", bin_dir, trap_dir, prefix) == set(pins)
+    _no_code_ran(trap_dir)
+    (trap_dir / "f$(id>pwn)").write_text("")
+    got = offered(shell, "xdphints btf --file f", bin_dir, trap_dir)
+    assert got == {"f$(id>pwn)"}, got
+    assert sorted(os.listdir(trap_dir)) == ["f$(id>pwn)", "x-glob1", "x-glob2"]

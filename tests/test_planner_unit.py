@@ -455,7 +455,7 @@ def test_siocshwtstamp_layout_as_the_kernel_reads_it(veth):
     def errno_of(cfg):
         with netns.inside(veth.ns):
             try:
-                hwtstamp.set_config(veth.dev, cfg)
+                hwtstamp.set_config(veth.dev, cfg, ifindex=veth.ifindex())
             except KernelError as e:
                 return e.errno
         return 0

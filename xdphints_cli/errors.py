@@ -56,6 +56,16 @@ class Interrupted(XdpHintsError):
     exit_code = EXIT_INTERRUPTED
 
 
+class OutputError(XdpHintsError):
+    """stdout could not be written (cli/streams.py): exit 141 when its reader went
+    away (EPIPE), as a command that SIGPIPE ended; 1 when it is closed or full."""
+
+    def __init__(self, stream: str, err: int):
+        self.errno = err
+        super().__init__(f"cannot write to {stream}: {os.strerror(err)} ({errno_name(err)})")
+        self.exit_code = EXIT_OUTPUT_CLOSED if err == _errno.EPIPE else EXIT_FAILED
+
+
 class BTFError(XdpHintsError):
     """Malformed, truncated or hostile BTF; raised by the BTF engine only."""
 

@@ -23,7 +23,6 @@ What must stay true:
 from __future__ import annotations
 
 import difflib
-import io
 from collections import deque
 from typing import Deque, Dict, Iterator, List, Optional, Tuple
 
@@ -101,7 +100,7 @@ def struct_from_dwarf(path: str, name: str) -> Tuple[Spec, int]:
 def _convert(data: bytes, path: str, name: str) -> Tuple[Spec, int]:
     from elftools.elf.elffile import ELFFile
 
-    elf = ELFFile(io.BytesIO(data))
+    elf = ELFFile(sources.elf_stream(data))
     if elf.get_section_by_name(".debug_info") is None and \
             elf.get_section_by_name(".zdebug_info") is None:
         raise NoDwarfError(f"{path}: no DWARF debug info (compile with clang -g and "
@@ -150,11 +149,11 @@ def _find(dwarf, name: str, union: Optional[bool], path: str):
                 names.add(dname)
     what = {None: "struct or union", False: "struct", True: "union"}[union]
     if declared:
-        raise NotFoundError(f"{path}: {what} {name!r} is only declared in the DWARF, "
+        raise NotFoundError(f"{path}: {what} '{name}' is only declared in the DWARF, "
                             "not defined")
     close = difflib.get_close_matches(name, sorted(names), n=3)
     hint = f" (did you mean {', '.join(close)}?)" if close else ""
-    raise NotFoundError(f"{path}: no {what} {name!r} in the DWARF{hint}")
+    raise NotFoundError(f"{path}: no {what} '{name}' in the DWARF{hint}")
 
 
 def _name(die) -> str:
@@ -318,7 +317,7 @@ class _Converter:
         enc = _int_attr(die, "DW_AT_encoding")
         size = _int_attr(die, "DW_AT_byte_size")
         if size is None:
-            raise BTFError(f"DWARF base type {name!r} has no size")
+            raise BTFError(f"DWARF base type '{name}' has no size")
         if enc == _ATE_FLOAT:
             return "add_float", (name, size)
         if enc == _ATE_BOOLEAN:
@@ -327,7 +326,7 @@ class _Converter:
             bits = _int_attr(die, "DW_AT_bit_size")
             # clang's BTF marks signed chars SIGNED and never sets BTF_INT_CHAR.
             return "add_int", (name, size, enc in _SIGNED_ATES, False, False, bits)
-        raise BTFError(f"cannot express DWARF base type {name!r} (encoding "
+        raise BTFError(f"cannot express DWARF base type '{name}' (encoding "
                        f"{enc}) in BTF")
 
     def composite(self, die) -> Tuple:
@@ -344,7 +343,7 @@ class _Converter:
                     "DW_AT_declaration" in m.attributes:
                 continue  # nested type definitions, C++ statics and methods
             if "DW_AT_type" not in m.attributes:
-                raise BTFError(f"member {_name(m)!r} of {name or 'anonymous'} has no type")
+                raise BTFError(f"member '{_name(m)}' of {name or 'anonymous'} has no type")
             bit_off, bits = self.member_position(m)
             mtype = self.type_of(m)
             members.append((_name(m), mtype, bit_off, bits) if bits else
@@ -393,7 +392,7 @@ class _Converter:
             return ops[0][1][0]
         if len(ops) == 2 and ops[0][0] == "DW_OP_constu" and ops[1][0] == "DW_OP_plus":
             return ops[0][1][0]
-        raise BTFError(f"member {_name(m)!r}: location expression "
+        raise BTFError(f"member '{_name(m)}': location expression "
                        f"{' '.join(o for o, _ in ops)} is not a constant offset")
 
     def dwarf_size(self, die) -> int:
@@ -422,7 +421,7 @@ class _Converter:
                 continue
             attr = e.attributes.get("DW_AT_const_value")
             if attr is None:
-                raise BTFError(f"enumerator {_name(e)!r} of {name or 'anonymous enum'} "
+                raise BTFError(f"enumerator '{_name(e)}' of {name or 'anonymous enum'} "
                                "has no value")
             values.append((_name(e), _signed_const(attr, signed)))
         signed = signed or any(v < 0 for _, v in values)

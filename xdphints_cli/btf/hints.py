@@ -106,7 +106,7 @@ def find_hints_struct(spec: Spec, name: Optional[str] = None) -> T.Struct:
         for t in found:
             if t.name == name:
                 return t
-        raise NotFoundError(f"no hints struct {name!r}")
+        raise NotFoundError(f"no hints struct '{name}'")
     if len(found) != 1:
         names = ", ".join(t.name for t in found) or "none"
         raise NotFoundError(f"expected one hints struct, found {len(found)}: {names}")

@@ -63,7 +63,7 @@ def not_found(spec: Spec, name: str) -> NotFoundError:
     import difflib
 
     if name.isdigit():
-        return NotFoundError(f"no type named {name!r}: a type id is given with --id {name}")
+        return NotFoundError(f"no type named '{name}': a type id is given with --id {name}")
     kinds = _TAGS | {wire.KIND_TYPEDEF}
     names = set()
     s: Optional[Spec] = spec
@@ -75,4 +75,4 @@ def not_found(spec: Spec, name: str) -> NotFoundError:
     names.discard("")
     close = difflib.get_close_matches(name, sorted(names), n=5, cutoff=0.6)
     hint = f"; did you mean {', '.join(close)}?" if close else ""
-    return NotFoundError(f"no type named {name!r}{hint}")
+    return NotFoundError(f"no type named '{name}'{hint}")

@@ -23,8 +23,7 @@ from ..errors import BTFError
 from . import wire
 from .spec import Spec
 
-def parse(blob: bytes, base: Optional[Spec] = None, kernel_verified: bool = False,
-          index: Optional[Tuple[array, bytes]] = None) -> Spec:
+def parse(blob: bytes, base: Optional[Spec] = None, kernel_verified: bool = False) -> Spec:
     """Parse raw BTF (as in /sys/kernel/btf/* or an ELF .BTF section).
 
     With `base`, the blob is split BTF: its type ids and string offsets continue the
@@ -32,11 +31,9 @@ def parse(blob: bytes, base: Optional[Spec] = None, kernel_verified: bool = Fals
     /sys/kernel/btf only: the kernel ran its own verifier over it when it loaded it,
     so the whole-blob validation pass (stage 4, most of vmlinux's parse time) is
     skipped; every lookup still range-checks the ids and string offsets it follows.
-    `index` is what Spec.index() gave for these same bytes before (index_cache.py):
-    stage 3 is skipped too.
     """
     try:
-        return _parse(blob, memoryview(blob).cast("B"), base, kernel_verified, index)
+        return _parse(blob, memoryview(blob).cast("B"), base, kernel_verified)
     except BTFError:
         raise
     except (ValueError, IndexError, OverflowError, TypeError, MemoryError) as e:
@@ -45,8 +42,7 @@ def parse(blob: bytes, base: Optional[Spec] = None, kernel_verified: bool = Fals
         raise BTFError(f"malformed BTF: {e}") from None
 
 
-def _parse(blob, mv: memoryview, base: Optional[Spec], kernel_verified: bool,
-           index: Optional[Tuple[array, bytes]] = None) -> Spec:
+def _parse(blob, mv: memoryview, base: Optional[Spec], kernel_verified: bool) -> Spec:
     if len(mv) < wire.HEADER_LEN:
         raise BTFError(f"BTF too short for a header: {len(mv)} bytes")
     magic_le = mv[0] | (mv[1] << 8)
@@ -100,11 +96,8 @@ def _parse(blob, mv: memoryview, base: Optional[Spec], kernel_verified: bool,
 
     start_id = base.n_types if base is not None else 1
     str_start = base.str_end if base is not None else 0
-    if index is not None:
-        offs, name_words = index
-    else:
-        offs, names = _index(words)
-        name_words = names.tobytes()
+    offs, names = _index(words)
+    name_words = names.tobytes()
     n_types = start_id + len(offs)
     if n_types > wire.MAX_TYPES:
         raise BTFError(f"too many BTF types: {n_types}")
@@ -128,33 +121,35 @@ def _check_strings(strs: memoryview, base: Optional[Spec]) -> None:
         raise BTFError("BTF string section too large")
 
 
+class _RecordWords(dict):
+    """info word -> words in its record, filled as info words turn up (vmlinux has a
+    few hundred distinct ones): the walk pays one dict lookup per record."""
+
+    def __missing__(self, info: int) -> int:
+        kind = (info >> 24) & 0x1F
+        if not wire.FIXED_BY_KIND[kind]:
+            raise BTFError(f"BTF type has unknown kind {kind}")
+        n = self[info] = wire.FIXED_BY_KIND[kind] + wire.PER_VLEN_BY_KIND[kind] * (info & 0xFFFF)
+        return n
+
+
 def _index(w) -> Tuple[array, array]:
     """Offsets (in words) of every type record, checking each record fits, and each
     record's name offset (what a lookup by name searches: Spec.index)."""
     offs = array("I")
-    names = array("I")
     append = offs.append
-    name = names.append
+    words_of = _RecordWords().__getitem__
     n = len(w)
-    fixed = wire.FIXED_BY_KIND
-    per = wire.PER_VLEN_BY_KIND
     i = 0
-    info = kind = 0
-    while i + 3 <= n:
-        info = w[i + 1]
-        kind = (info >> 24) & 0x1F
-        step = fixed[kind]
-        if not step:
-            raise BTFError(f"BTF type at word {i} has unknown kind {kind}")
-        append(i)
-        name(w[i])
-        i += step + per[kind] * (info & 0xFFFF)
-    if i < n:
-        raise BTFError(f"BTF type {len(offs) + 1} truncated")
+    try:
+        while i < n:
+            append(i)
+            i += words_of(w[i + 1])
+    except IndexError:          # a record's info word is past the end of the section
+        raise BTFError(f"BTF type {len(offs)} truncated") from None
     if i != n:
-        raise BTFError(f"BTF type {len(offs)} (kind {wire.KIND_NAMES.get(kind, kind)}, "
-                       f"vlen {info & 0xFFFF}) extends past the type section")
-    return offs, names
+        raise BTFError(f"BTF type {len(offs)} (vlen {w[offs[-1] + 1] & 0xFFFF}) extends past the type section")
+    return offs, array("I", map(w.__getitem__, offs))
 
 
 def _validate(w: array, offs: array, start_id: int, n_types: int, str_start: int,

@@ -14,6 +14,10 @@ VMLINUX = os.path.join(KERNEL_BTF_DIR, "vmlinux")
 ELF_MAGIC = b"\x7fELF"
 _BTF_MAGICS = (b"\x9f\xeb", b"\xeb\x9f")
 
+# The most BTF one file or section may hold (vmlinux's is 5-6 MB): more is refused
+# before it is read or walked, as a sparse file of gigabytes would otherwise be.
+MAX_BTF_SIZE = 64 << 20
+
 _kernel: Optional[Spec] = None
 _kernel_blob: Optional[bytes] = None
 _modules: Dict[str, Spec] = {}
@@ -41,23 +45,28 @@ def _open_regular(path: str):
     return os.fdopen(fd, "rb")
 
 
-def read_file(path: str) -> bytes:
-    return read_file_head(path, -1)
+def read_file(path: str):
+    """A regular file's bytes, mapped read-only (bytes when it cannot be mapped): only
+    the pages used are read, an ELF object's .BTF and not the rest."""
+    return _map_or_read(path)
+
+
+def elf_stream(data):
+    """A stream pyelftools reads an ELF image from: the mapping itself, not a copy."""
+    import io
+    import mmap
+
+    return data if isinstance(data, mmap.mmap) else io.BytesIO(data)
 
 
 def detect(path: str) -> str:
     """'btf' for raw BTF, 'elf' for an ELF object, by content (not by file name)."""
-    head = read_file_head(path, 4)
-    return _detect_bytes(head, path)
-
-
-def read_file_head(path: str, n: int) -> bytes:
-    """The first n bytes of a regular file (all of it for n = -1)."""
     with _open_regular(path) as f:
         try:
-            return f.read(n)
+            head = f.read(4)
         except OSError as e:
             raise XdpHintsError(f"{path}: {e.strerror or e}") from None
+    return _detect_bytes(head, path)
 
 
 def _detect_bytes(head: bytes, path: str) -> str:
@@ -92,28 +101,30 @@ def load_elf(path: str, base: Optional[Spec] = None) -> Spec:
     return _from_elf(data, path, base)
 
 
-def _parse(data: bytes, path: str, base: Optional[Spec], kernel_verified: bool = False,
-           index=None) -> Spec:
+def _parse(data: bytes, path: str, base: Optional[Spec], kernel_verified: bool = False) -> Spec:
+    if len(data) > MAX_BTF_SIZE:
+        raise BTFError(f"{path}: {len(data)} bytes of BTF, more than the {MAX_BTF_SIZE} read at most")
     try:
-        return parse(data, base, kernel_verified, index)
+        return parse(data, base, kernel_verified)
     except BTFError as e:
         raise BTFError(f"{path}: {e}") from None
 
 
 def elf_btf_section(data: bytes, path: str = "object"):
     """(.BTF bytes, is_kernel_module) from an ELF image."""
-    import io
-
     from elftools.common.exceptions import ELFError
     from elftools.elf.elffile import ELFFile
 
     try:
-        elf = ELFFile(io.BytesIO(data))
+        elf = ELFFile(elf_stream(data))
         sec = elf.get_section_by_name(".BTF")
         if sec is None:
             raise NotFoundError(f"{path}: object has no BTF: compile with clang -g")
         if sec.header["sh_type"] == "SHT_NOBITS":
             raise BTFError(f"{path}: .BTF section has no data")
+        if sec.header["sh_size"] > MAX_BTF_SIZE:
+            raise BTFError(f"{path}: .BTF section of {sec.header['sh_size']} bytes, more than the "
+                           f"{MAX_BTF_SIZE} read at most")
         blob = sec.data()
         is_module = (elf.get_section_by_name(".modinfo") is not None or
                      elf.get_section_by_name(".gnu.linkonce.this_module") is not None)
@@ -204,22 +215,19 @@ def _map_or_read(path: str):
 
 
 def kernel() -> Spec:
-    """The running kernel's BTF (parsed once per process; its index from
-    index_cache.py when that has one for these exact bytes)."""
-    from . import index_cache
-
+    """The running kernel's BTF, parsed once per process. Nothing of it is kept across
+    runs: an index of it would have to be checked against the bytes before use, which
+    costs as much as the walk that finds it (reader._index)."""
     global _kernel
     if _kernel is None:
-        _kernel = index_cache.cached_parse(
-            kernel_blob(), lambda blob, index=None: _parse(blob, VMLINUX, None, True, index),
-            boot=index_cache.boot_id())
+        _kernel = _parse(kernel_blob(), VMLINUX, None, True)
     return _kernel
 
 
 def module(name: str) -> Spec:
     """A loaded module's BTF, split over vmlinux."""
     if not name or "/" in name or name.startswith(".") or name == "vmlinux":
-        raise NotFoundError(f"bad kernel module name {name!r}")
+        raise NotFoundError(f"bad kernel module name '{name}'")
     name = name.replace("-", "_")          # as modprobe and /sys/module spell it
     spec = _modules.get(name)
     if spec is None:
@@ -255,16 +263,16 @@ def _why_no_module_btf(name: str) -> str:
     modules.builtin; a kernel without loadable modules has no /proc/modules."""
     here = os.path.join(SYS_MODULE, name)
     if os.path.exists(os.path.join(here, "initstate")):
-        return (f"module {name!r} is loaded but has no BTF (a kernel built without "
+        return (f"module '{name}' is loaded but has no BTF (a kernel built without "
                 "CONFIG_DEBUG_INFO_BTF_MODULES)")
     if os.path.isdir(here) or name in _builtin_modules():
-        return (f"module {name!r} is built into the kernel: its types are in vmlinux's BTF "
+        return (f"module '{name}' is built into the kernel: its types are in vmlinux's BTF "
                 "(use --kernel)")
     if not os.path.exists(PROC_MODULES):
-        return (f"no BTF for module {name!r}: this kernel has no loadable modules (no "
+        return (f"no BTF for module '{name}': this kernel has no loadable modules (no "
                 f"{PROC_MODULES}), so whatever it has of {name} is built in, and its types "
                 "are in vmlinux's BTF (use --kernel)")
-    return f"no BTF for module {name!r} (is it loaded?)"
+    return f"no BTF for module '{name}' (is it loaded?)"
 
 
 def kernel_modules() -> list:

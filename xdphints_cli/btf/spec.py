@@ -228,7 +228,7 @@ class Spec:
 
     def _string_offsets(self, name: str) -> List[int]:
         """Every offset in our own string section where exactly `name` starts."""
-        needle = name.encode("utf-8") + b"\0"
+        needle = name.encode("utf-8", "surrogateescape") + b"\0"   # a name from argv: any bytes
         s, lo, hi = self._strs, self._s0, self._s1
         out = []
         # An offset may also point into the middle of a longer string (suffix sharing).
@@ -257,8 +257,7 @@ class Spec:
 
     def index(self) -> Tuple[array, bytes]:
         """(offset of each own type record in words, each record's name offset as
-        packed words): everything a lookup needs that a walk over the types finds,
-        as kept by index_cache.py."""
+        packed words): everything a lookup needs that a walk over the types finds."""
         if self._name_words is None:
             self._name_words = array("I", map(self._w.__getitem__, self._offs)).tobytes()
         return self._offs, self._name_words

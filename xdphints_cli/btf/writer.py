@@ -44,7 +44,7 @@ class Builder:
         if off is not None:
             return off
         if "\0" in s:
-            raise BTFError(f"BTF name {s!r} contains NUL")
+            raise BTFError(f"BTF name '{s}' contains NUL")
         if self.base is not None and s == "":
             return 0
         off = self._str_start + len(self._strs)

@@ -20,7 +20,8 @@ import sys
 from typing import Any, NoReturn, Optional
 
 from xdphints_cli.cli.safe_text import SafeConsole, escape, escape_text
-from xdphints_cli.errors import EXIT_FAILED, EXIT_OUTPUT_CLOSED, XdpHintsError
+from xdphints_cli.cli.streams import discard_stdout
+from xdphints_cli.errors import EXIT_FAILED, EXIT_OUTPUT_CLOSED, OutputError, XdpHintsError
 
 
 class App:
@@ -59,19 +60,21 @@ class App:
     def warn(self, message: str) -> None:
         sys.stderr.write(f"xdphints: warning: {escape_text(message)}\n")
 
-    def fail(self, message: str, code: int, as_json: bool = False, detail: str = "") -> None:
+    def fail(self, message: str, code: int, as_json: bool = False, detail: str = "") -> NoReturn:
         """Print the one-line error (and {"error": ...} on stdout for -j) and exit.
-        `detail` (a usage error's list of choices, say) follows the line as it is."""
+        `detail` (a usage error's list of choices, say) follows the line as it is.
+        Neither stream failing changes `code` (streams.py)."""
         # one line (a verifier log or extack may span several); only line breaks are
         # folded, so a control character in a name is escaped below, not hidden
         message = re.sub(r"[ \t]*[\r\n]+[ \t]*", " ", message).strip()
         if as_json:
             try:
-                sys.stdout.write(json.dumps({"error": " ".join(f"{message} {detail}".split()),
+                # the text form of a message (a byte that is not UTF-8 as \xff), never a lone surrogate
+                sys.stdout.write(json.dumps({"error": escape(" ".join(f"{message} {detail}".split())),
                                              "exit-code": code}) + "\n")
                 sys.stdout.flush()
-            except BrokenPipeError:
-                pass
+            except OutputError:
+                discard_stdout()
         sys.stderr.write(f"xdphints: error: {escape(message)}\n"
                          + (escape_text(detail.rstrip("\n")) + "\n" if detail else ""))
         sys.exit(code)
@@ -99,11 +102,11 @@ class PlainConsole:
 
 def exit_for(app: App, e: BaseException) -> NoReturn:
     """End the process for an exception a command raised: the one mapping of
-    interrupts, a closed stdout, our errors and OS errors to a message and exit
-    code, for main.py's click path and entry.py's path without click."""
+    interrupts, a stdout that cannot be written, our errors and OS errors to a
+    message and exit code, for main.py's click path and entry.py's path without click."""
     if isinstance(e, KeyboardInterrupt):
         app.fail("interrupted", 130, app.json)
-    if isinstance(e, BrokenPipeError):
+    if isinstance(e, BrokenPipeError) or (isinstance(e, OutputError) and e.exit_code == EXIT_OUTPUT_CLOSED):
         output_closed()
     if isinstance(e, (XdpHintsError, OSError)):
         if app.debug:
@@ -113,6 +116,9 @@ def exit_for(app: App, e: BaseException) -> NoReturn:
             log = getattr(e, "verifier_log", "")
             if log:
                 sys.stderr.write(f"xdphints: the verifier's log:\n{escape_text(log.rstrip())}\n")
+        if isinstance(e, OutputError):      # no JSON error: stdout is what failed
+            discard_stdout()
+            app.fail(str(e), e.exit_code)
         if isinstance(e, XdpHintsError):
             app.fail(str(e), e.exit_code, app.json)
         app.fail(f"{e.strerror or e}", EXIT_FAILED, app.json)
@@ -121,13 +127,6 @@ def exit_for(app: App, e: BaseException) -> NoReturn:
 
 def output_closed() -> NoReturn:
     """The reader of stdout went away (`| head`): stop quietly, like a tool that
-    SIGPIPE ended, but after the clean-up (detach, restore) has run. stdout is
-    pointed at /dev/null so the interpreter's final flush cannot complain."""
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
-    except OSError:
-        pass
+    SIGPIPE ended, but after the clean-up (detach, restore) has run."""
+    discard_stdout()
     sys.exit(EXIT_OUTPUT_CLOSED)
-

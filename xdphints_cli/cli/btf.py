@@ -16,18 +16,18 @@ import click
 
 from xdphints_cli.cli import btf_view as view
 from xdphints_cli.cli.app import App
-from xdphints_cli.cli.options import dev_option, global_options, usage_error
+from xdphints_cli.cli.options import AsciiNumber, dev_option, global_options, nonempty, usage_error
 
 
 @click.command("btf")
 @dev_option
-@click.option("--prog-id", type=click.IntRange(1, 0xFFFFFFFF), metavar="N", help="A loaded program, by id.")
-@click.option("--pinned", metavar="PATH", help="A program pinned in bpffs.")
-@click.option("--file", "file_", metavar="PATH", type=click.Path(readable=False),  # errors (4, 5) are ours
+@click.option("--prog-id", type=AsciiNumber(click.IntRange(1, 0xFFFFFFFF)), metavar="N", help="A loaded program, by id.")
+@click.option("--pinned", metavar="PATH", callback=nonempty, help="A program pinned in bpffs.")
+@click.option("--file", "file_", metavar="PATH", type=click.Path(readable=False), callback=nonempty,  # errors (4, 5) are ours
               help="An ELF object (.o, .ko) or a raw BTF file, told apart by content.")
 @click.option("--kernel", is_flag=True, help="The running kernel's BTF (/sys/kernel/btf/vmlinux).")
-@click.option("--module", metavar="NAME", help="A loaded kernel module's BTF (split over vmlinux).")
-@click.option("--struct", "struct_name", metavar="NAME", help="Show this named type instead of the hints structs.")
+@click.option("--module", metavar="NAME", callback=nonempty, help="A loaded kernel module's BTF (split over vmlinux).")
+@click.option("--struct", "struct_name", metavar="NAME", callback=nonempty, help="Show this named type instead of the hints structs.")
 @click.option("--id", "type_id", type=click.IntRange(1, 0xFFFFFFFF), metavar="N",
               help="Show the type with this BTF id (where several types share a name).")
 @click.option("--all", "all_", is_flag=True,

@@ -60,7 +60,9 @@ def _attached(dev: Optional[str], source: dict):
     if not link.xdp.programs:
         raise NotFoundError(f"no XDP program attached to {link.ifname}")
     mode, prog_id = link.xdp.programs[0]
-    source.update({"ifname": link.ifname, "mode": mode})
+    from xdphints_cli.names import json_name
+
+    source.update({**json_name("ifname", link.ifname), "mode": mode})
     return progbtf.prog_info(prog_id)
 
 

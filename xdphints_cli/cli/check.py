@@ -51,7 +51,9 @@ def check(app: App, hints: Tuple[str, ...], dev: Optional[str]) -> None:
         overall, code = READY, EXIT_OK
     area = metadata_area(report)
     if app.json:
-        app.emit_json({"ifname": report.link.ifname, "ifindex": report.link.ifindex, "state": overall,
+        from xdphints_cli.names import json_name
+
+        app.emit_json({**json_name("ifname", report.link.ifname), "ifindex": report.link.ifindex, "state": overall,
                        "hints": {v.hint: v.to_json() for v in found},
                        "metadata-area": area.to_json()})
     else:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import sys
 from dataclasses import dataclass
 from typing import List, Optional, Tuple
@@ -98,52 +99,100 @@ def tree() -> Tuple[List[Opt], List[Cmd]]:
     return globals_, cmds
 
 
-# --- shared shell pipelines (POSIX tools; bash and zsh run them as they are) ---------
+# --- shared shell pipelines (GNU find; bash and zsh run them as they are) ---------
+# Names come from the kernel and from other users (a container's root names its
+# interfaces, anyone with bpffs write access names pins): they are listed NUL-separated
+# (a name may hold any byte but NUL and '/'), and each shell offers them as data,
+# quoted for its own syntax, never through anything that expands them.
 
-DEVICES_PIPE = "awk -F': ' '{sub(/@.*/, \"\", $2); print $2}'"  # from `ip -o link show`
+DEVICES_FIND = "find /sys/class/net -mindepth 1 -maxdepth 1 -printf '%f\\0'"  # run in the -n namespace
+NETNS_FIND = "find /run/netns -mindepth 1 -maxdepth 1 -printf '%f\\0' 2>/dev/null"  # what `ip netns list` lists
 # the active RX queues, as sysfs lists them in the device's namespace (IFLA_NUM_RX_QUEUES,
 # `ip -d`'s numrxqueues, is what was allocated: one per CPU for a plain veth)
-RXQUEUES_SED = "sed -n 's/^rx-//p' | sort -n"  # from `ls /sys/class/net/DEV/queues`
-BPFFS_FIND = "find /sys/fs/bpf -mindepth 1 -maxdepth 4 ! -name '*.debug' 2>/dev/null"  # not bpf_preload's iterators
-MODULES_LS = "ls /sys/kernel/btf 2>/dev/null | grep -vx vmlinux"
+RXQUEUES_FIND = "find \"/sys/class/net/$dev/queues\" -mindepth 1 -maxdepth 1 -name 'rx-*' -printf '%f\\n' | sed 's/^rx-//' | sort -n"
+BPFFS_FIND = "find /sys/fs/bpf -mindepth 1 -maxdepth 4 ! -name '*.debug' -print0 2>/dev/null"  # not bpf_preload's iterators
+MODULES_FIND = "find /sys/kernel/btf -mindepth 1 -maxdepth 1 ! -name vmlinux -printf '%f\\0' 2>/dev/null"
+
+
+def _words_arg(words: Tuple[str, ...]) -> str:
+    return " ".join(shlex.quote(w) for w in words)
 
 
 # --- bash ------------------------------------------------------------------
 
 _BASH_VALUES = {
-    "device": '_xdphints_reply "$(_xdphints_ip -o link show | ' + DEVICES_PIPE + ')"',
-    "netns": '_xdphints_reply "$(ip netns list 2>/dev/null | cut -d" " -f1)"',
-    "queue": '_xdphints_reply "$(_xdphints_queues) all"',
-    "rx-filter": '_xdphints_reply "$(_xdphints_show_row \'Hardware RX filters\' none)"',
-    "tx-type": '_xdphints_reply "$(_xdphints_show_row \'Hardware TX types\' off)"',
-    "bpffs": f'_xdphints_reply "$({BPFFS_FIND})"',
-    "module": f'_xdphints_reply "$({MODULES_LS})"',
-    "file": 'COMPREPLY=($(compgen -f -- "$cur"))',
+    "device": "_xdphints_reply -z < <(_xdphints_in_ns " + DEVICES_FIND + ")",
+    "netns": f"_xdphints_reply -z < <({NETNS_FIND})",
+    "queue": "_xdphints_reply < <(_xdphints_queues; echo all)",
+    "rx-filter": "_xdphints_reply < <(_xdphints_show_row 'Hardware RX filters' none)",
+    "tx-type": "_xdphints_reply < <(_xdphints_show_row 'Hardware TX types' off)",
+    "bpffs": f"_xdphints_reply -z < <({BPFFS_FIND})",
+    "module": f"_xdphints_reply -z < <({MODULES_FIND})",
+    "file": "_xdphints_files",
     "value": "COMPREPLY=()",
 }
 
 
 def _bash_value(kind: str, words: Tuple[str, ...]) -> str:
     if kind == "words":
-        return f'_xdphints_reply "{" ".join(words)}"'
+        return f"_xdphints_reply < <(_xdphints_words {_words_arg(words)})"
     if kind == "unused":
-        return f'_xdphints_reply "$(_xdphints_unused {" ".join(words)})"'
+        return f"_xdphints_reply < <(_xdphints_unused {_words_arg(words)})"
     return _BASH_VALUES[kind]
 
 
+# compgen -W and an unquoted $(...) would expand what they are given ($(), backticks,
+# globs): candidates go through read and printf %q only.
 _BASH_HELPERS = r"""
-_xdphints_opt() {  # the value of option $1 or $2 on the line before the cursor
-    local i
-    for ((i=1; i<COMP_CWORD; i++)); do
-        if [[ ${COMP_WORDS[i]} == "$1" || ${COMP_WORDS[i]} == "$2" ]]; then
-            printf '%s\n' "${COMP_WORDS[i+1]}"; return
+_xdphints_dequote() {  # REPLY: word $1 as the shell reads it, quotes and backslashes removed; nothing run
+    local in=$1 c q=
+    REPLY=
+    while [[ -n $in ]]; do
+        c=${in:0:1} in=${in:1}
+        if [[ $q == "'" ]]; then
+            if [[ $c == "'" ]]; then q=; else REPLY+=$c; fi
+        elif [[ $c == '\' && ( -z $q || $in == [\$\`\"\\]* ) ]]; then
+            REPLY+=${in:0:1} in=${in:1}
+        elif [[ $c == [\'\"] && ( -z $q || $c == "$q" ) ]]; then
+            if [[ -z $q ]]; then q=$c; else q=; fi
+        else
+            REPLY+=$c
         fi
     done
 }
 
-_xdphints_ip() {  # ip in the namespace given with -n
+_xdphints_reply() {  # COMPREPLY: the names on stdin (-z: NUL-separated) that start with the word typed, quoted
+    local sep=$'\n' name quoted word
+    [[ $1 == -z ]] && sep=
+    _xdphints_dequote "$cur"; word=$REPLY
+    COMPREPLY=()
+    while IFS= read -r -d "$sep" name || [[ -n $name ]]; do
+        [[ -n $name && $name == "$word"* ]] || continue
+        printf -v quoted '%q' "$name"
+        COMPREPLY+=("$quoted")
+    done
+}
+
+_xdphints_words() { printf '%s\n' "$@"; }
+
+_xdphints_files() {  # readline quotes file names itself (-o filenames)
+    compopt -o filenames 2>/dev/null
+    _xdphints_dequote "$cur"
+    mapfile -t COMPREPLY < <(compgen -f -- "$REPLY")
+}
+
+_xdphints_opt() {  # the value of option $1 or $2 on the line before the cursor, unquoted
+    local i
+    for ((i=1; i<COMP_CWORD; i++)); do
+        if [[ ${COMP_WORDS[i]} == "$1" || ${COMP_WORDS[i]} == "$2" ]]; then
+            _xdphints_dequote "${COMP_WORDS[i+1]}"; printf '%s\n' "$REPLY"; return
+        fi
+    done
+}
+
+_xdphints_in_ns() {  # a command in the namespace given with -n (ip netns exec mounts its sysfs)
     local ns; ns=$(_xdphints_opt -n --netns)
-    ip ${ns:+-n "$ns"} "$@" 2>/dev/null
+    if [[ -n $ns ]]; then ip netns exec "$ns" "$@" 2>/dev/null; else "$@" 2>/dev/null; fi
 }
 
 _xdphints_dev() {
@@ -152,13 +201,9 @@ _xdphints_dev() {
 }
 
 _xdphints_queues() {
-    local dev ns; dev=$(_xdphints_dev); ns=$(_xdphints_opt -n --netns)
+    local dev; dev=$(_xdphints_dev)
     [[ -n $dev ]] || return
-    if [[ -n $ns ]]; then  # ip netns exec mounts that namespace's sysfs
-        ip netns exec "$ns" ls "/sys/class/net/$dev/queues" 2>/dev/null | RXQUEUES_SED
-    else
-        ls "/sys/class/net/$dev/queues" 2>/dev/null | RXQUEUES_SED
-    fi
+    _xdphints_in_ns RXQUEUES_FIND
 }
 
 _xdphints_show_row() {  # the words of row $1 of `xdphints show DEV`, less $2
@@ -175,12 +220,7 @@ _xdphints_unused() {  # the words not yet on the line
         [[ -n $seen ]] || printf '%s\n' "$w"
     done
 }
-
-_xdphints_reply() {
-    local IFS=$' \t\n'
-    COMPREPLY=($(compgen -W "$1" -- "$cur"))
-}
-""".replace("RXQUEUES_SED", RXQUEUES_SED)
+""".replace("RXQUEUES_FIND", RXQUEUES_FIND)
 
 
 def bash(globals_: List[Opt], cmds: List[Cmd]) -> str:
@@ -205,12 +245,12 @@ def bash(globals_: List[Opt], cmds: List[Cmd]) -> str:
             if o.kind:
                 lines.append(f"                {'|'.join(o.names)}) {_bash_value(o.kind, o.words)}; return;;")
         lines.append("            esac")
-        flags = " ".join(n for o in opts for n in o.names)
+        flags = tuple(n for o in opts for n in o.names)
         if name:
             positional = _bash_value(arg_kind, arg_words) if arg_kind else "COMPREPLY=()"
         else:
-            positional = f'_xdphints_reply "{" ".join(c.name for c in cmds)}"'
-        lines.append(f"            if [[ $cur == -* ]]; then _xdphints_reply \"{flags}\";")
+            positional = _bash_value("words", tuple(c.name for c in cmds))
+        lines.append(f"            if [[ $cur == -* ]]; then {_bash_value('words', flags)};")
         lines.append(f"            else {positional}; fi;;")
     lines += ["    esac", "}", "", "complete -F _xdphints xdphints", ""]
     return "\n".join(lines)
@@ -230,18 +270,24 @@ _ZSH_VALUES = {
     "value": " ",
 }
 
+# compadd quotes what it inserts; the names are split on NUL with (0), and words
+# taken from the line are unquoted with (Q), which expands nothing.
 _ZSH_HELPERS = r"""
-_xdphints_opt() {  # the value of option $1 or $2 among the words before the cursor
+_xdphints_opt() {  # the value of option $1 or $2 among the words before the cursor, unquoted
     local i
     for (( i = 1; i < CURRENT - 1; i++ )); do
-        [[ $words[i] == ($1|$2) ]] && { print -r -- $words[i+1]; return }
+        [[ $words[i] == ($1|$2) ]] && { print -r -- ${(Q)words[i+1]}; return }
     done
 }
 
-_xdphints_ip() {  # ip in the namespace given with -n (after the command, or before it)
+_xdphints_ns() {  # the namespace given with -n (after the command, or before it)
     local ns=$(_xdphints_opt -n --netns)
-    ns=${ns:-$_xdphints_global_ns}
-    ip ${ns:+-n} ${ns:+$ns} "$@" 2>/dev/null
+    print -r -- ${ns:-$_xdphints_global_ns}
+}
+
+_xdphints_in_ns() {  # a command in that namespace (ip netns exec mounts its sysfs)
+    local ns=$(_xdphints_ns)
+    if [[ -n $ns ]]; then ip netns exec $ns "$@" 2>/dev/null; else "$@" 2>/dev/null; fi
 }
 
 _xdphints_dev() {
@@ -249,35 +295,27 @@ _xdphints_dev() {
     print -r -- ${dev:-$XDPHINTS_DEV}
 }
 
-_xdphints_devices() {
-    compadd -- ${(f)"$(_xdphints_ip -o link show | DEVICES_PIPE)"}
-}
+_xdphints_devices() { compadd -- ${(0)"$(_xdphints_in_ns DEVICES_FIND)"} }
 
-_xdphints_netns() { compadd -- ${(f)"$(ip netns list 2>/dev/null | cut -d' ' -f1)"} }
+_xdphints_netns() { compadd -- ${(0)"$(NETNS_FIND)"} }
 
 _xdphints_queues() {
-    local dev=$(_xdphints_dev) ns=$(_xdphints_opt -n --netns)
-    ns=${ns:-$_xdphints_global_ns}
+    local dev=$(_xdphints_dev)
     compadd -- all
     [[ -n $dev ]] || return
-    if [[ -n $ns ]]; then  # ip netns exec mounts that namespace's sysfs
-        compadd -- ${(f)"$(ip netns exec $ns ls /sys/class/net/$dev/queues 2>/dev/null | RXQUEUES_SED)"}
-    else
-        compadd -- ${(f)"$(ls /sys/class/net/$dev/queues 2>/dev/null | RXQUEUES_SED)"}
-    fi
+    compadd -- ${(f)"$(_xdphints_in_ns RXQUEUES_FIND)"}
 }
 
 _xdphints_show_row() {  # the words of row $1 of `xdphints show DEV`, less $2
-    local dev=$(_xdphints_dev) ns=$(_xdphints_opt -n --netns)
-    ns=${ns:-$_xdphints_global_ns}
+    local dev=$(_xdphints_dev) ns=$(_xdphints_ns)
     [[ -n $dev ]] || return
     compadd -- ${(f)"$(xdphints ${ns:+-n} ${ns:+$ns} show $dev 2>/dev/null | sed -n "s/^ *$1: *//p" | tr ' ' '\n' | grep -vx $2)"}
 }
 
 _xdphints_lines() {
     case $1 in
-        bpffs) compadd -- ${(f)"$(BPFFS_FIND)"};;
-        module) compadd -- ${(f)"$(MODULES_LS)"};;
+        bpffs) compadd -- ${(0)"$(BPFFS_FIND)"};;
+        module) compadd -- ${(0)"$(MODULES_FIND)"};;
     esac
 }
 
@@ -285,8 +323,9 @@ _xdphints_unused() {  # the words not yet on the line
     local w
     for w; do (( ${words[1,CURRENT-1][(Ie)$w]} )) || compadd -- $w; done
 }
-""".replace("DEVICES_PIPE", DEVICES_PIPE).replace("RXQUEUES_SED", RXQUEUES_SED) \
-   .replace("BPFFS_FIND", BPFFS_FIND).replace("MODULES_LS", MODULES_LS)
+""".replace("DEVICES_FIND", DEVICES_FIND).replace("NETNS_FIND", NETNS_FIND) \
+   .replace("RXQUEUES_FIND", RXQUEUES_FIND).replace("BPFFS_FIND", BPFFS_FIND) \
+   .replace("MODULES_FIND", MODULES_FIND)
 
 
 def _zsh_escape(text: str) -> str:
@@ -324,7 +363,7 @@ def zsh(globals_: List[Opt], cmds: List[Cmd]) -> str:
     for spec in _zsh_specs(globals_):
         lines.append(f"        {spec} \\")
     lines += ["        '1:command:->command' \\", "        '*::arg:->args'",
-              "    _xdphints_global_ns=${opt_args[-n]:-${opt_args[--netns]}}",
+              "    _xdphints_global_ns=${(Q)${opt_args[-n]:-${opt_args[--netns]}}}",
               "    case $state in",
               "        command)",
               "            local -a commands",
@@ -374,12 +413,12 @@ function __xdphints_opt --description 'the value of an option on the line'
     end
 end
 
-function __xdphints_ip --description 'ip in the namespace given with -n'
+function __xdphints_in_ns --description 'a command in the namespace given with -n'
     set -l ns (__xdphints_opt -n --netns)
-    if test -n "$ns"
-        ip -n $ns $argv 2>/dev/null
+    if test -n "$ns"  # ip netns exec mounts that namespace's sysfs
+        ip netns exec $ns $argv 2>/dev/null
     else
-        ip $argv 2>/dev/null
+        $argv 2>/dev/null
     end
 end
 
@@ -390,23 +429,18 @@ function __xdphints_dev
 end
 
 function __xdphints_devices
-    __xdphints_ip -o link show | string replace -r '^\d+: ([^:@]+).*' '$1'
+    __xdphints_in_ns DEVICES_FIND | string split0
 end
 
 function __xdphints_netns
-    ip netns list 2>/dev/null | string replace -r ' .*' ''
+    NETNS_FIND | string split0
 end
 
 function __xdphints_queues
     echo all
     set -l dev (__xdphints_dev)
     test -n "$dev"; or return
-    set -l ns (__xdphints_opt -n --netns)
-    if test -n "$ns"  # ip netns exec mounts that namespace's sysfs
-        ip netns exec $ns ls /sys/class/net/$dev/queues 2>/dev/null | string replace -r -f '^rx-' '' | sort -n
-    else
-        ls /sys/class/net/$dev/queues 2>/dev/null | string replace -r -f '^rx-' '' | sort -n
-    end
+    __xdphints_in_ns RXQUEUES_FIND
 end
 
 function __xdphints_show_row --description 'the device tx-types or rx-filters from xdphints show'
@@ -427,11 +461,11 @@ function __xdphints_show_row --description 'the device tx-types or rx-filters fr
 end
 
 function __xdphints_bpffs
-    BPFFS_FIND
+    BPFFS_FIND | string split0
 end
 
 function __xdphints_modules
-    MODULES_LS
+    MODULES_FIND | string split0
 end
 
 function __xdphints_unused --description 'the words not yet on the line'
@@ -440,7 +474,9 @@ function __xdphints_unused --description 'the words not yet on the line'
         contains -- $w $words; or echo $w
     end
 end
-""".replace("BPFFS_FIND", BPFFS_FIND).replace("MODULES_LS", MODULES_LS)
+""".replace("DEVICES_FIND", DEVICES_FIND).replace("NETNS_FIND", NETNS_FIND) \
+   .replace("RXQUEUES_FIND", RXQUEUES_FIND) \
+   .replace("BPFFS_FIND", BPFFS_FIND).replace("MODULES_FIND", MODULES_FIND)
 
 
 def _fish_quote(text: str) -> str:

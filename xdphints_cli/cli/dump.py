@@ -9,7 +9,7 @@ from typing import Optional
 import click
 
 from xdphints_cli.cli.app import App
-from xdphints_cli.cli.options import dev_option, usage_error
+from xdphints_cli.cli.options import FLOAT, INT, dev_option, nonempty, usage_error
 from xdphints_cli.cli.dump_output import (BatchWriter, JsonLines, announce, announce_attached, hexdump, json_line,
                                           output_closed_check, packet_json, packet_text, say, summary_json,
                                           summary_text, write_pcapng)
@@ -24,18 +24,19 @@ TRANSPORTS = ("auto", "metadata", "headroom", "tail", "fingerprint")
 @dev_option
 @click.option("-q", "--queue", "queue_", required=True, metavar="N|N,M,...|all",
               help="RX queue(s) to capture (0-based), or all: one AF_XDP socket per queue.")
-@click.option("-c", "--count", type=int, metavar="N", help="Stop after N packets.")
-@click.option("--duration", type=float, metavar="S", help="Stop after S seconds.")
+@click.option("-c", "--count", type=INT, metavar="N", help="Stop after N packets.")
+@click.option("--duration", type=FLOAT, metavar="S", help="Stop after S seconds.")
 @click.option("--hex", "hex_", is_flag=True, help="Hex dump of each packet (up to --snaplen bytes).")
-@click.option("--snaplen", type=int, metavar="N",
+@click.option("--snaplen", type=INT, metavar="N",
               help=f"Bytes of each packet kept for --hex and JSON \"data\" (default {DEFAULT_SNAPLEN}).")
 @click.option("--quiet", is_flag=True, help="No per-packet output: only the summary at the end.")
 @click.option("--match", "match_", default="ip", show_default=True, metavar="WHAT",
               help="Packets to capture: ip, all, udp, tcp, udp:PORT, tcp:PORT, ptp, vlan; "
                    "the rest goes to the kernel stack.")
-@click.option("--sample", type=int, default=1, metavar="N",
+@click.option("--sample", type=INT, default=1, metavar="N",
               help="Capture one in N matching packets, chosen at random.")
 @click.option("-w", "--write", "write_path", metavar="FILE", type=click.Path(dir_okay=False, allow_dash=True),
+              callback=nonempty,
               help="Write the packets to a pcapng file instead of printing them (- for stdout).")
 @click.option("--enable-timestamps", is_flag=True,
               help="Turn on hardware RX timestamping (rx-filter all) while dumping; the "
@@ -44,14 +45,14 @@ TRANSPORTS = ("auto", "metadata", "headroom", "tail", "fingerprint")
               help="Use the XDP program already attached to the device (your hints hook) "
                    "instead of the built-in one: dump's socket goes into its XSKMAP, the "
                    "metadata is decoded through its BTF; the program is never detached.")
-@click.option("--pinned", "pinned", metavar="PATH",
+@click.option("--pinned", "pinned", metavar="PATH", callback=nonempty,
               help="With --attached: the program (e.g. under a libxdp dispatcher) or the "
                    "XSKMAP pinned at PATH (bpffs) instead of the device's program.")
-@click.option("--struct", "struct_name", metavar="NAME",
+@click.option("--struct", "struct_name", metavar="NAME", callback=nonempty,
               help="With --attached: decode each packet's metadata as struct NAME (for "
                    "programs whose metadata has no trailing btf_id), ending where the packet "
                    "begins.")
-@click.option("--btf", "btf_file", metavar="FILE", type=click.Path(dir_okay=False),
+@click.option("--btf", "btf_file", metavar="FILE", type=click.Path(dir_okay=False), callback=nonempty,
               help="With --struct: look NAME up in FILE first (an ELF object such as the "
                    "program's .o, its BTF or else its DWARF; or raw BTF).")
 @click.option("--transport", "transport", type=click.Choice(TRANSPORTS), default="auto",
@@ -186,8 +187,8 @@ def dump(app: App, dev: Optional[str], queue_: str, count: Optional[int], durati
     with contextlib.ExitStack() as es:
         stop = _stop_when(es.enter_context(capture.stop_on_signals()), quiet or write_path)
         if enable_timestamps:
-            es.enter_context(hclock.rx_timestamping(target.ifname, app.warn))
-        clock = hclock.open_clock(target.ifname, app.warn)
+            es.enter_context(hclock.rx_timestamping(target.ifindex, target.ifname, app.warn))
+        clock = hclock.open_clock(target.ifindex, target.ifname, app.warn)
         if pass_:
             from xdphints_cli.hints.pass_capture import PassCapture
 

@@ -576,7 +576,9 @@ def queues_text(cap) -> str:
 
 
 def summary_json(cap) -> dict:
-    out: dict = {"ifname": cap.target.ifname, "queue": cap.queue}
+    from xdphints_cli.names import json_name
+
+    out: dict = {**json_name("ifname", cap.target.ifname), "queue": cap.queue}
     if len(cap.queues) > 1:
         out["queues"] = list(cap.queues)
     out.update(cap.stats.to_json())

@@ -7,12 +7,13 @@ table of plain data, so importing it here keeps `--help` free of pyroute2 and ri
 
 from __future__ import annotations
 
+import sys
 from typing import Optional, Tuple
 
 import click
 
 from xdphints_cli.cli.app import App
-from xdphints_cli.cli.options import dev_option, global_options
+from xdphints_cli.cli.options import dev_option, global_options, nonempty
 from xdphints_cli.device.features import FEATURE_NAMES, FEATURES
 
 _FEATURE_HELP = "\b\nFeatures:\n" + "\n".join(f"  {f.name:<13} {f.help}" for f in FEATURES)
@@ -37,7 +38,10 @@ hardware timestamps from every program on the device, PTP daemons included.
 _EPILOG = ("Exit codes: 0 done (also when nothing needed changing), 1 failed (what this call had "
            "changed is restored), 2 usage error (unknown feature or filter), 3 unsupported or "
            "[fixed] on this device, 4 permission denied (needs CAP_NET_ADMIN), 5 no such device, "
-           "128+N interrupted by signal N (SIGINT, SIGTERM, SIGHUP; what was changed is restored).")
+           "128+N interrupted by signal N (SIGINT, SIGTERM, SIGHUP; what was changed is restored), "
+           "141 stdout's reader went away before the report was written (restored). The report "
+           "on stdout is part of the change: when it cannot be written (stdout closed or full: "
+           "exit 1), the change is undone too.")
 
 
 def _feature_argument(f):
@@ -53,10 +57,10 @@ def _dry_run_option(f):
 @click.command("enable", help=_ENABLE_HELP, epilog=_EPILOG)
 @_feature_argument
 @dev_option
-@click.option("--rx-filter", metavar="NAME",
+@click.option("--rx-filter", metavar="NAME", callback=nonempty,
               help="rx-timestamp: the hwtstamp rx-filter to ask for (default: all), a name of the kernel's "
                    "string set that the device lists, e.g. ptpv2-event.")
-@click.option("--tx-type", metavar="NAME",
+@click.option("--tx-type", metavar="NAME", callback=nonempty,
               help="tx-timestamp: the hwtstamp tx-type to ask for (default: on), e.g. onestep-sync.")
 @_dry_run_option
 @global_options
@@ -85,17 +89,26 @@ def _run(app: App, action: str, features: Tuple[str, ...], dev: Optional[str], r
 
     with Netlink() as nl:
         link = resolve_link(nl, dev)
-        backend = planner.KernelBackend(nl, link, drvinfo.driver_name(link.ifname) or link.kind)
+        backend = planner.KernelBackend(nl, link, drvinfo.driver_name(link.ifindex, link.ifname) or link.kind)
         result = planner.plan(backend, action, features, rx_filter=rx_filter, tx_type=tx_type)
-        if not dry_run:
-            planner.apply(backend, result)
+        if dry_run:
+            _report(app, result, link.ifindex)
+            return
+        # the report is part of the change: not written (stdout closed, full, its reader
+        # gone) or cut short by a signal, the change is undone
+        with planner.applied(backend, result, hold_signals=True):
+            _report(app, result, link.ifindex)
+
+
+def _report(app: App, result, ifindex: int) -> None:
     for step in result.changes:
         if step.warning:
-            app.warn(("dry run: " if dry_run else "") + step.warning)
+            app.warn(("dry run: " if not result.applied else "") + step.warning)
     if app.json:
-        app.emit_json(result.to_json(link.ifindex))
+        app.emit_json(result.to_json(ifindex))
     else:
         render(app, result)
+    sys.stdout.flush()
 
 
 def step_line(ifname: str, step, dry_run: bool) -> str:

@@ -29,6 +29,9 @@ _COMPLETE_VAR = "_XDPHINTS_COMPLETE"
 
 
 def main(argv: Optional[List[str]] = None) -> None:
+    from xdphints_cli.cli import streams
+
+    streams.install()
     argv = list(sys.argv[1:] if argv is None else argv)
     form = kernel_type_form(argv, os.environ)
     if form is None:

@@ -15,7 +15,7 @@ import click
 
 from xdphints_cli import __version__
 from xdphints_cli.cli.app import App, exit_for
-from xdphints_cli.cli.options import global_options
+from xdphints_cli.cli.options import enter_netns, global_options, netns_in
 from xdphints_cli.errors import EXIT_USAGE, XdpHintsError
 
 # name -> (module, attribute, one-line help): the help text lives here so that
@@ -53,7 +53,16 @@ class LazyGroup(click.Group):
         word = args[0]
         if word.startswith("-") or ctx.resilient_parsing:
             return super().resolve_command(ctx, args)
-        name = resolve_name(word, _is_device)
+
+        def is_device(name: str) -> bool:
+            # in the namespace of a -n after the word (`xdphints sho -n lab`), so enter it now
+            prefixed = [n for n in COMMANDS if n.startswith(word)]
+            command = self.get_command(ctx, prefixed[0] if len(prefixed) == 1 else "show")
+            for ns in netns_in(command, ctx, args[1:]):
+                enter_netns(ctx, ns)
+            return _is_device(name)
+
+        name = resolve_name(word, is_device)
         if name is None:  # the word is the device
             return "show", self.get_command(ctx, "show"), args
         return name, self.get_command(ctx, name), args[1:]
@@ -113,6 +122,9 @@ _NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())
 
 
 def main(argv: Optional[List[str]] = None) -> None:
+    from xdphints_cli.cli import streams
+
+    streams.install()       # done already when started through entry.py
     argv = list(sys.argv[1:] if argv is None else argv)
     app = App()
     try:
@@ -127,12 +139,22 @@ def main(argv: Optional[List[str]] = None) -> None:
         sys.stderr.write(e.format_message() + "\n")
         sys.exit(EXIT_USAGE)
     except click.ClickException as e:  # usage errors and bad parameters, with all their lines
-        first, _, rest = e.format_message().partition("\n")
+        first, _, rest = _as_given(e.format_message(), argv).partition("\n")
         app.fail(first, EXIT_USAGE if isinstance(e, click.UsageError) else e.exit_code, app.json,
                  detail=rest.rstrip())
     except (KeyboardInterrupt, XdpHintsError, OSError) as e:
         exit_for(app, e)
     sys.exit(rc if isinstance(rc, int) else 0)
+
+
+def _as_given(message: str, argv: List[str]) -> str:
+    """click quotes a bad value with repr(), which shows a byte that is not UTF-8 as
+    \\udcff: such a word is put back as given, so that the output shows it in the one
+    text form (\\xff, safe_text.escape) every other message uses."""
+    for word in argv:
+        if any("\udc80" <= c <= "\udcff" for c in word):
+            message = message.replace(repr(word)[1:-1], word)
+    return message
 
 
 if __name__ == "__main__":

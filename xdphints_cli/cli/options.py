@@ -26,11 +26,15 @@ def _set(field: str, *more: str):
     return callback
 
 
-def _enter_netns(ctx: click.Context, _param, name) -> None:
-    """Enter the namespace once: `-n NS` may come before the command, after it, or both
-    when both name the same namespace."""
-    if name is None:  # -n '' is an error (netns.enter says so), not "no namespace"
-        return
+def _enter_netns(ctx: click.Context, _param, names) -> None:
+    """Enter the namespace once: `-n NS` may come before the command, after it, or
+    several times when all name the same namespace (two names are a usage error, as
+    `ip` refuses a repeated argument)."""
+    for name in names:  # -n '' is an error (netns.enter says so), not "no namespace"
+        enter_netns(ctx, name)
+
+
+def enter_netns(ctx: click.Context, name: str) -> None:
     app = ctx.ensure_object(App)
     if app.netns is not None:
         if app.netns != name:
@@ -40,6 +44,18 @@ def _enter_netns(ctx: click.Context, _param, name) -> None:
 
     netns.enter(name)
     app.netns = name
+
+
+def netns_in(command: click.Command, ctx: click.Context, args) -> list:
+    """The -n names in `args`, as `command` will parse them, found without running any
+    callback; [] when there are none or the words do not parse."""
+    parser = command.make_parser(click.Context(command, parent=ctx, resilient_parsing=True))
+    parser.ignore_unknown_options = True
+    try:
+        opts = parser.parse_args(list(args))[0]
+    except click.UsageError:
+        return []
+    return list(opts.get("netns") or ())
 
 
 def complete_netns(ctx, param, incomplete: str):
@@ -54,7 +70,7 @@ GLOBAL_OPTIONS = (
     (("-j", "--json"), dict(is_flag=True, callback=_set("json"), help="JSON output on stdout.")),
     (("-p", "--pretty"), dict(is_flag=True, callback=_set("json", "pretty"),
                               help="Indented JSON (implies --json).")),
-    (("-n", "--netns"), dict(metavar="NAME", callback=_enter_netns, shell_complete=complete_netns,
+    (("-n", "--netns"), dict(metavar="NAME", multiple=True, callback=_enter_netns, shell_complete=complete_netns,
                              help="Run inside the named network namespace (like ip -n).")),
     (("--no-color",), dict(is_flag=True, callback=_set("no_color"),
                            help="No colour (NO_COLOR in the environment does the same).")),
@@ -85,9 +101,45 @@ def check_device_name(ctx, param, value: Optional[str]) -> Optional[str]:
     return value
 
 
+def _one_device(ctx, param, values) -> Optional[str]:
+    """-d given once, or several times with the same name (two names: a usage error)."""
+    names = list(dict.fromkeys(check_device_name(ctx, param, v) for v in values))
+    if len(names) > 1:
+        raise click.UsageError(f"two devices given: -d {names[0]} and -d {names[1]}")
+    return names[0] if names else None
+
+
 def dev_option(f):
-    return click.option("-d", "--dev", metavar="DEV", shell_complete=complete_devices, callback=check_device_name,
+    return click.option("-d", "--dev", metavar="DEV", multiple=True, shell_complete=complete_devices,
+                        callback=_one_device,
                         help="Device name (default: $XDPHINTS_DEV, else the only non-loopback interface that is up).")(f)
+
+
+def nonempty(ctx, param, value):
+    """An option's value, refused when it is the empty string: '' must never pass for
+    "not given" (--struct '' for the default mode, --rx-filter '' for all)."""
+    if value == "":
+        raise click.BadParameter("cannot be empty", ctx=ctx, param=param)
+    return value
+
+
+class AsciiNumber(click.ParamType):
+    """A click number type that refuses what int() and float() take but no tool of this
+    kind does: the digits of other scripts (int("٣") is 3), "_" between digits and
+    surrounding white space. The rest is the inner type's (and its messages)."""
+
+    def __init__(self, inner: click.ParamType):
+        self.inner = inner
+        self.name = inner.name
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, str) and (not value.isascii() or "_" in value or value != value.strip()):
+            self.fail(f"'{value}' is not a number in ASCII digits", param, ctx)
+        return self.inner.convert(value, param, ctx)
+
+
+INT = AsciiNumber(click.INT)
+FLOAT = AsciiNumber(click.FLOAT)
 
 
 def usage_error(message: str) -> click.UsageError:

@@ -175,7 +175,7 @@ class PcapngWriter:
 
         snaplen 0 means no limit; longer packets are cut to it.
         """
-        opts = [_option(IF_NAME, name.encode())]
+        opts = [_option(IF_NAME, name.encode("utf-8", "surrogateescape"))]   # its bytes, as tcpdump writes them
         if description:
             opts.append(_option(IF_DESCRIPTION, description.encode()))
         opts.append(_option(IF_TSRESOL, bytes((TSRESOL_NS,))))

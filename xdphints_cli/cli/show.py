@@ -9,6 +9,7 @@ import click
 from xdphints_cli.cli.app import App
 from xdphints_cli.cli.options import check_device_name, complete_devices, dev_option, global_options, usage_error
 from xdphints_cli.cli.safe_text import escape
+from xdphints_cli.names import json_name
 
 
 @click.command("show")
@@ -80,7 +81,7 @@ def _timestamping_json(ts) -> dict:
 
 def report_json(report, hints, area=None) -> dict:
     link = report.link
-    out: dict = {"ifname": link.ifname, "ifindex": link.ifindex}
+    out: dict = {**json_name("ifname", link.ifname), "ifindex": link.ifindex}
     if report.driver:
         out["driver"] = report.driver
     out.update({"operstate": link.operstate, "mtu": link.mtu, "queues": _queues_json(report)})
@@ -108,7 +109,7 @@ def report_json(report, hints, area=None) -> dict:
 
 def summary_json(report) -> dict:
     link = report.link
-    out: dict = {"ifname": link.ifname, "ifindex": link.ifindex}
+    out: dict = {**json_name("ifname", link.ifname), "ifindex": link.ifindex}
     if report.driver:
         out["driver"] = report.driver
     out.update({"operstate": link.operstate, "xdp-mode": link.xdp.mode,

@@ -11,7 +11,7 @@ import click
 
 from xdphints_cli.process import caps
 from xdphints_cli.cli.app import App
-from xdphints_cli.cli.options import dev_option, global_options, usage_error
+from xdphints_cli.cli.options import FLOAT, INT, dev_option, global_options, usage_error
 from xdphints_cli.errors import EXIT_DISAGREE
 
 PASS_TRANSPORTS = ("auto", "metadata", "fingerprint")   # transport.PASS_NAMES, for --help
@@ -21,8 +21,8 @@ PASS_TRANSPORTS = ("auto", "metadata", "fingerprint")   # transport.PASS_NAMES, 
 @dev_option
 @click.option("-q", "--queue", "queue_", default="all", show_default=True, metavar="N|N,M,...|all",
               help="RX queue(s) to look at.")
-@click.option("-c", "--count", type=int, metavar="N", help="Stop after N packets.")
-@click.option("--duration", type=float, metavar="S", help="Stop after S seconds.")
+@click.option("-c", "--count", type=INT, metavar="N", help="Stop after N packets.")
+@click.option("--duration", type=FLOAT, metavar="S", help="Stop after S seconds.")
 @click.option("--match", "match_", default="ip", show_default=True, metavar="WHAT",
               help="Packets to compare: ip, all, udp, tcp, udp:PORT, tcp:PORT, ptp, vlan.")
 @click.option("--transport", "transport", type=click.Choice(PASS_TRANSPORTS), default="auto",

@@ -17,13 +17,17 @@ The rules:
     error says what was restored (or could not be);
   * SIGINT, SIGTERM and SIGHUP during apply roll back the same way (exit 128 +
     signal), and all offloads of a call go in one FEATURES_SET request, so not even
-    SIGKILL can leave half of them changed.
+    SIGKILL can leave half of them changed;
+  * the caller's report of the change is part of it (applied()): a signal before the
+    report is out, or a report that cannot be written, rolls back too, so the exit
+    code and the device always agree.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import signal
 import threading
 from dataclasses import dataclass, field
@@ -33,6 +37,7 @@ from xdphints_cli.ioctl import hwtstamp
 from xdphints_cli.errors import (EXIT_FAILED, EXIT_PERMISSION, EXIT_UNSUPPORTED, KernelError,
                                  KernelTooOldError, NotSupportedError, UsageError, XdpHintsError, errno_name)
 from xdphints_cli.device.features import FEATURE_NAMES, Feature, feature as feature_by_name
+from xdphints_cli.names import json_name
 from xdphints_cli.netlink import ethtool
 from xdphints_cli.netlink.ethtool_msgs import ETH_SS_TS_RX_FILTERS, ETH_SS_TS_TX_TYPES
 
@@ -167,14 +172,14 @@ class KernelBackend(Backend):
     """
 
     def __init__(self, nl, link, driver: Optional[str] = None,
-                 ioctl_get: Callable[[str], hwtstamp.HwtstampConfig] = hwtstamp.get_config,
-                 ioctl_set: Callable[[str, hwtstamp.HwtstampConfig], hwtstamp.HwtstampConfig] = hwtstamp.set_config):
+                 ioctl_get: Optional[Callable[[str], hwtstamp.HwtstampConfig]] = None,
+                 ioctl_set: Optional[Callable[[str, hwtstamp.HwtstampConfig], hwtstamp.HwtstampConfig]] = None):
         self.nl = nl
         self.ifindex = link.ifindex
         self.ifname = link.ifname
         self.driver = driver
-        self._ioctl_get = ioctl_get
-        self._ioctl_set = ioctl_set
+        self._ioctl_get = ioctl_get or functools.partial(hwtstamp.get_config, ifindex=link.ifindex)
+        self._ioctl_set = ioctl_set or functools.partial(hwtstamp.set_config, ifindex=link.ifindex)
         self._via: Optional[str] = None  # VIA_TSCONFIG or VIA_IOCTL once known
         self._no_tsconfig = ""  # why TSCONFIG is not used, for messages
         self._strings: Dict[int, Tuple[str, ...]] = {}
@@ -212,7 +217,7 @@ class KernelBackend(Backend):
         try:
             return names.index(name)
         except ValueError:
-            raise UsageError(f"{self.ifname}: unknown {what} {name!r}") from None
+            raise UsageError(f"{self.ifname}: unknown {what} '{name}'") from None
 
     def _ioctl_read(self) -> hwtstamp.HwtstampConfig:
         try:
@@ -296,7 +301,7 @@ class Plan:
         return [s for s in self.steps if s.changed]
 
     def to_json(self, ifindex: Optional[int] = None) -> dict:
-        out: dict = {"ifname": self.ifname}
+        out: dict = json_name("ifname", self.ifname)
         if ifindex is not None:
             out["ifindex"] = ifindex
         out.update({"action": self.action, "dry-run": not self.applied,
@@ -424,7 +429,7 @@ class _Planner:
 
     def _check_name(self, f: Feature, value: str, names: Sequence[str], what: str) -> None:
         if value not in names:
-            raise UsageError(f"{self.ifname}: {f.name}: unknown {what} {value!r}; the kernel's {what}s: "
+            raise UsageError(f"{self.ifname}: {f.name}: unknown {what} '{value}'; the kernel's {what}s: "
                              + ", ".join(names))
 
     def rx(self, f: Feature, rx_filter: Optional[str]) -> Step:
@@ -503,7 +508,7 @@ def plan(backend: Backend, action: str, names: Iterable[str], rx_filter: Optiona
         raise UsageError(f"{action}: no feature given (features: {', '.join(FEATURE_NAMES)})")
     unknown = [n for n in names if n not in FEATURE_NAMES]
     if unknown:
-        raise UsageError(f"unknown feature {unknown[0]!r}; features: {', '.join(FEATURE_NAMES)}")
+        raise UsageError(f"unknown feature '{unknown[0]}'; features: {', '.join(FEATURE_NAMES)}")
     for opt, value, needs in (("--rx-filter", rx_filter, "rx-timestamp"), ("--tx-type", tx_type, "tx-timestamp")):
         if value is not None and (action != ENABLE or needs not in names):
             raise UsageError(f"{opt} goes with 'enable {needs}'")
@@ -661,39 +666,74 @@ def apply(backend: Backend, planned: Plan) -> Plan:
     """Make the planned changes (timestamping first, then all offloads in one request),
     verifying each; on a failure, or SIGINT/SIGTERM/SIGHUP, undo the ones already made
     and raise a FeatureError saying what was restored (exit 128 + signal for a signal)."""
-    done: List[Step] = []
+    with applied(backend, planned):
+        pass
+    return planned
+
+
+@contextlib.contextmanager
+def applied(backend: Backend, planned: Plan, hold_signals: bool = False) -> Iterator[Plan]:
+    """apply(), then the block (the caller's report of what was applied) as part of the
+    same change: a signal before the block ends, or an error out of it (stdout could not
+    take the report), undoes every change and raises a FeatureError saying what was
+    restored, with exit code 128 + signal or the error's own. So no exit code says
+    "failed" or "interrupted" of a change that stays. `hold_signals`: the caller exits
+    right after the block, so the signals are blocked from the block's end: none can
+    come between a report written and the exit."""
     guard = _SignalGuard()
     with guard.installed():
-        for batch in _batches(planned.changes):
-            reached = False  # the request went through, so the device may have changed
-            try:
-                if batch[0].kind == "offload":
-                    afters = _set_offloads(backend, batch, [s.requested for s in batch])
-                else:
-                    afters = [_set(backend, batch[0], batch[0].requested)]
-                reached = True
-                for step, after in zip(batch, afters):
-                    step.after = after
-                for step in batch:
-                    _verify(step)
-            except (XdpHintsError, _VerifyError) as e:
-                guard.armed = False
-                failing = next((s for s in batch if s.after != s.requested and s.note is None), batch[0])
-                if isinstance(e, _VerifyError):
-                    err = FeatureError(backend.ifname, failing.feature, "failed", str(e), EXIT_FAILED)
-                else:
-                    err = _from_kernel(backend.ifname, failing.feature, e, _doing(batch))
-                undo = done + (batch if reached else [])
-                if undo:
-                    err = err.extended(_rollback(backend, undo))
-                elif len(planned.changes) > 1:
-                    err = err.extended("nothing had been changed yet")
-                raise err from None
-            except _Signalled as sig:
-                # the request may or may not have reached the device: put this batch back too
-                name = signal.Signals(sig.signum).name
-                raise FeatureError(backend.ifname, batch[0].feature, "interrupted",
-                                   f"{name}; {_rollback(backend, done + batch)}", 128 + sig.signum) from None
-            done.extend(batch)
-    planned.applied = True
-    return planned
+        _apply_batches(backend, planned, guard)
+        planned.applied = True
+        try:
+            yield planned
+            if hold_signals:
+                signal.pthread_sigmask(signal.SIG_BLOCK, _ROLLBACK_SIGNALS)
+        except _Signalled as sig:
+            raise _interrupted(backend, sig, planned.changes or planned.steps) from None
+        except Exception as e:
+            guard.armed = False
+            if not planned.changes:
+                raise
+            raise FeatureError(backend.ifname, planned.changes[0].feature, "failed",
+                               f"{e}; {_rollback(backend, planned.changes)}",
+                               getattr(e, "exit_code", EXIT_FAILED)) from None
+
+
+def _interrupted(backend: Backend, sig: "_Signalled", steps: List[Step]) -> FeatureError:
+    """Undo `steps` (those that may have reached the device) after a signal: exit 128 + N."""
+    name = signal.Signals(sig.signum).name
+    return FeatureError(backend.ifname, steps[0].feature, "interrupted",
+                        f"{name}; {_rollback(backend, [s for s in steps if s.changed])}", 128 + sig.signum)
+
+
+def _apply_batches(backend: Backend, planned: Plan, guard: _SignalGuard) -> None:
+    done: List[Step] = []
+    for batch in _batches(planned.changes):
+        reached = False  # the request went through, so the device may have changed
+        try:
+            if batch[0].kind == "offload":
+                afters = _set_offloads(backend, batch, [s.requested for s in batch])
+            else:
+                afters = [_set(backend, batch[0], batch[0].requested)]
+            reached = True
+            for step, after in zip(batch, afters):
+                step.after = after
+            for step in batch:
+                _verify(step)
+        except (XdpHintsError, _VerifyError) as e:
+            guard.armed = False
+            failing = next((s for s in batch if s.after != s.requested and s.note is None), batch[0])
+            if isinstance(e, _VerifyError):
+                err = FeatureError(backend.ifname, failing.feature, "failed", str(e), EXIT_FAILED)
+            else:
+                err = _from_kernel(backend.ifname, failing.feature, e, _doing(batch))
+            undo = done + (batch if reached else [])
+            if undo:
+                err = err.extended(_rollback(backend, undo))
+            elif len(planned.changes) > 1:
+                err = err.extended("nothing had been changed yet")
+            raise err from None
+        except _Signalled as sig:
+            # the request may or may not have reached the device: put this batch back too
+            raise _interrupted(backend, sig, done + batch) from None
+        done.extend(batch)

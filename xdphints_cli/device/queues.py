@@ -30,19 +30,30 @@ class RxQueues:
         return f"{ifname} has {n} active RX queue{'s' if n != 1 else ''} ({span})"
 
 
-def from_sysfs(ifname: str, ifindex: Optional[int] = None) -> Optional[int]:
-    """The rx-* entries under sysfs, or None. With `ifindex`, only when sysfs shows
-    that very device: after setns (-n) sysfs still shows the namespace it was mounted
-    in, where the same name can be another device."""
-    base = os.path.join(SYSFS_NET, ifname)
+def from_sysfs(ifname: str, ifindex: int) -> Optional[int]:
+    """The rx-* entries under sysfs, or None, only when sysfs shows that very device:
+    after setns (-n) sysfs still shows the namespace it was mounted in, where the same
+    name can be another device. The device's directory is opened once and read through
+    that descriptor, so its ifindex and its queues are of one device even when names
+    change meanwhile (a rename moves the directory, the descriptor follows it)."""
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
     try:
-        if ifindex is not None:
-            with open(os.path.join(base, "ifindex")) as f:
-                if int(f.read()) != ifindex:
-                    return None
-        n = sum(1 for e in os.listdir(os.path.join(base, "queues")) if e.startswith("rx-"))
+        dev = os.open(os.path.join(SYSFS_NET, ifname), flags)
+    except OSError:
+        return None
+    try:
+        with open("ifindex", opener=lambda path, fl: os.open(path, fl, dir_fd=dev)) as f:
+            if int(f.read()) != ifindex:
+                return None
+        queues = os.open("queues", flags, dir_fd=dev)
+        try:
+            n = sum(1 for e in os.listdir(queues) if e.startswith("rx-"))
+        finally:
+            os.close(queues)
     except (OSError, ValueError):
         return None
+    finally:
+        os.close(dev)
     return n or None
 
 

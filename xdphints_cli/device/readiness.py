@@ -4,12 +4,12 @@ transport dump and verify will use because of it."""
 
 from __future__ import annotations
 
-import shlex
 from dataclasses import dataclass
 from typing import List, Optional
 
 from xdphints_cli.device.state import DeviceReport
 from xdphints_cli.device.features import HINTS, Hint, feature
+from xdphints_cli.names import shell_word
 from xdphints_cli.netlink.netdev import XDP_RX_METADATA
 
 READY = "ready"
@@ -33,8 +33,8 @@ class Verdict:
 
 def _fix(report: DeviceReport, h: Hint, netns: Optional[str]) -> str:
     """The command that fixes the hint, ready to paste (with -n when the device is in a namespace)."""
-    ns = f" -n {shlex.quote(netns)}" if netns else ""
-    return f"xdphints{ns} enable {h.feature} -d {shlex.quote(report.link.ifname)}"
+    ns = f" -n {shell_word(netns)}" if netns else ""
+    return f"xdphints{ns} enable {h.feature} -d {shell_word(report.link.ifname)}"
 
 
 def _driver(report: DeviceReport) -> str:

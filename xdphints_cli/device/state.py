@@ -107,7 +107,7 @@ def _read_hwtstamp(nl: Netlink, link: rtnl.Link, report: DeviceReport) -> Option
         via_netlink = (f"ethtool TSCONFIG_GET gave {errno_name(e.errno)}" if e.errno != errno.EOPNOTSUPP
                        else "driver has no ethtool TSCONFIG (EOPNOTSUPP)")
     try:
-        raw = hwtstamp.get_config(link.ifname)
+        raw = hwtstamp.get_config(link.ifname, ifindex=link.ifindex)
     except KernelError as e:
         if e.errno == errno.EOPNOTSUPP:
             report.unavailable["hwtstamp-config"] = (
@@ -134,7 +134,7 @@ def gather(nl: Netlink, dev: Optional[str], brief: bool = False) -> DeviceReport
 
 def gather_link(nl: Netlink, link: rtnl.Link, brief: bool = False) -> DeviceReport:
     report = DeviceReport(link)
-    report.driver = drvinfo.driver_name(link.ifname) or link.kind
+    report.driver = drvinfo.driver_name(link.ifindex, link.ifname) or link.kind
     report.netdev = _section(report, "xdp-features", lambda: netdev.get_dev(nl, link.ifindex, link.ifname))
     report.tsinfo = _section(report, "timestamping", lambda: ethtool.get_tsinfo(nl, link.ifindex, link.ifname))
     report.xsk_queues = _section(report, "xsk-queues", lambda: _xsk_queues(nl, link))
@@ -156,7 +156,9 @@ def resolve_link(nl: Netlink, dev: Optional[str]) -> rtnl.Link:
     if dev is not None:
         return rtnl.get_link(nl, dev)
     env = os.environ.get("XDPHINTS_DEV")
-    if env:
+    if env == "":       # set but empty is an empty name, as -d '' is: never "not given"
+        raise UsageError("an interface name cannot be empty (the name came from $XDPHINTS_DEV)")
+    if env is not None:
         try:
             return rtnl.get_link(nl, env)
         except NotFoundError as e:

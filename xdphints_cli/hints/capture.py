@@ -149,13 +149,10 @@ def parse_queues(text: str) -> Optional[List[int]]:
     text = text.strip().lower()
     if text == "all":
         return None
-    try:
-        qs = [int(q) for q in text.split(",")]
-    except ValueError:
-        raise ValueError(f"bad queue list {text!r} (N, N,M,... or all)") from None
-    if any(q < 0 for q in qs):
-        raise ValueError("queues are 0 or more")
-    return sorted(set(qs))
+    words = text.split(",")
+    if not all(w.isascii() and w.isdigit() for w in words):   # int() takes "٣", " 3", "1_0", "-1"
+        raise ValueError(f"bad queue list '{text}' (N, N,M,... or all; N in ASCII digits)")
+    return sorted({int(w) for w in words})
 
 
 def check_queues(ifname: str, rxq, queue) -> None:
@@ -453,7 +450,7 @@ class Capture:
         from xdphints_cli.ioctl.drvinfo import driver_name
 
         try:
-            return driver_name(self.target.ifname) or "unknown"
+            return driver_name(self.target.ifindex, self.target.ifname) or "unknown"
         except XdpHintsError:
             return "unknown"
 

@@ -8,23 +8,22 @@ import contextlib
 import time
 from typing import Callable, Iterable, Iterator, TypeVar
 
-from xdphints_cli.errors import XdpHintsError
+from xdphints_cli.errors import NotFoundError, XdpHintsError
 
 REFRESH_S = 1.0
 T = TypeVar("T")
 
 
-def open_clock(ifname: str, warn: Callable[[str], None]):
+def open_clock(ifindex: int, ifname: str, warn: Callable[[str], None]):
     """A refreshed phc.ClockMap for the device's PHC (ethtool TSINFO phc-index), or
     None when the device has none (or it cannot be read: a warning says why)."""
-    from xdphints_cli.netlink import ethtool, rtnl
+    from xdphints_cli.netlink import ethtool
     from xdphints_cli.netlink.session import Netlink
     from xdphints_cli.hints.phc import ClockMap, PhcClock
 
     try:
         with Netlink() as nl:
-            link = rtnl.get_link(nl, ifname)
-            ts = ethtool.get_tsinfo(nl, link.ifindex, link.ifname)
+            ts = ethtool.get_tsinfo(nl, ifindex, ifname)
     except XdpHintsError:
         return None
     if ts.phc_index is None or ts.phc_index < 0:
@@ -55,7 +54,7 @@ def refreshing(items: Iterable[T], clock, every_s: float = REFRESH_S,
 
 
 @contextlib.contextmanager
-def rx_timestamping(ifname: str, warn: Callable[[str], None]) -> Iterator[object]:
+def rx_timestamping(ifindex: int, ifname: str, warn: Callable[[str], None]) -> Iterator[object]:
     """Turn on hardware RX timestamping (rx-filter all, never narrowing a wider one)
     for the duration; put the previous rx-filter back on exit. Raises planner's
     FeatureError (exit 3 for a device without hardware timestamping) before
@@ -66,8 +65,10 @@ def rx_timestamping(ifname: str, warn: Callable[[str], None]) -> Iterator[object
     from xdphints_cli.netlink.session import Netlink
 
     with Netlink() as nl:
-        link = rtnl.get_link(nl, ifname)
-        backend = planner.KernelBackend(nl, link, drvinfo.driver_name(link.ifname) or link.kind)
+        link = rtnl.get_link_by_index(nl, ifindex)     # the device dump resolved, whatever its name now
+        if link is None:
+            raise NotFoundError(f"no such device: {ifname} (it went away)")
+        backend = planner.KernelBackend(nl, link, drvinfo.driver_name(link.ifindex, link.ifname) or link.kind)
         planned = planner.plan(backend, planner.ENABLE, ["rx-timestamp"], rx_filter="all")
         planner.apply(backend, planned)
         try:

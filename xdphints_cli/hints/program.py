@@ -82,14 +82,14 @@ class Match:
     def parse(cls, text: str) -> "Match":
         kind, sep, port = text.strip().lower().partition(":")
         if kind not in MATCH_KINDS:
-            raise ValueError(f"unknown match {text!r} (one of {', '.join(MATCH_KINDS)}, "
+            raise ValueError(f"unknown match '{text}' (one of {', '.join(MATCH_KINDS)}, "
                              "udp:PORT, tcp:PORT)")
         if not sep:
             return cls(kind)
         if kind not in ("udp", "tcp"):
-            raise ValueError(f"only udp and tcp take a port, not {kind!r}")
-        if not port.isdigit() or not 0 < int(port) < 65536:
-            raise ValueError(f"bad port {port!r} (1-65535)")
+            raise ValueError(f"only udp and tcp take a port, not '{kind}'")
+        if not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:   # not "٣"
+            raise ValueError(f"bad port '{port}' (1-65535)")
         return cls(kind, int(port))
 
     def __str__(self) -> str:

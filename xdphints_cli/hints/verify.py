@@ -111,7 +111,9 @@ class Verification:
         return "nothing compared"
 
     def to_json(self, ifname: str, ifindex: int) -> dict:
-        return {"ifname": ifname, "ifindex": ifindex, "packets": self.packets,
+        from xdphints_cli.names import json_name
+
+        return {**json_name("ifname", ifname), "ifindex": ifindex, "packets": self.packets,
                 "hints": {h: t.to_json() for h, t in self.hints.items()},
                 "verdict": self.verdict}
 

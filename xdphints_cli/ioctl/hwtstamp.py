@@ -16,6 +16,7 @@ import struct
 from dataclasses import dataclass
 
 from xdphints_cli.errors import KernelError
+from xdphints_cli.ioctl import ifname as ifname_ioctl
 
 SIOCSHWTSTAMP = 0x89B0
 SIOCGHWTSTAMP = 0x89B1
@@ -56,10 +57,13 @@ def _ioctl(ifname: str, request: int, config: HwtstampConfig, what: str) -> Hwts
     return HwtstampConfig.unpack(buf.raw)
 
 
-def get_config(ifname: str) -> HwtstampConfig:
-    return _ioctl(ifname, SIOCGHWTSTAMP, HwtstampConfig(0, 0, 0), "SIOCGHWTSTAMP")
+def get_config(ifname: str, *, ifindex: int) -> HwtstampConfig:
+    """The config of device `ifindex` (called `ifname` when it was looked up)."""
+    return ifname_ioctl.read(ifindex, ifname,
+                             lambda name: _ioctl(name, SIOCGHWTSTAMP, HwtstampConfig(0, 0, 0), "SIOCGHWTSTAMP"))
 
 
-def set_config(ifname: str, config: HwtstampConfig) -> HwtstampConfig:
+def set_config(ifname: str, config: HwtstampConfig, *, ifindex: int) -> HwtstampConfig:
     """Apply a config; returns what the driver applied (it may widen the rx-filter)."""
-    return _ioctl(ifname, SIOCSHWTSTAMP, config, "SIOCSHWTSTAMP")
+    return ifname_ioctl.change(ifindex, ifname, lambda name: _ioctl(name, SIOCSHWTSTAMP, config, "SIOCSHWTSTAMP"),
+                               "SIOCSHWTSTAMP")

@@ -29,13 +29,13 @@ def _open_named(name: str) -> int:
     if not name:
         raise UsageError("a network namespace name cannot be empty")
     if "/" in name or name in (".", ".."):
-        raise NotFoundError(f"network namespace {name!r} not found")
+        raise NotFoundError(f"network namespace '{name}' not found")
     try:
         return os.open(os.path.join(NETNS_RUN_DIR, name), os.O_RDONLY | os.O_CLOEXEC)
     except PermissionError:
-        raise PermissionDeniedError(f"cannot open network namespace {name!r}: permission denied") from None
+        raise PermissionDeniedError(f"cannot open network namespace '{name}': permission denied") from None
     except OSError as e:  # ENOENT, ENAMETOOLONG (a name over NAME_MAX cannot exist)
-        raise NotFoundError(f"network namespace {name!r} not found ({errno_name(e.errno)}; "
+        raise NotFoundError(f"network namespace '{name}' not found ({errno_name(e.errno)}; "
                             "see 'ip netns list')") from None
 
 
@@ -43,7 +43,7 @@ def enter(name: str) -> None:
     """Move the calling thread into the named namespace for good (the CLI's -n)."""
     fd = _open_named(name)
     try:
-        _setns(fd, repr(name))
+        _setns(fd, f"'{name}'")
     finally:
         os.close(fd)
 
