@@ -44,10 +44,16 @@ SIGINT when the generator is done and nothing has arrived for a second.
 Background load: BENCH_LOAD=N runs N CPU hogs (busy loops, not pinned, nice 0) during
 every run, so the capture shares its CPU as it would on a machine doing other work.
 
-Transport: BENCH_TRANSPORT (auto, metadata, headroom or tail; default auto) is given to
-every dump capture as --transport, BENCH_PASS_TRANSPORT (auto, metadata or fingerprint;
-default auto) to the pass one; each run prints the transport dump actually used (its
-summary says).
+Transport: BENCH_TRANSPORT (auto, metadata, headroom or tail; unset: dump's default,
+auto) is given to every dump capture as --transport, BENCH_PASS_TRANSPORT (auto,
+metadata or fingerprint) to the pass one; each run prints the transport dump actually
+used (its summary says).
+
+CPU: each run also prints the capture's CPU time per packet kept (user + system time
+of its process, all threads, sampled from /proc every 20 ms, from the moment its
+program is attached), a figure that compares
+captures and transports at the same offered rate even when the generator, not the
+capture, is what limits the rate.
 
 Environment: BENCH_MODES (comma list, default all five), BENCH_SECONDS (2),
 BENCH_REPEAT (1), BENCH_FULL_PACKETS (1,000,000), BENCH_RATES (comma list of pps,
@@ -85,8 +91,8 @@ RATES = tuple(int(r) for r in os.environ.get(
 ).split(","))
 OUT_DIR = os.environ.get("BENCH_DIR", os.getcwd())
 LOAD = int(os.environ.get("BENCH_LOAD", "0"))
-TRANSPORT = os.environ.get("BENCH_TRANSPORT", "auto")
-PASS_TRANSPORT = os.environ.get("BENCH_PASS_TRANSPORT", "auto")
+TRANSPORT = os.environ.get("BENCH_TRANSPORT", "")          # empty: dump's default
+PASS_TRANSPORT = os.environ.get("BENCH_PASS_TRANSPORT", "")
 ADDR, PEER_ADDR = "198.51.100.1", "198.51.100.2"
 GEN_SHORT = 0.95      # a run whose generator sent slower than this share of the rate does not count
 LABELS = {"quiet": "dump --quiet -j", "json": "dump -j > FILE", "pcapng": "dump -w FILE",
@@ -203,11 +209,23 @@ def _kb(path: str, key: str) -> int:
     return 0
 
 
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process, all its threads (/proc/PID/stat)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class MemoryPeak:
-    """Samples the PSS of a process tree and its main process's VmHWM until stopped."""
+    """Samples the PSS of a process tree, its main process's VmHWM and CPU time until
+    stopped."""
 
     def __init__(self, pid: int):
         self.pid, self.pss_kb, self.hwm_kb = pid, 0, 0
+        self.cpu_s = self.cpu0 = _cpu_s(pid)     # from here on: start-up not counted
         self._stop = threading.Event()
         self._t = threading.Thread(target=self._run, daemon=True)
         self._t.start()
@@ -217,6 +235,7 @@ class MemoryPeak:
             pss = sum(_kb(f"/proc/{p}/smaps_rollup", "Pss:") for p in _tree(self.pid))
             self.pss_kb = max(self.pss_kb, pss)
             self.hwm_kb = max(self.hwm_kb, _kb(f"/proc/{self.pid}/status", "VmHWM:"))
+            self.cpu_s = max(self.cpu_s, _cpu_s(self.pid))
 
     def stop(self) -> None:
         self._stop.set()
@@ -301,7 +320,8 @@ def _run_once(s: Setup, conf: str, mode: str, rate: Optional[int], n: int) -> di
             cmd = [PY, "-m", "xdphints_cli", "dump", "-d", s.dev, "-q", "0", "--count", str(n)]
             cmd += {"quiet": ["--quiet", "-j"], "json": ["-j"], "pcapng": ["-w", path],
                     "pass": ["--pass", "--quiet", "-j"]}[mode]
-            cmd += ["--transport", PASS_TRANSPORT if mode == "pass" else TRANSPORT]
+            transport = PASS_TRANSPORT if mode == "pass" else TRANSPORT
+            cmd += ["--transport", transport] if transport else []
             stdout = open(path, "w") if mode in ("json", "quiet", "pass") else subprocess.DEVNULL
         rx_before = rx_packets(s)
         full = ["ip", "netns", "exec", s.ns, "taskset", "-c", CAP_CPU] + cmd
@@ -341,7 +361,7 @@ def _run_once(s: Setup, conf: str, mode: str, rate: Optional[int], n: int) -> di
             with open(path) as f:
                 summary = json.loads(f.read().strip().splitlines()[-1])
             got = summary["packets"]
-            transport = summary["transport"]["name"]
+            transport = summary.get("transport", {}).get("name", "-")   # (releases before it)
             drops = {k: v for k, v in summary["xsk"].items() if k in ("rx-dropped", "rx-ring-full")}
             drops.update({k: v for k, v in summary.get("pass", {}).items() if "dropped" in k})
         elif mode == "json":
@@ -366,6 +386,7 @@ def _run_once(s: Setup, conf: str, mode: str, rate: Optional[int], n: int) -> di
                 "received": got, "lost": n - got, "drops": drops,
                 "delivered": rx_packets(s) - rx_before,
                 "pss_mb": mem.pss_kb / 1024, "hwm_mb": mem.hwm_kb / 1024,
+                "cpu_ns": (mem.cpu_s - mem.cpu0) * 1e9 / max(got, 1),
                 "file_mb": os.path.getsize(path) / 1e6}
     finally:
         err.close()
@@ -378,8 +399,8 @@ def show(r: dict) -> str:
     to_stack = f"delivered to the stack {r['delivered']:,}, " if r["mode"] == "pass" else ""
     via = f" via {r['transport']}" if r["mode"] != "tcpdump" else ""
     return (f"    {asked}: sent {r['sent']:>9,} at {r['gen_pps']:>9,.0f} pps | {to_stack}kept{via} "
-            f"{r['received']:>9,}, lost {r['lost']:>9,} ({drops}) | mem PSS {r['pss_mb']:.0f} MB, "
-            f"main RSS peak {r['hwm_mb']:.0f} MB")
+            f"{r['received']:>9,}, lost {r['lost']:>9,} ({drops}) | cpu {r['cpu_ns']:,.0f} ns/pkt | "
+            f"mem PSS {r['pss_mb']:.0f} MB, main RSS peak {r['hwm_mb']:.0f} MB")
 
 
 def rx_packets(s: Setup) -> int:
