@@ -55,6 +55,10 @@ program is attached), a figure that compares
 captures and transports at the same offered rate even when the generator, not the
 capture, is what limits the rate.
 
+A fixed rate: BENCH_AT=RATE runs every capture paced at RATE pps, BENCH_REPEAT times,
+after its full-speed run (no ladder), and the summary gives the median CPU per packet
+there: the comparison of captures, transports or releases at one rate.
+
 Environment: BENCH_MODES (comma list, default all five), BENCH_SECONDS (2),
 BENCH_REPEAT (1), BENCH_FULL_PACKETS (1,000,000), BENCH_RATES (comma list of pps,
 overrides the ladder), BENCH_DIR (where files go; default the working directory),
@@ -69,6 +73,7 @@ import os
 import re
 import shutil
 import signal
+import statistics
 import struct
 import subprocess
 import sys
@@ -91,6 +96,7 @@ RATES = tuple(int(r) for r in os.environ.get(
 ).split(","))
 OUT_DIR = os.environ.get("BENCH_DIR", os.getcwd())
 LOAD = int(os.environ.get("BENCH_LOAD", "0"))
+AT = int(os.environ.get("BENCH_AT", "0"))
 TRANSPORT = os.environ.get("BENCH_TRANSPORT", "")          # empty: dump's default
 PASS_TRANSPORT = os.environ.get("BENCH_PASS_TRANSPORT", "")
 ADDR, PEER_ADDR = "198.51.100.1", "198.51.100.2"
@@ -417,6 +423,8 @@ def sustained(s: Setup, conf: str, mode: str) -> Tuple[dict, Optional[dict], Lis
     full = run_once(s, conf, mode, None, FULL_PACKETS)
     print(show(full) + f" [{load()}]", flush=True)
     runs = [full]
+    if AT:
+        return full, None, runs
     if full["lost"] == 0:
         return full, full, runs
     for rate in RATES:
@@ -458,7 +466,10 @@ def main() -> int:
             print(f"{mode}: {LABELS[mode]}", flush=True)
             results[mode] = sustained(s, cfg.name, mode)
 
-        matched = match_tcpdump(s, cfg.name, results)
+        if AT:
+            matched = paced_at(s, cfg.name, AT, f"at BENCH_AT, {AT:,} pps, paced")
+        else:
+            matched = match_tcpdump(s, cfg.name, results)
 
     print()
     print("summary: highest offered rate kept with zero drops"
@@ -467,7 +478,9 @@ def main() -> int:
     for mode, (full, ok, runs) in results.items():
         peak = max(r["pss_mb"] for r in runs)
         hwm = max(r["hwm_mb"] for r in runs)
-        if ok is full:
+        if AT:
+            what = f"full speed ({full['gen_pps']:,.0f} pps) lost {full['lost']:,}"
+        elif ok is full:
             what = f"full speed, {full['gen_pps']:,.0f} pps ({full['gen_pps'] / gen:.2f}x generator)"
         elif ok is not None:
             what = f"{ok['rate_asked']:,} pps asked ({ok['gen_pps']:,.0f} sent, steady)"
@@ -478,9 +491,12 @@ def main() -> int:
     for mode, rate, runs in matched:
         lost = [r["lost"] for r in runs]
         short = sum(r["gen_pps"] < GEN_SHORT * rate for r in runs)
-        print(f"  {LABELS[mode]:<18} at tcpdump -w's full-speed rate ({rate:,} pps, paced): lost "
+        cpu = statistics.median(r["cpu_ns"] for r in runs)
+        where = f"BENCH_AT {rate:,} pps" if AT else f"tcpdump -w's full-speed rate ({rate:,} pps"
+        print(f"  {LABELS[mode]:<18} at {where}, paced): lost "
               f"{', '.join(f'{n:,}' for n in lost)} in {len(runs)} run(s)"
-              + (f" ({short} with the generator short of the rate)" if short else ""))
+              + (f" ({short} with the generator short of the rate)" if short else "")
+              + f"; cpu median {cpu:,.0f} ns/pkt")
     print(f"  trafgen full speed: {gen:,.0f} pps [{load()}]")
     return 0
 
@@ -493,10 +509,17 @@ def match_tcpdump(s: Setup, conf: str, results: dict) -> List[Tuple[str, int, Li
     if "tcpdump" not in results or results["tcpdump"][0]["lost"]:
         return []
     rate = int(results["tcpdump"][0]["gen_pps"]) // 1000 * 1000
+    return paced_at(s, conf, rate, f"at tcpdump -w's full-speed rate, {rate:,} pps, paced",
+                    skip=("tcpdump", "pass"))
+
+
+def paced_at(s: Setup, conf: str, rate: int, heading: str,
+             skip: Tuple[str, ...] = ()) -> List[Tuple[str, int, List[dict]]]:
+    """Every capture but `skip` paced at `rate`, BENCH_REPEAT times."""
     out = []
-    print(f"at tcpdump -w's full-speed rate, {rate:,} pps, paced:", flush=True)
+    print(f"{heading}:", flush=True)
     for mode in MODES:
-        if mode in ("tcpdump", "pass"):
+        if mode in skip:
             continue
         runs = []
         for _ in range(REPEAT):
