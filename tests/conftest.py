@@ -46,7 +46,7 @@ def need_metadata_area() -> None:
     """Skip when this kernel refuses bpf_xdp_adjust_meta in XDP programs, with the
     verifier's own words: a property of the kernel (some 6.18 builds), not of
     privileges, so it may skip under CI too. A probe that cannot tell fails."""
-    from xdphints_cli.hints.transport import kernel_metadata_area
+    from xdphints_cli.hints.metadata_area import kernel_metadata_area
 
     area = kernel_metadata_area()
     if area.status == "refused":

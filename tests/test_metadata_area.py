@@ -10,7 +10,7 @@ import pytest
 
 from conftest import xdphints
 from xdphints_cli.device.readiness import metadata_area
-from xdphints_cli.hints import transport as T
+from xdphints_cli.hints import metadata_area as MA
 
 REASON = "program of this type cannot use helper bpf_xdp_adjust_meta#54"
 
@@ -21,8 +21,8 @@ REASON = "program of this type cannot use helper bpf_xdp_adjust_meta#54"
     ("unknown", "unknown", "metadata", "metadata"),
 ])
 def test_verdict_follows_the_kernel_probe(monkeypatch, status, kernel, dump, passing):
-    monkeypatch.setattr(T, "kernel_metadata_area",
-                        lambda: T.MetadataArea(status, REASON if status == "refused" else
+    monkeypatch.setattr(MA, "kernel_metadata_area",
+                        lambda: MA.MetadataArea(status, REASON if status == "refused" else
                                                "probing needs CAP_BPF" if status == "unknown" else ""))
     v = metadata_area(SimpleNamespace(driver="ena"))
     j = v.to_json()
@@ -39,8 +39,8 @@ def test_verdict_follows_the_kernel_probe(monkeypatch, status, kernel, dump, pas
 
 @pytest.mark.privileged
 def test_show_and_check_report_it_as_the_probe_found(veth):
-    T.kernel_metadata_area.cache_clear()
-    area = T.kernel_metadata_area()
+    MA.kernel_metadata_area.cache_clear()
+    area = MA.kernel_metadata_area()
     want = {"accepted": ("unknown", "accepts", "metadata"),
             "refused": ("refused", "refuses", "headroom")}[area.status]
     for cmd in (["show", veth.dev], ["check", "-d", veth.dev]):

@@ -18,6 +18,7 @@ from conftest import need_metadata_area, need_tool
 from test_dump import finish, start_dump
 from test_dump_pcapng import tshark_fields
 
+from xdphints_cli.hints import metadata_area as MA
 from xdphints_cli.hints import transport as T
 
 RAW_SENDER = """
@@ -76,12 +77,12 @@ def test_locate_finds_struct_and_packet(t, metas, addrs, lengths):
 
 
 def test_auto_takes_the_metadata_area_unless_the_kernel_refuses_it(monkeypatch):
-    monkeypatch.setattr(T, "kernel_metadata_area", lambda: T.MetadataArea("accepted"))
+    monkeypatch.setattr(MA, "kernel_metadata_area", lambda: MA.MetadataArea("accepted"))
     assert T.choose("auto") == (T.METADATA, "auto: this kernel accepts the XDP metadata area")
     assert T.choose("auto", passing=True)[0] is T.METADATA
-    refused = T.MetadataArea("refused", "program of this type cannot use helper "
+    refused = MA.MetadataArea("refused", "program of this type cannot use helper "
                                         "bpf_xdp_adjust_meta#54")
-    monkeypatch.setattr(T, "kernel_metadata_area", lambda: refused)
+    monkeypatch.setattr(MA, "kernel_metadata_area", lambda: refused)
     t, why = T.choose("auto")
     assert t is T.HEADROOM and why == ("auto: metadata area refused by this kernel: program of "
                                        "this type cannot use helper bpf_xdp_adjust_meta#54")
@@ -102,8 +103,8 @@ def test_probe_agrees_with_loading_the_metadata_program(veth):
     from xdphints_cli.errors import NotSupportedError
     from xdphints_cli.hints import program as P
 
-    T.kernel_metadata_area.cache_clear()
-    area = T.kernel_metadata_area()
+    MA.kernel_metadata_area.cache_clear()
+    area = MA.kernel_metadata_area()
     assert area.status in ("accepted", "refused"), area
     with netns.inside(veth.ns), Map.create(sc.BPF_MAP_TYPE_XSKMAP, 4, 4, 1) as xmap:
         if area.status == "accepted":
@@ -269,9 +270,9 @@ def test_no_transport_left_is_exit_3_with_device_driver_and_errno(veth, monkeypa
 def test_attached_on_a_kernel_that_refuses_says_the_program_cannot_either(monkeypatch):
     from xdphints_cli.cli.dump import metadata_area_refused
 
-    monkeypatch.setattr(T, "kernel_metadata_area", lambda: T.MetadataArea("accepted"))
+    monkeypatch.setattr(MA, "kernel_metadata_area", lambda: MA.MetadataArea("accepted"))
     assert metadata_area_refused(42) == ""
-    monkeypatch.setattr(T, "kernel_metadata_area", lambda: T.MetadataArea(
+    monkeypatch.setattr(MA, "kernel_metadata_area", lambda: MA.MetadataArea(
         "refused", "program of this type cannot use helper bpf_xdp_adjust_meta#54"))
     assert metadata_area_refused(42) == (
         "this kernel refuses bpf_xdp_adjust_meta in XDP programs (program of this type cannot "
@@ -289,8 +290,8 @@ def test_forced_metadata_transport_works_or_is_exit_3_with_the_kernels_reason(ve
     line with the verifier's reason and exit 3, never the verifier's log."""
     from conftest import xdphints
 
-    T.kernel_metadata_area.cache_clear()
-    area = T.kernel_metadata_area()
+    MA.kernel_metadata_area.cache_clear()
+    area = MA.kernel_metadata_area()
     res = xdphints(command, "-d", veth.dev, *args, "--transport", "metadata", "--duration",
                    "0.3", ns=veth.ns)
     if area.status == "accepted":
@@ -328,3 +329,10 @@ def test_frames_of_queues_without_a_socket_reach_the_stack_as_they_came(veth_fac
     assert s["transport"]["name"] == transport
     assert 0 < got_by_stack < total                        # several queues, one captured
     assert s["packets"] + got_by_stack == total            # (unplaced ones reach the stack)
+
+
+def test_probe_program_is_what_the_assembler_makes():
+    from xdphints_cli.bpf.insn import R0, R2, XDP_PASS, call_helper, encode, exit_, mov64_imm
+
+    assert MA.PROBE_INSNS == encode([mov64_imm(R2, 0), call_helper(T.HELPER_XDP_ADJUST_META),
+                                     mov64_imm(R0, XDP_PASS), exit_()])

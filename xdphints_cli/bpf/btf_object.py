@@ -11,7 +11,7 @@ import struct
 from xdphints_cli.bpf import syscall as sc
 from xdphints_cli.bpf.fd import Fd
 from xdphints_cli.bpf.info import BTF_INFO_SIZE, btf_fd_by_id, obj_info, prog_fd_by_id, prog_info
-from xdphints_cli.bpf.prog import _log_text, reason_line
+from xdphints_cli.bpf.verifier_log import log_text as _log_text, reason_line
 from xdphints_cli.errors import KernelError, NotFoundError
 
 BTF_LOG_SIZE = 1 << 16

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import errno
-import re
 import struct
 from typing import Iterable, Optional, Sequence, Tuple, Union
 
 from xdphints_cli.bpf import syscall as sc
 from xdphints_cli.bpf.fd import Fd, FdOwner
 from xdphints_cli.bpf.insn import Item, assemble
+from xdphints_cli.bpf.verifier_log import log_text as _log_text, reason_line
 from xdphints_cli.errors import EXIT_FAILED, KernelError
 
 LOG_SIZE = 1 << 20          # the kernel keeps the *tail* of an overlong log (6.4+)
@@ -27,27 +27,6 @@ class VerifierError(KernelError):
         self.verifier_log = log
         if self.errno in (errno.EACCES, errno.EINVAL, errno.E2BIG, errno.ENOSPC):
             self.exit_code = EXIT_FAILED
-
-
-# lines of a verifier log that trace or sum up, not say why: "12: (85) call ...",
-# "; source line", "R1=ctx() R10=fp0", "processed 2 insns ...", "verification time ..."
-_TRACE = re.compile(r"^(\d+: |; |R\d+(_[a-z]+)?=|processed \d+ insns|verification time|stack depth|"
-                    r"from \d+ to \d+|mark_precise|last_idx|regs=|parent didn't|func#\d)")
-
-
-def reason_line(log: str) -> str:
-    """The verifier's reason for a rejection: the last line of its log that is not
-    instruction trace or statistics ("program of this type cannot use helper
-    bpf_xdp_adjust_meta#54", "R2 !read_ok"); the last line when every line is."""
-    lines = [ln.strip() for ln in log.splitlines() if ln.strip()]
-    for ln in reversed(lines):
-        if not _TRACE.match(ln):
-            return ln
-    return lines[-1] if lines else ""
-
-
-def _log_text(log: bytes) -> str:
-    return log.split(b"\0", 1)[0].decode("utf-8", "replace")
 
 
 class Program(FdOwner):

@@ -284,7 +284,7 @@ def _dump_attached(app: App, dev, queue, count, duration, hex_, snaplen, quiet, 
 def metadata_area_refused(prog_id: int) -> str:
     """What --attached must say on a kernel that refuses bpf_xdp_adjust_meta: the
     device's program cannot have put metadata in front of its packets either."""
-    from xdphints_cli.hints.transport import kernel_metadata_area
+    from xdphints_cli.hints.metadata_area import kernel_metadata_area
 
     area = kernel_metadata_area()
     if area.status != "refused":

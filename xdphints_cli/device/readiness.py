@@ -141,10 +141,10 @@ class MetadataAreaVerdict:
 def metadata_area(report: DeviceReport) -> MetadataAreaVerdict:
     """From a probe load (needs CAP_BPF): the kernel's side is known, the driver's only
     once a capture tries it (a driver without the area answers -ENOTSUPP then)."""
-    from xdphints_cli.hints.transport import choose, kernel_metadata_area
+    from xdphints_cli.hints.metadata_area import auto_choice, kernel_metadata_area
 
     area = kernel_metadata_area()
-    dump, passing = choose("auto")[0].name, choose("auto", passing=True)[0].name
+    dump, passing = auto_choice()[0], auto_choice(passing=True)[0]
     drv = report.driver or "the driver"
     if area.status == "refused":
         return MetadataAreaVerdict("refused", "refuses", "this kernel refuses bpf_xdp_adjust_meta "

@@ -18,21 +18,20 @@ arrived. A packet the program could not place the struct in goes on to the stack
 untouched and is counted (COUNT_UNPLACED, with the helper's errno), never dropped.
 
 `choose` picks the transport for `auto`: the metadata area unless the kernel refuses
-the helper (kernel_metadata_area, a probe load), then headroom, then tail; `after`
-names the next one when the chosen one fails at run time.
+the helper (metadata_area.py, a probe load), then headroom, then tail; `after` names
+the next one when the chosen one fails at run time.
 """
 
 from __future__ import annotations
 
-import errno
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import List, Optional, Sequence, Tuple
 
 from xdphints_cli.bpf.insn import (
     ADD, JGT, JLT, JNE, R0, R1, R2, R3, R4, R6, Item, add64_imm, alu64_reg, call_helper,
     jmp_imm, jmp_reg, ldx_mem, mov64_imm, mov64_reg,
 )
+from xdphints_cli.hints.metadata_area import auto_choice
 
 HELPER_XDP_ADJUST_HEAD = 44
 HELPER_XDP_ADJUST_META = 54
@@ -147,53 +146,10 @@ def after(t: Transport, passing: bool = False) -> Optional[Transport]:
     return order[i + 1] if i + 1 < len(order) else None
 
 
-@dataclass(frozen=True)
-class MetadataArea:
-    """Whether this kernel lets XDP programs reserve the metadata area.
-    status: "accepted", "refused" or "unknown" (the probe could not run)."""
-
-    status: str
-    reason: str = ""             # the verifier's line, or why the probe could not run
-
-    def to_json(self) -> dict:
-        out = {"kernel": self.status}
-        if self.reason:
-            out["reason"] = self.reason
-        return out
-
-
-@lru_cache(maxsize=1)
-def kernel_metadata_area() -> MetadataArea:
-    """Load a three-instruction XDP program that calls bpf_xdp_adjust_meta: whether
-    the verifier takes it is a property of the kernel (some builds refuse the helper
-    in every XDP program), not of a driver. Needs CAP_BPF, else "unknown"."""
-    from xdphints_cli.bpf.insn import exit_
-    from xdphints_cli.bpf.prog import Program, VerifierError
-    from xdphints_cli.errors import PermissionDeniedError, XdpHintsError
-
-    insns = [mov64_imm(R2, 0), call_helper(HELPER_XDP_ADJUST_META), mov64_imm(R0, 2), exit_()]
-    try:
-        with Program.load(insns, name="xdphints_probe"):
-            return MetadataArea("accepted")
-    except VerifierError as e:
-        if e.errno in (errno.EINVAL, errno.EACCES) and "adjust_meta" in (e.extack or ""):
-            return MetadataArea("refused", e.extack)
-        return MetadataArea("unknown", f"probe load failed: {e}")
-    except PermissionDeniedError:
-        return MetadataArea("unknown", "probing needs CAP_BPF")
-    except XdpHintsError as e:
-        return MetadataArea("unknown", f"probe load failed: {e}")
-
-
 def choose(requested: str, passing: bool = False) -> Tuple[Transport, str]:
-    """(transport, why) for --transport `requested`: auto takes the metadata area
-    unless this kernel refuses it. `passing`: for dump --pass and verify."""
+    """(transport, why) for --transport `requested` (metadata_area.auto_choice for
+    auto). `passing`: for dump --pass and verify."""
     if requested != AUTO:
         return TRANSPORTS[requested], "--transport"
-    area = kernel_metadata_area()
-    if area.status == "refused":
-        return (after(METADATA, passing),
-                f"auto: metadata area refused by this kernel: {area.reason}")
-    if area.status == "unknown":
-        return METADATA, f"auto: the metadata area ({area.reason})"
-    return METADATA, "auto: this kernel accepts the XDP metadata area"
+    name, why = auto_choice(passing)
+    return TRANSPORTS[name], why
