@@ -244,29 +244,29 @@ def queue_code(queues: Optional[List[int]], no: str = "pass") -> List[Item]:
     return out + [ja(no), Label("queue_ok")]
 
 
-def count_code(counts_fd: int, index: int, skip: str, slot: int = SLOT_KEY) -> List[Item]:
-    """counts[index] += 1 in the per-CPU array `counts_fd` (no atomics needed), the key
-    at stack `slot`; jumps to `skip` if the lookup fails. Clobbers r0-r5."""
+def _counter(counts_fd: int, index: int, skip: str, slot: int) -> List[Item]:
+    """r0 = this CPU's counts[index] in the per-CPU array `counts_fd`, the key at stack
+    `slot`; jumps to `skip` if the lookup fails. Clobbers r0-r5."""
     return [st_mem(4, FP, slot, index), ld_map_fd(R1, counts_fd),
             mov64_reg(R2, FP), add64_imm(R2, slot), call_helper(HELPER_MAP_LOOKUP_ELEM),
-            jmp_imm(JEQ, R0, 0, skip),
+            jmp_imm(JEQ, R0, 0, skip)]
+
+
+def count_code(counts_fd: int, index: int, skip: str, slot: int = SLOT_KEY) -> List[Item]:
+    """counts[index] += 1 (per-CPU: no atomics needed); see _counter."""
+    return [*_counter(counts_fd, index, skip, slot),
             ldx_mem(8, R1, R0, 0), add64_imm(R1, 1), stx_mem(8, R0, R1, 0)]
 
 
 def add_code(counts_fd: int, index: int, reg: int, skip: str, slot: int = SLOT_KEY) -> List[Item]:
-    """counts[index] += reg (callee-saved, r6-r9) in the per-CPU array; clobbers r0-r5."""
-    return [st_mem(4, FP, slot, index), ld_map_fd(R1, counts_fd),
-            mov64_reg(R2, FP), add64_imm(R2, slot), call_helper(HELPER_MAP_LOOKUP_ELEM),
-            jmp_imm(JEQ, R0, 0, skip),
+    """counts[index] += reg (callee-saved, r6-r9); see _counter."""
+    return [*_counter(counts_fd, index, skip, slot),
             ldx_mem(8, R1, R0, 0), alu64_reg(ADD, R1, reg), stx_mem(8, R0, R1, 0)]
 
 
 def store_code(counts_fd: int, index: int, reg: int, skip: str, slot: int = SLOT_KEY) -> List[Item]:
-    """counts[index] = reg (this CPU's slot); jumps to `skip` if the lookup fails.
-    `reg` must be callee-saved (r6-r9). Clobbers r0-r5."""
-    return [st_mem(4, FP, slot, index), ld_map_fd(R1, counts_fd),
-            mov64_reg(R2, FP), add64_imm(R2, slot), call_helper(HELPER_MAP_LOOKUP_ELEM),
-            jmp_imm(JEQ, R0, 0, skip), stx_mem(8, R0, reg, 0)]
+    """counts[index] = reg (callee-saved, r6-r9); see _counter."""
+    return [*_counter(counts_fd, index, skip, slot), stx_mem(8, R0, reg, 0)]
 
 
 def unplaced_code(counts_fd: Optional[int], out: str = "pass") -> List[Item]:
