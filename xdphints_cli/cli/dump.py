@@ -76,9 +76,15 @@ def dump(app: App, dev: Optional[str], queue_: str, count: Optional[int], durati
     """Dump packets received on one RX queue with their XDP hints.
 
     Loads a device-bound XDP program that calls the RX metadata kfuncs the device
-    advertises, writes their results in front of each packet (a BTF-described
-    struct ending in its own btf_id) and redirects the queue's packets to an AF_XDP
-    socket. The program is attached with a BPF link: it comes off when dump ends,
+    advertises, puts their results next to each packet (a BTF-described struct
+    ending in its own btf_id) and redirects the queue's packets to an AF_XDP socket.
+    --transport says where the struct goes: the XDP metadata area in front of the
+    packet (metadata), the frame's headroom (headroom) or its grown tail (tail),
+    stripped again so every output shows the packet as it arrived; auto (the
+    default) takes the metadata area unless the kernel refuses it and moves on when
+    the driver fails it at run time. Packets the program could not place the struct
+    in go to the stack and are counted; when no transport can carry the hints, dump
+    says so within a second (device, driver, errno) and exits 3. The program is attached with a BPF link: it comes off when dump ends,
     however it ends. A device that already has an XDP program is left alone (exit 1).
     Only packets selected by --match are captured (default ip: IPv4 and IPv6 except
     neighbour discovery); the test runs in the XDP program, and everything else (ARP,
@@ -113,12 +119,15 @@ def dump(app: App, dev: Optional[str], queue_: str, count: Optional[int], durati
     looked up in FILE's BTF, else FILE's DWARF, else the program's BTF, else vmlinux.
 
     --pass takes nothing away: the built-in program writes the hints in front of the
-    matched packets and returns XDP_PASS; a tcx ingress program (a BPF link too) reads
-    them through __sk_buff->data_meta and copies them, the first --snaplen bytes and
-    the stack's view of the packet (skb hash, VLAN tag, hardware timestamp, queue
-    mapping; JSON key "stack") into a BPF ring buffer that dump reads. When dump falls
-    behind, records are dropped and counted in the summary, never packets. Needs tcx
-    (Linux 6.6) and a driver that keeps the metadata in the skb (exit 3 otherwise).
+    matched packets (the metadata transport) or stores them under the frame's
+    fingerprint (the fingerprint transport, where there is no metadata area) and
+    returns XDP_PASS; a tcx ingress program (a BPF link too) reads them through
+    __sk_buff->data_meta or by the same fingerprint, and copies them, the first
+    --snaplen bytes and the stack's view of the packet (skb hash, VLAN tag, hardware
+    timestamp, queue mapping; JSON key "stack") into a BPF ring buffer that dump
+    reads. Frames the fingerprint cannot tell apart, GRO-merged and dropped frames
+    are counted, never paired. When dump falls behind, records are dropped and
+    counted in the summary, never packets. Needs tcx (Linux 6.6).
     """
     from xdphints_cli.hints import capture
     from xdphints_cli.process import caps
