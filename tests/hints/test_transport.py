@@ -189,7 +189,7 @@ class _NoHeadroom(T._Headroom):
         return super().reserve(4000, fail, bad)
 
 
-NO_HEADROOM = _NoHeadroom("headroom", "bpf_xdp_adjust_head", True, "nowhere")
+NO_HEADROOM = _NoHeadroom("headroom", "bpf_xdp_adjust_head", True)
 
 
 def _capture_with(monkeypatch, veth, order, requested, warnings):
@@ -336,3 +336,13 @@ def test_probe_program_is_what_the_assembler_makes():
 
     assert MA.PROBE_INSNS == encode([mov64_imm(R2, 0), call_helper(T.HELPER_XDP_ADJUST_META),
                                      mov64_imm(R0, XDP_PASS), exit_()])
+
+
+def test_the_cli_spells_out_the_transport_names_it_offers():
+    """dump and verify list the names without importing the hints code (--help stays
+    light); they must be the transports' own."""
+    from xdphints_cli.cli.dump import TRANSPORTS
+    from xdphints_cli.cli.verify import PASS_TRANSPORTS
+
+    assert TRANSPORTS == T.NAMES + (T.FINGERPRINT.name,)
+    assert PASS_TRANSPORTS == T.PASS_NAMES

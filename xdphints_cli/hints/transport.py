@@ -48,7 +48,6 @@ class Transport:
     name: str
     helper: str                  # the helper that makes room, for messages
     modifies_frame: bool
-    what: str                    # where the struct sits, for --help and the start line
 
     def reserve(self, size: int, fail: str, bad: str) -> List[Item]:
         """Make room for `size` bytes; leaves r2 pointing at them, checked for the
@@ -121,16 +120,12 @@ class _Tail(Transport):
                 [n - size for n in lengths])
 
 
-METADATA = _Metadata("metadata", "bpf_xdp_adjust_meta", False,
-                     "in the XDP metadata area in front of the packet")
-HEADROOM = _Headroom("headroom", "bpf_xdp_adjust_head", True,
-                     "in the frame's headroom, in front of the packet (stripped)")
-TAIL = _Tail("tail", "bpf_xdp_adjust_tail", True,
-             "after the packet, in the frame's grown tail (stripped)")
+METADATA = _Metadata("metadata", "bpf_xdp_adjust_meta", False)
+HEADROOM = _Headroom("headroom", "bpf_xdp_adjust_head", True)
+TAIL = _Tail("tail", "bpf_xdp_adjust_tail", True)
 # dump --pass and verify never change a packet: the stack's side finds the hints by
 # the frame's bytes instead (fingerprint.py has both programs' code)
-FINGERPRINT = Transport("fingerprint", "bpf_map_update_elem", False,
-                        "in a map under the frame's fingerprint, looked up at tc ingress")
+FINGERPRINT = Transport("fingerprint", "bpf_map_update_elem", False)
 TRANSPORTS = {t.name: t for t in (METADATA, HEADROOM, TAIL, FINGERPRINT)}
 ORDER = (METADATA, HEADROOM, TAIL)
 PASS_ORDER = (METADATA, FINGERPRINT)
