@@ -25,6 +25,7 @@ COMMANDS = {
     "enable": ("xdphints_cli.cli.enable", "enable", "Turn on the hardware side of hints (timestamping, offloads)."),
     "disable": ("xdphints_cli.cli.enable", "disable", "Turn the hardware side of hints off again."),
     "check": ("xdphints_cli.cli.check", "check", "Exit 0 if hints are usable now, 6 if they need enable, 3 if not supported."),
+    "apply": ("xdphints_cli.cli.apply", "apply", "Make the hints a file lists ready on its devices; --watch keeps them so."),
     "btf": ("xdphints_cli.cli.btf", "btf", "Show the hints structs (metadata layouts) in a program's or file's BTF."),
     "dump": ("xdphints_cli.cli.dump", "dump", "Dump packets of one RX queue with their XDP hints (AF_XDP)."),
     "verify": ("xdphints_cli.cli.verify", "verify", "Compare the XDP hints with what the kernel stack holds for the same packets."),
