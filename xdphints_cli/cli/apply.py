@@ -79,10 +79,13 @@ def _once(app: App, desired, check: bool) -> None:
     code = converge.exit_code(results)
     if code:
         sys.stdout.flush()
-        # the exit code is the answer, as check's; per-device errors are in the lines above
+        # one error line per device that is not as the file says; the exit code sums them up
+        from xdphints_cli.cli.safe_text import escape_text
+
         for r in results:
             if r.error:
-                app.warn(r.error if r.error.startswith(r.ifname + ":") else f"{r.ifname}: {r.error}")
+                text = r.error if r.error.startswith(r.ifname + ":") else f"{r.ifname}: {r.error}"
+                sys.stderr.write(f"xdphints: error: {escape_text(text)}\n")
         sys.exit(code)
 
 

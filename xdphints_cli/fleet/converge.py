@@ -116,7 +116,7 @@ def matched(nl, desired: Desired) -> Match:
 
 
 def absent_result(section: Section) -> DeviceResult:
-    return DeviceResult(section.name, (section.label,), ABSENT, error=f"no such device: {section.name}",
+    return DeviceResult(section.name, (section.label,), ABSENT, error="no such device here",
                         exit_code=EXIT_NOT_FOUND)
 
 

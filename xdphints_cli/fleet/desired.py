@@ -18,6 +18,7 @@ The rules:
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import stat
@@ -59,7 +60,8 @@ class Section:
 
     @property
     def label(self) -> str:
-        return f"{self.kind}.{self.name}"
+        """The table's key as the file spells it: device.eth0, or quoted: device."a b"."""
+        return _key_text((self.kind, self.name))
 
 
 @dataclass(frozen=True)
@@ -267,8 +269,8 @@ def _one_path(doc: dict) -> Tuple[str, ...]:
 
 def _key_text(path: Sequence[str]) -> str:
     """A key path as TOML spells it (quoted where a part is no bare key)."""
-    return ".".join(p if re.fullmatch(r"[A-Za-z0-9_-]+", p) else '"' + p.encode("unicode_escape").decode()
-                    .replace('"', '\\"') + '"' for p in path)
+    # JSON's string escapes are a subset of TOML's: a control character shows as \u001b
+    return ".".join(p if re.fullmatch(r"[A-Za-z0-9_-]+", p) else json.dumps(p, ensure_ascii=False) for p in path)
 
 
 def _type_name(value) -> str:
