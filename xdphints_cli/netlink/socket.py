@@ -126,11 +126,13 @@ class _CtrlMsg(ctrlmsg):
 class GenlFamily:
     """A generic netlink family resolved by name: its id and the commands it knows."""
 
-    def __init__(self, name: str, family_id: int, version: int, ops: Dict[int, int]):
+    def __init__(self, name: str, family_id: int, version: int, ops: Dict[int, int],
+                 groups: Optional[Dict[str, int]] = None):
         self.name = name
         self.id = family_id
         self.version = version
         self.ops = ops  # command id -> flags
+        self.groups = groups or {}  # multicast group name -> id (ethtool: "monitor")
 
     def has_op(self, cmd: int) -> bool:
         return cmd in self.ops
@@ -152,4 +154,9 @@ class GenlFamily:
         ops = {}
         for op in reply.get_attr("CTRL_ATTR_OPS") or []:
             ops[op.get_attr("CTRL_ATTR_OP_ID")] = op.get_attr("CTRL_ATTR_OP_FLAGS") or 0
-        return cls(name, reply.get_attr("CTRL_ATTR_FAMILY_ID"), reply.get_attr("CTRL_ATTR_VERSION") or 1, ops)
+        groups = {}
+        for grp in reply.get_attr("CTRL_ATTR_MCAST_GROUPS") or []:
+            if grp.get_attr("CTRL_ATTR_MCAST_GRP_NAME") is not None:
+                groups[grp.get_attr("CTRL_ATTR_MCAST_GRP_NAME")] = grp.get_attr("CTRL_ATTR_MCAST_GRP_ID")
+        return cls(name, reply.get_attr("CTRL_ATTR_FAMILY_ID"), reply.get_attr("CTRL_ATTR_VERSION") or 1, ops,
+                   groups)
