@@ -107,7 +107,9 @@ def result_lines(r, check: bool) -> list:
             if step.note:
                 detail += f"; {step.note}"
         else:
-            detail = v.reason + (f"; {step.note}" if step is not None and step.note else "")
+            # hint_plan's note on a ready hint repeats check's reason
+            note = step.note if step is not None and step.note and not step.note.startswith("ready:") else None
+            detail = v.reason + (f"; {note}" if note else "")
         was = f" (was {before.state})" if before is not None and before.state != v.state else ""
         lines.append(f"{r.ifname}: {name:<13} {v.state}{was}: {detail}")
     return lines

@@ -123,7 +123,8 @@ class Watch:
         else:
             text = f"{r.ifname}: {r.status} after {cause_text}: " + ", ".join(
                 f"{h} {v.state}" for h, v in r.after.items())
-        event = "repair" if r.status == converge.CHANGED else "device"
+        # a repair: what was restored (changed), or an attempt that failed and was rolled back
+        event = "repair" if r.status in (converge.CHANGED, converge.FAILED) else "device"
         self.emit({"event": event, "cause": cause, **r.to_json()}, text)
 
     # --- signals ----------------------------------------------------------------
@@ -282,7 +283,9 @@ class Watch:
         last = self.last_status.get(target.ifindex)
         self.last_status[target.ifindex] = r.status
         # a drift pass that found nothing to do (our own repair's notification, say) is quiet
-        quiet = r.status == converge.UNCHANGED or (r.status == last and r.status != converge.CHANGED)
+        # (every attempt that counts against the rate limit is said, a failed one too)
+        quiet = r.status == converge.UNCHANGED or (r.status == last and wait is None
+                                                   and r.status not in (converge.CHANGED, converge.FAILED))
         if always or not quiet:
             self.emit_result(r, cause, cause_text)
         if wait is not None:
