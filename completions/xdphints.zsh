@@ -75,6 +75,7 @@ _xdphints() {
                 'enable:Turn on the hardware side of hints (timestamping, offloads)'
                 'disable:Turn the hardware side of hints off again'
                 'check:Exit 0 if hints are usable now, 6 if they need enable, 3 if not supported'
+                'apply:Make the hints a file lists ready on its devices; --watch keeps them so'
                 'btf:Show the hints structs (metadata layouts) in a program'\''s or file'\''s BTF'
                 'dump:Dump packets of one RX queue with their XDP hints (AF_XDP)'
                 'verify:Compare the XDP hints with what the kernel stack holds for the same packets'
@@ -95,6 +96,7 @@ _xdphints() {
                     '*:device:_xdphints_devices';;
                 enable) _arguments \
                     '(-d --dev)'{-d,--dev}'[Device name (default\: $XDPHINTS_DEV, else the only non-loopback interface that is up)]:device:_xdphints_devices' \
+                    ''--available'[Every hint the device can give (without FEATURE), or the FEATUREs it can give; the hints it cannot are reported and left out]' \
                     ''--rx-filter'[rx-timestamp\: the hwtstamp rx-filter to ask for (default\: all), a name of the kernel'\''s string set that the device lists, e.g. ptpv2-event]:rx-filter:{_xdphints_show_row '\''Hardware RX filters'\'' none}' \
                     ''--tx-type'[tx-timestamp\: the hwtstamp tx-type to ask for (default\: on), e.g. onestep-sync]:tx-type:{_xdphints_show_row '\''Hardware TX types'\'' off}' \
                     ''--dry-run'[Print what would change and change nothing]' \
@@ -117,6 +119,7 @@ _xdphints() {
                     '*:unused:{_xdphints_unused rx-timestamp tx-timestamp rx-hash rx-vlan rx-vlan-stag}';;
                 check) _arguments \
                     '(-d --dev)'{-d,--dev}'[Device name (default\: $XDPHINTS_DEV, else the only non-loopback interface that is up)]:device:_xdphints_devices' \
+                    ''--available'[Judge only the hints the device can give\: unsupported ones are listed but do not make the exit code 3 (unless none is left), as `enable --available` leaves them out]' \
                     '(-j --json)'{-j,--json}'[JSON output on stdout]' \
                     '(-p --pretty)'{-p,--pretty}'[Indented JSON (implies --json)]' \
                     '(-n --netns)'{-n,--netns}'[Run inside the named network namespace (like ip -n)]:netns:_xdphints_netns' \
@@ -124,6 +127,16 @@ _xdphints() {
                     ''--debug'[Add a traceback to errors (the exit code stays the same)]' \
                     '(-h --help)'{-h,--help}'[Show help]' \
                     '*:unused:{_xdphints_unused rx-timestamp rx-hash rx-vlan}';;
+                apply) _arguments \
+                    ''--check'[Change nothing; print what would change (exit 6 if anything would)]' \
+                    ''--watch'[Keep running\: re-apply within a second or two when a matching device appears or drifts]' \
+                    '(-j --json)'{-j,--json}'[JSON output on stdout]' \
+                    '(-p --pretty)'{-p,--pretty}'[Indented JSON (implies --json)]' \
+                    '(-n --netns)'{-n,--netns}'[Run inside the named network namespace (like ip -n)]:netns:_xdphints_netns' \
+                    ''--no-color'[No colour (NO_COLOR in the environment does the same)]' \
+                    ''--debug'[Add a traceback to errors (the exit code stays the same)]' \
+                    '(-h --help)'{-h,--help}'[Show help]' \
+                    '*:file:_files';;
                 btf) _arguments \
                     '(-d --dev)'{-d,--dev}'[Device name (default\: $XDPHINTS_DEV, else the only non-loopback interface that is up)]:device:_xdphints_devices' \
                     ''--prog-id'[A loaded program, by id]:value: ' \
@@ -189,7 +202,7 @@ _xdphints() {
                     '(-h --help)'{-h,--help}'[Show help]';;
                 help) _arguments \
                     '(-h --help)'{-h,--help}'[Show help]' \
-                    '*:words:(show enable disable check btf dump verify demo help)';;
+                    '*:words:(show enable disable check apply btf dump verify demo help)';;
             esac;;
     esac
 }

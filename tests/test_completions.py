@@ -92,6 +92,7 @@ def test_commands_and_static_values(shell, bin_dir):
     assert set(complete(shell, "xdphints check rx-vlan rx-hash ", bin_dir)) == {"rx-timestamp"}
     # global options after the command
     assert {"--netns", "--pretty", "--dev"} <= set(complete(shell, "xdphints show --", bin_dir))
+    assert {"--check", "--watch", "--json"} <= set(complete(shell, "xdphints apply --", bin_dir))
 
 
 @pytest.mark.privileged

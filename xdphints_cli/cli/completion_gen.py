@@ -66,6 +66,8 @@ def _kind(param: click.Parameter) -> Tuple[Optional[str], Tuple[str, ...]]:
             return VALUE_KINDS[opt], ()
     if param.name in ("dev", "device"):
         return "device", ()
+    if isinstance(param, click.Argument) and param.name == "file":  # apply FILE
+        return "file", ()
     return "value", ()
 
 
