@@ -52,6 +52,13 @@ def add_veth(ns: str, name: str, peer: str) -> None:
        "peer", "name", peer, "numrxqueues", "1", "numtxqueues", "1")
 
 
+def no_caps_in(ns: str, *args: str) -> subprocess.CompletedProcess:
+    """The CLI inside namespace `ns` as root without any capability."""
+    return subprocess.run(["ip", "netns", "exec", ns, "setpriv", "--inh-caps=-all", "--bounding-set=-all",
+                           sys.executable, "-m", "xdphints_cli", *args], capture_output=True, text=True,
+                          env=dict(os.environ, PYTHONPATH=REPO_ROOT, NO_COLOR="1"), timeout=120)
+
+
 # --- apply --------------------------------------------------------------------
 
 def test_apply_converges_and_is_idempotent(veth, tmp_path):
@@ -84,8 +91,10 @@ def test_check_changes_nothing(veth, tmp_path):
     assert dev["status"] == "would-change" and dev["sections"] == ["driver.veth"]
     assert dev["hints"]["rx-vlan"]["after"] == "needs-enable"
     assert ethtool_k(veth.ns, veth.dev) == before
-    # unprivileged too: planning only reads
-    assert xdphints("-n", veth.ns, "apply", "--check", path).returncode == 6
+    # without any capability too: planning only reads
+    res = no_caps_in(veth.ns, "apply", "--check", path)
+    assert res.returncode == 6 and "would-change" in res.stdout, res.stderr
+    assert ethtool_k(veth.ns, veth.dev) == before
     assert xdphints("-n", veth.ns, "apply", path).returncode == 0
     res = xdphints("-n", veth.ns, "apply", "--check", path)
     assert res.returncode == 0 and res.stdout.startswith(f"{veth.dev}: unchanged (driver.veth)")
@@ -145,9 +154,7 @@ def test_unprivileged_apply_is_refused_before_a_change(veth, tmp_path):
     res = xdphints("-n", veth.ns, "apply", path, unprivileged=True)
     # entering the namespace needs CAP_SYS_ADMIN; inside it, CAP_NET_ADMIN
     assert res.returncode == 4, res.stderr
-    res = subprocess.run(["ip", "netns", "exec", veth.ns, "setpriv", "--inh-caps=-all", "--bounding-set=-all",
-                          sys.executable, "-m", "xdphints_cli", "apply", path], capture_output=True, text=True,
-                         env=dict(os.environ, PYTHONPATH=REPO_ROOT, NO_COLOR="1"))
+    res = no_caps_in(veth.ns, "apply", path)
     assert res.returncode == 4 and "not permitted" in res.stderr and "CAP_NET_ADMIN" in res.stderr, res.stderr
     assert rxvlan(veth.ns, veth.dev) == "off"
 

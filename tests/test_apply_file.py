@@ -180,3 +180,31 @@ def test_rate_limit_backs_off_and_forgives():
     t3 = t2 + watch.REPAIR_LIMIT + 2 * watch.BACKOFF + watch.REPAIR_WINDOW + 1
     waits = [rl.record("eth0", t3 + i) for i in range(watch.REPAIR_LIMIT)]
     assert waits[-1] == watch.BACKOFF
+
+
+def test_the_watch_unit_verifies(tmp_path):
+    """`systemd-analyze verify` on the unit as shipped, but for the program path:
+    verify insists that ExecStart's program exists, and /usr/local/bin/xdphints is only
+    there after install.sh, so a stand-in takes its place (the only change)."""
+    from conftest import need_tool
+
+    need_tool("systemd-analyze")
+    with open(os.path.join(REPO_ROOT, "systemd", "xdphints-apply.service")) as f:
+        unit = f.read()
+    assert "\nExecStart=/usr/local/bin/xdphints apply --watch /etc/xdphints/hints.toml\n" in unit
+    assert "\nExecReload=/bin/kill -HUP $MAINPID\n" in unit and "\nRestartPreventExitStatus=2\n" in unit
+    stand_in = tmp_path / "bin" / "xdphints"
+    stand_in.parent.mkdir()
+    stand_in.write_text("#!/bin/sh\n")
+    stand_in.chmod(0o755)
+    (tmp_path / "xdphints-apply.service").write_text(unit.replace("/usr/local/bin/xdphints", str(stand_in)))
+    # --man=no: Documentation= names xdphints(8), installed only by install.sh
+    res = subprocess.run(["systemd-analyze", "verify", "--man=no", str(tmp_path / "xdphints-apply.service")],
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0 and res.stderr == "", res.stderr
+    # and verify does catch what a unit gets wrong (so the test above can fail)
+    (tmp_path / "bad.service").write_text(unit.replace("[Service]", "[Service]\nNoSuchKey=1")
+                                          .replace("/usr/local/bin/xdphints", str(stand_in)))
+    res = subprocess.run(["systemd-analyze", "verify", "--man=no", str(tmp_path / "bad.service")],
+                         capture_output=True, text=True, timeout=60)
+    assert "Unknown key 'NoSuchKey'" in res.stderr
