@@ -83,7 +83,7 @@ def test_apply_converges_and_is_idempotent(veth, tmp_path):
 
 def test_check_changes_nothing(veth, tmp_path):
     veth.run("ethtool", "-K", veth.dev, "rxvlan", "off")
-    path = hints_file(tmp_path, f'[driver.veth]\nhints = ["rx-vlan"]\n')
+    path = hints_file(tmp_path, '[driver.veth]\nhints = ["rx-vlan"]\n')
     before = ethtool_k(veth.ns, veth.dev)
     res = xdphints("-n", veth.ns, "apply", "--check", path, "-j")
     assert res.returncode == 6, res.stderr

@@ -173,10 +173,12 @@ def test_rate_limit_backs_off_and_forgives():
     assert rl.blocked("eth0", t + 10) and not rl.blocked("eth1", t + 10)
     # the fight resumes right after the backoff: twice as long
     t2 = t + watch.REPAIR_LIMIT + watch.BACKOFF
+    assert rl.expire(t2 - 2) == [] and rl.expire(t2) == ["eth0"] and rl.expire(t2) == []
     assert not rl.blocked("eth0", t2)
     waits = [rl.record("eth0", t2 + i) for i in range(watch.REPAIR_LIMIT)]
     assert waits[-1] == 2 * watch.BACKOFF
     # a quiet window after it ended: back to the first backoff
+    assert rl.expire(t2 + watch.REPAIR_LIMIT + 2 * watch.BACKOFF) == ["eth0"]
     t3 = t2 + watch.REPAIR_LIMIT + 2 * watch.BACKOFF + watch.REPAIR_WINDOW + 1
     waits = [rl.record("eth0", t3 + i) for i in range(watch.REPAIR_LIMIT)]
     assert waits[-1] == watch.BACKOFF
@@ -208,3 +210,25 @@ def test_the_watch_unit_verifies(tmp_path):
     res = subprocess.run(["systemd-analyze", "verify", "--man=no", str(tmp_path / "bad.service")],
                          capture_output=True, text=True, timeout=60)
     assert "Unknown key 'NoSuchKey'" in res.stderr
+
+
+def test_watch_takes_a_polled_hwtstamp_change_as_drift_of_a_listed_device():
+    """veth has no hardware timestamping, so the polled hwtstamp path is checked here on
+    the event events.py reports for it: drift of a listed device, nothing for others."""
+    from xdphints_cli.cli.app import App
+    from xdphints_cli.fleet.desired import Target
+    from xdphints_cli.fleet.watch import Watch
+    from xdphints_cli.netlink.events import Event
+
+    w = Watch(App(), "f", parse(b'[device.eth0]\nhints = ["rx-timestamp"]\n', "f"))
+    w.targets = {5: Target("eth0", 5, "ice", ("rx-timestamp",), None, ("device.eth0",))}
+    pending, rematch = {}, {}
+    change = {"old": {"tx-type": "off", "rx-filter": "all"}, "new": {"tx-type": "off", "rx-filter": "none"}}
+    w._classify(Event("hwtstamp", 5, "eth0", change, 0.0, "poll"), pending, rematch)
+    w._classify(Event("hwtstamp", 6, "eth1", change, 0.0, "poll"), pending, rematch)
+    assert list(pending) == [5] and not rematch
+    cause, text = pending[5]
+    assert cause == {"event": "hwtstamp", "via": "poll", "detail": change, "changed-by": "unknown"}
+    assert text == "a hwtstamp config change (rx-filter all -> none, polled; by whom is unknown)"
+    w._classify(Event("rename", 7, "eth0", {"old-name": "tmp0"}, 0.0, "rtnetlink"), pending, rematch)
+    assert rematch[7][1] == "a rename from tmp0"

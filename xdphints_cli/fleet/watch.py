@@ -63,8 +63,9 @@ class _RateLimit:
 
     def __init__(self) -> None:
         self.times: Dict[str, Deque[float]] = collections.defaultdict(collections.deque)
-        self.until: Dict[str, float] = {}
-        self.backoff: Dict[str, float] = {}
+        self.until: Dict[str, float] = {}     # backing off until then
+        self.ended: Dict[str, float] = {}     # when the last backoff ended
+        self.backoff: Dict[str, float] = {}   # the last backoff's length
 
     def blocked(self, name: str, now: float) -> bool:
         return self.until.get(name, 0.0) > now
@@ -74,7 +75,7 @@ class _RateLimit:
         times = self.times[name]
         while times and times[0] <= now - REPAIR_WINDOW:
             times.popleft()
-        if not times and name in self.backoff and self.until.get(name, 0.0) <= now - REPAIR_WINDOW:
+        if not times and name in self.backoff and self.ended.get(name, now) <= now - REPAIR_WINDOW:
             del self.backoff[name]  # a whole quiet window since the last backoff ended: forgiven
         times.append(now)
         if len(times) < REPAIR_LIMIT:
@@ -85,9 +86,15 @@ class _RateLimit:
         times.clear()
         return wait
 
-    def next_expiry(self, now: float) -> Optional[float]:
-        pending = [u for u in self.until.values() if u > now]
-        return min(pending) if pending else None
+    def expire(self, now: float) -> List[str]:
+        """The devices whose backoff ended by `now` (each once): to be looked at again."""
+        done = [name for name, until in self.until.items() if until <= now]
+        for name in done:
+            self.ended[name] = self.until.pop(name)
+        return done
+
+    def next_expiry(self) -> Optional[float]:
+        return min(self.until.values()) if self.until else None
 
 
 class Watch:
@@ -99,7 +106,6 @@ class Watch:
         self.absent: Set[str] = set()            # [device] names not here (said once)
         self.last_status: Dict[int, str] = {}
         self.limit = _RateLimit()
-        self.expired: Set[str] = set()           # backoffs that ended, to retry
         self._stop: Optional[int] = None
         self._reload = False
 
@@ -169,7 +175,7 @@ class Watch:
             timeouts = [src.timeout()]
             if deadline is not None:
                 timeouts.append(max(0.0, deadline - now))
-            expiry = self.limit.next_expiry(now)
+            expiry = self.limit.next_expiry()
             if expiry is not None:
                 timeouts.append(max(0.0, expiry - now))
             try:
@@ -191,8 +197,7 @@ class Watch:
             for ev in src.read():
                 self._classify(ev, pending, rematch)
             now = time.monotonic()
-            for name in [n for n, u in self.limit.until.items() if u <= now and n not in self.expired]:
-                self.expired.add(name)
+            for name in self.limit.expire(now):
                 pending.update({i: ({"event": "backoff-over"}, "the backoff ended")
                                 for i, t in self.targets.items() if t.ifname == name})
             if (pending or rematch) and deadline is None:
@@ -274,7 +279,6 @@ class Watch:
         now = time.monotonic()
         if self.limit.blocked(target.ifname, now):
             return
-        self.expired.discard(target.ifname)
         r = converge.converge(nl, target, netns=self.app.netns)
         if r.status in (converge.CHANGED, converge.FAILED):
             wait = self.limit.record(target.ifname, now)
