@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import errno
 import functools
 import json
 import os
@@ -360,3 +359,12 @@ def test_not_root_is_permission_denied(veth):
     # reading needs no privileges: a dry run and a no-op work unprivileged
     assert run("enable", "rx-vlan", "--dry-run", "-d", veth.dev, ns=veth.ns, unprivileged=True).returncode == 0
     assert run("disable", "rx-vlan", "-d", veth.dev, ns=veth.ns, unprivileged=True).returncode == 0
+
+
+def test_dump_and_verify_name_the_device_they_picked(veth):
+    # they attach a program to the device: as enable, they say which one when not given
+    p = run("dump", "-q", "0", "-c", "1", "--duration", "0.5", ns=veth.ns)
+    assert p.stderr.startswith(f"xdphints: acting on {veth.dev}, the only non-loopback interface that is up "
+                               "(-d DEV names another)\n"), p.stderr
+    p = run("verify", "--duration", "0.5", ns=veth.ns)
+    assert p.stderr.startswith(f"xdphints: acting on {veth.dev}, the only non-loopback interface"), p.stderr

@@ -113,7 +113,7 @@ def _run(app: App, action: str, features: Tuple[str, ...], dev: Optional[str], r
 
     with Netlink() as nl:
         link, chosen_by = choose_link(nl, dev)
-        say_device(link.ifname, chosen_by)
+        app.acting_on(link.ifname, chosen_by)
         if action == "enable":
             from xdphints_cli.device.hint_plan import plan_enable
 
@@ -133,16 +133,6 @@ def _run(app: App, action: str, features: Tuple[str, ...], dev: Optional[str], r
         # gone) or cut short by a signal, the change is undone
         with planner.applied(backend, result, hold_signals=True):
             _report(app, result, link.ifindex, chosen_by)
-
-
-def say_device(ifname: str, chosen_by: str) -> None:
-    """A command that changes a device it was not given names it (and why) on stderr."""
-    from xdphints_cli.cli.safe_text import escape_text
-    from xdphints_cli.device.state import CHOSEN_BY_WORDS
-
-    if chosen_by in CHOSEN_BY_WORDS:
-        sys.stderr.write(f"xdphints: acting on {escape_text(ifname)}, {CHOSEN_BY_WORDS[chosen_by]} "
-                         "(-d DEV names another)\n")
 
 
 def _report(app: App, result, ifindex: int, chosen_by: str) -> None:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Tuple, TypeVar
 
 from xdphints_cli.ioctl import drvinfo, hwtstamp
+from xdphints_cli.device.chosen import CHOSEN_BY_ARGUMENT, CHOSEN_BY_ENVIRONMENT, CHOSEN_BY_ONLY_UP
 from xdphints_cli.errors import (KernelError, KernelTooOldError, NotFoundError, PermissionDeniedError, UsageError,
                                  errno_name)
 from xdphints_cli.netlink import ethtool, netdev, rtnl
@@ -148,14 +149,6 @@ def gather_link(nl: Netlink, link: rtnl.Link, brief: bool = False) -> DeviceRepo
     if report.driver == "veth" and report.netdev is not None and not report.netdev.xdp_features & 1:
         report.veth_queues = _veth_queues(nl, link, report.channels)
     return report
-
-
-# How choose_link found the device: a command that changes it says so when not given.
-CHOSEN_BY_ARGUMENT = "argument"
-CHOSEN_BY_ENVIRONMENT = "XDPHINTS_DEV"
-CHOSEN_BY_ONLY_UP = "only-interface-up"
-CHOSEN_BY_WORDS = {CHOSEN_BY_ENVIRONMENT: "named by $XDPHINTS_DEV",
-                   CHOSEN_BY_ONLY_UP: "the only non-loopback interface that is up"}
 
 
 def resolve_link(nl: Netlink, dev: Optional[str]) -> rtnl.Link:
