@@ -169,9 +169,8 @@ _xdphints() {
             else COMPREPLY=(); fi;;
         demo)
             case "$prev" in
-                -n|--netns) _xdphints_reply -z < <(find /run/netns -mindepth 1 -maxdepth 1 -printf '%f\0' 2>/dev/null); return;;
             esac
-            if [[ $cur == -* ]]; then _xdphints_reply < <(_xdphints_words -j --json -p --pretty -n --netns --no-color --debug -h --help);
+            if [[ $cur == -* ]]; then _xdphints_reply < <(_xdphints_words -j --json -p --pretty --no-color --debug -h --help);
             else COMPREPLY=(); fi;;
         help)
             case "$prev" in

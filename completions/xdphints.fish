@@ -181,7 +181,6 @@ complete -c xdphints -n '__fish_seen_subcommand_from verify' -l debug -d 'Add a 
 complete -c xdphints -n '__fish_seen_subcommand_from verify' -s h -l help -d 'Show help'
 complete -c xdphints -n '__fish_seen_subcommand_from demo' -s j -l json -d 'JSON output on stdout'
 complete -c xdphints -n '__fish_seen_subcommand_from demo' -s p -l pretty -d 'Indented JSON (implies --json)'
-complete -c xdphints -n '__fish_seen_subcommand_from demo' -s n -l netns -x -a '(__xdphints_netns)' -d 'Run inside the named network namespace (like ip -n)'
 complete -c xdphints -n '__fish_seen_subcommand_from demo' -l no-color -d 'No colour (NO_COLOR in the environment does the same)'
 complete -c xdphints -n '__fish_seen_subcommand_from demo' -l debug -d 'Add a traceback to errors (the exit code stays the same)'
 complete -c xdphints -n '__fish_seen_subcommand_from demo' -s h -l help -d 'Show help'

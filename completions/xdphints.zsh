@@ -183,7 +183,6 @@ _xdphints() {
                 demo) _arguments \
                     '(-j --json)'{-j,--json}'[JSON output on stdout]' \
                     '(-p --pretty)'{-p,--pretty}'[Indented JSON (implies --json)]' \
-                    '(-n --netns)'{-n,--netns}'[Run inside the named network namespace (like ip -n)]:netns:_xdphints_netns' \
                     ''--no-color'[No colour (NO_COLOR in the environment does the same)]' \
                     ''--debug'[Add a traceback to errors (the exit code stays the same)]' \
                     '(-h --help)'{-h,--help}'[Show help]';;
