@@ -37,11 +37,27 @@ _xdphints_files() {  # readline quotes file names itself (-o filenames)
     mapfile -t COMPREPLY < <(compgen -f -- "$REPLY")
 }
 
+_xdphints_split() {  # _xdphints_w: the words before the cursor as click reads them
+    # bash splits --opt=value at '=' (COMP_WORDBREAKS) into three words, or keeps it
+    # whole; -nNS is -n NS: both become the option and its value, as separate words
+    local i w
+    _xdphints_w=()
+    for ((i=1; i<COMP_CWORD; i++)); do
+        w=${COMP_WORDS[i]}
+        case $w in
+            =) [[ ${#_xdphints_w[@]} -gt 0 && ${_xdphints_w[${#_xdphints_w[@]}-1]} == --* ]] || _xdphints_w+=("$w");;
+            --*=*) _xdphints_w+=("${w%%=*}" "${w#*=}");;
+            -c?*|-d?*|-n?*|-q?*|-w?*) _xdphints_w+=("${w:0:2}" "${w:2}");;
+            *) _xdphints_w+=("$w");;
+        esac
+    done
+}
+
 _xdphints_opt() {  # the value of option $1 or $2 on the line before the cursor, unquoted
     local i
-    for ((i=1; i<COMP_CWORD; i++)); do
-        if [[ ${COMP_WORDS[i]} == "$1" || ${COMP_WORDS[i]} == "$2" ]]; then
-            _xdphints_dequote "${COMP_WORDS[i+1]}"; printf '%s\n' "$REPLY"; return
+    for ((i=0; i<${#_xdphints_w[@]}; i++)); do
+        if [[ ${_xdphints_w[i]} == "$1" || ${_xdphints_w[i]} == "$2" ]]; then
+            _xdphints_dequote "${_xdphints_w[i+1]}"; printf '%s\n' "$REPLY"; return
         fi
     done
 }
@@ -72,33 +88,54 @@ _xdphints_unused() {  # the words not yet on the line
     local w i seen
     for w; do
         seen=
-        for ((i=1; i<COMP_CWORD; i++)); do [[ ${COMP_WORDS[i]} == "$w" ]] && seen=1; done
+        for ((i=0; i<${#_xdphints_w[@]}; i++)); do [[ ${_xdphints_w[i]} == "$w" ]] && seen=1; done
         [[ -n $seen ]] || printf '%s\n' "$w"
     done
 }
 
+_xdphints_is_dev() {  # whether $1 (as typed) names a device in the namespace of -n; a test, nothing run
+    _xdphints_dequote "$1"
+    [[ -n $REPLY && $REPLY != */* && $REPLY != . && $REPLY != .. ]] || return 1
+    _xdphints_in_ns test -e "/sys/class/net/$REPLY"
+}
+
 _xdphints() {
-    local cur="${COMP_WORDS[COMP_CWORD]}" prev="${COMP_WORDS[COMP_CWORD-1]}" cmd="" i
-    for ((i=1; i<COMP_CWORD; i++)); do
-        case "${COMP_WORDS[i]}" in
+    local cur="${COMP_WORDS[COMP_CWORD]}" prev= cmd="" i c as_dev=""
+    local -a matches _xdphints_w
+    [[ $cur == = ]] && cur=     # after --opt=: readline completes what follows the '='
+    _xdphints_split
+    ((${#_xdphints_w[@]})) && prev=${_xdphints_w[${#_xdphints_w[@]}-1]}
+    for ((i=0; i<${#_xdphints_w[@]}; i++)); do
+        case "${_xdphints_w[i]}" in
             -n|--netns) ((i++));;
             -*) ;;
-            *) cmd="${COMP_WORDS[i]}"; break;;
+            *) cmd="${_xdphints_w[i]}"; break;;
         esac
     done
+    # as main.py reads the word: a command, a device (`xdphints DEV`: show DEV), a
+    # unique prefix of a command, else a device that is not there (show's error)
+    case "$cmd" in
+        ""|show|enable|disable|check|btf|dump|verify|demo|help) ;;
+        *)
+            matches=()
+            for c in show enable disable check btf dump verify demo help; do [[ $c == "$cmd"* ]] && matches+=("$c"); done
+            if _xdphints_is_dev "$cmd" || ((${#matches[@]} == 0)); then cmd=show as_dev=1;
+            elif ((${#matches[@]} == 1)); then cmd=${matches[0]};
+            else COMPREPLY=(); return; fi;;    # an ambiguous prefix: a usage error
+    esac
     case "$cmd" in
         "")
             case "$prev" in
                 -n|--netns) _xdphints_reply -z < <(find /run/netns -mindepth 1 -maxdepth 1 -printf '%f\0' 2>/dev/null); return;;
             esac
-            if [[ $cur == -* ]]; then _xdphints_reply < <(_xdphints_words -j --json -p --pretty -n --netns --no-color --debug -h --help -V --version);
+            if [[ $cur == -* || -n $as_dev ]]; then _xdphints_reply < <(_xdphints_words -j --json -p --pretty -n --netns --no-color --debug -h --help -V --version);
             else _xdphints_reply < <(_xdphints_words show enable disable check btf dump verify demo help); fi;;
         show)
             case "$prev" in
                 -d|--dev) _xdphints_reply -z < <(_xdphints_in_ns find /sys/class/net -mindepth 1 -maxdepth 1 -printf '%f\0'); return;;
                 -n|--netns) _xdphints_reply -z < <(find /run/netns -mindepth 1 -maxdepth 1 -printf '%f\0' 2>/dev/null); return;;
             esac
-            if [[ $cur == -* ]]; then _xdphints_reply < <(_xdphints_words -d --dev -j --json -p --pretty -n --netns --no-color --debug -h --help);
+            if [[ $cur == -* || -n $as_dev ]]; then _xdphints_reply < <(_xdphints_words -d --dev -j --json -p --pretty -n --netns --no-color --debug -h --help);
             else _xdphints_reply -z < <(_xdphints_in_ns find /sys/class/net -mindepth 1 -maxdepth 1 -printf '%f\0'); fi;;
         enable)
             case "$prev" in
@@ -107,21 +144,21 @@ _xdphints() {
                 --tx-type) _xdphints_reply < <(_xdphints_show_row 'Hardware TX types' off); return;;
                 -n|--netns) _xdphints_reply -z < <(find /run/netns -mindepth 1 -maxdepth 1 -printf '%f\0' 2>/dev/null); return;;
             esac
-            if [[ $cur == -* ]]; then _xdphints_reply < <(_xdphints_words -d --dev --rx-filter --tx-type --dry-run -j --json -p --pretty -n --netns --no-color --debug -h --help);
+            if [[ $cur == -* || -n $as_dev ]]; then _xdphints_reply < <(_xdphints_words -d --dev --rx-filter --tx-type --dry-run -j --json -p --pretty -n --netns --no-color --debug -h --help);
             else _xdphints_reply < <(_xdphints_unused rx-timestamp tx-timestamp rx-hash rx-vlan rx-vlan-stag); fi;;
         disable)
             case "$prev" in
                 -d|--dev) _xdphints_reply -z < <(_xdphints_in_ns find /sys/class/net -mindepth 1 -maxdepth 1 -printf '%f\0'); return;;
                 -n|--netns) _xdphints_reply -z < <(find /run/netns -mindepth 1 -maxdepth 1 -printf '%f\0' 2>/dev/null); return;;
             esac
-            if [[ $cur == -* ]]; then _xdphints_reply < <(_xdphints_words -d --dev --dry-run -j --json -p --pretty -n --netns --no-color --debug -h --help);
+            if [[ $cur == -* || -n $as_dev ]]; then _xdphints_reply < <(_xdphints_words -d --dev --dry-run -j --json -p --pretty -n --netns --no-color --debug -h --help);
             else _xdphints_reply < <(_xdphints_unused rx-timestamp tx-timestamp rx-hash rx-vlan rx-vlan-stag); fi;;
         check)
             case "$prev" in
                 -d|--dev) _xdphints_reply -z < <(_xdphints_in_ns find /sys/class/net -mindepth 1 -maxdepth 1 -printf '%f\0'); return;;
                 -n|--netns) _xdphints_reply -z < <(find /run/netns -mindepth 1 -maxdepth 1 -printf '%f\0' 2>/dev/null); return;;
             esac
-            if [[ $cur == -* ]]; then _xdphints_reply < <(_xdphints_words -d --dev -j --json -p --pretty -n --netns --no-color --debug -h --help);
+            if [[ $cur == -* || -n $as_dev ]]; then _xdphints_reply < <(_xdphints_words -d --dev -j --json -p --pretty -n --netns --no-color --debug -h --help);
             else _xdphints_reply < <(_xdphints_unused rx-timestamp rx-hash rx-vlan); fi;;
         btf)
             case "$prev" in
@@ -135,7 +172,7 @@ _xdphints() {
                 --format) _xdphints_reply < <(_xdphints_words table c); return;;
                 -n|--netns) _xdphints_reply -z < <(find /run/netns -mindepth 1 -maxdepth 1 -printf '%f\0' 2>/dev/null); return;;
             esac
-            if [[ $cur == -* ]]; then _xdphints_reply < <(_xdphints_words -d --dev --prog-id --pinned --file --kernel --module --struct --id --all --kfuncs --format --offsets -j --json -p --pretty -n --netns --no-color --debug -h --help);
+            if [[ $cur == -* || -n $as_dev ]]; then _xdphints_reply < <(_xdphints_words -d --dev --prog-id --pinned --file --kernel --module --struct --id --all --kfuncs --format --offsets -j --json -p --pretty -n --netns --no-color --debug -h --help);
             else COMPREPLY=(); fi;;
         dump)
             case "$prev" in
@@ -153,7 +190,7 @@ _xdphints() {
                 --transport) _xdphints_reply < <(_xdphints_words auto metadata headroom tail fingerprint); return;;
                 -n|--netns) _xdphints_reply -z < <(find /run/netns -mindepth 1 -maxdepth 1 -printf '%f\0' 2>/dev/null); return;;
             esac
-            if [[ $cur == -* ]]; then _xdphints_reply < <(_xdphints_words -d --dev -q --queue -c --count --duration --hex --snaplen --quiet --match --sample -w --write --enable-timestamps --attached --pinned --struct --btf --transport --pass -j --json -p --pretty -n --netns --no-color --debug -h --help);
+            if [[ $cur == -* || -n $as_dev ]]; then _xdphints_reply < <(_xdphints_words -d --dev -q --queue -c --count --duration --hex --snaplen --quiet --match --sample -w --write --enable-timestamps --attached --pinned --struct --btf --transport --pass -j --json -p --pretty -n --netns --no-color --debug -h --help);
             else COMPREPLY=(); fi;;
         verify)
             case "$prev" in
@@ -165,17 +202,17 @@ _xdphints() {
                 --transport) _xdphints_reply < <(_xdphints_words auto metadata fingerprint); return;;
                 -n|--netns) _xdphints_reply -z < <(find /run/netns -mindepth 1 -maxdepth 1 -printf '%f\0' 2>/dev/null); return;;
             esac
-            if [[ $cur == -* ]]; then _xdphints_reply < <(_xdphints_words -d --dev -q --queue -c --count --duration --match --transport -j --json -p --pretty -n --netns --no-color --debug -h --help);
+            if [[ $cur == -* || -n $as_dev ]]; then _xdphints_reply < <(_xdphints_words -d --dev -q --queue -c --count --duration --match --transport -j --json -p --pretty -n --netns --no-color --debug -h --help);
             else COMPREPLY=(); fi;;
         demo)
             case "$prev" in
             esac
-            if [[ $cur == -* ]]; then _xdphints_reply < <(_xdphints_words -j --json -p --pretty --no-color --debug -h --help);
+            if [[ $cur == -* || -n $as_dev ]]; then _xdphints_reply < <(_xdphints_words -j --json -p --pretty --no-color --debug -h --help);
             else COMPREPLY=(); fi;;
         help)
             case "$prev" in
             esac
-            if [[ $cur == -* ]]; then _xdphints_reply < <(_xdphints_words -h --help);
+            if [[ $cur == -* || -n $as_dev ]]; then _xdphints_reply < <(_xdphints_words -h --help);
             else _xdphints_reply < <(_xdphints_words show enable disable check btf dump verify demo help); fi;;
     esac
 }

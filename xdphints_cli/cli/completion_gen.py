@@ -181,11 +181,27 @@ _xdphints_files() {  # readline quotes file names itself (-o filenames)
     mapfile -t COMPREPLY < <(compgen -f -- "$REPLY")
 }
 
+_xdphints_split() {  # _xdphints_w: the words before the cursor as click reads them
+    # bash splits --opt=value at '=' (COMP_WORDBREAKS) into three words, or keeps it
+    # whole; -nNS is -n NS: both become the option and its value, as separate words
+    local i w
+    _xdphints_w=()
+    for ((i=1; i<COMP_CWORD; i++)); do
+        w=${COMP_WORDS[i]}
+        case $w in
+            =) [[ ${#_xdphints_w[@]} -gt 0 && ${_xdphints_w[${#_xdphints_w[@]}-1]} == --* ]] || _xdphints_w+=("$w");;
+            --*=*) _xdphints_w+=("${w%%=*}" "${w#*=}");;
+            SHORT_VALUED) _xdphints_w+=("${w:0:2}" "${w:2}");;
+            *) _xdphints_w+=("$w");;
+        esac
+    done
+}
+
 _xdphints_opt() {  # the value of option $1 or $2 on the line before the cursor, unquoted
     local i
-    for ((i=1; i<COMP_CWORD; i++)); do
-        if [[ ${COMP_WORDS[i]} == "$1" || ${COMP_WORDS[i]} == "$2" ]]; then
-            _xdphints_dequote "${COMP_WORDS[i+1]}"; printf '%s\n' "$REPLY"; return
+    for ((i=0; i<${#_xdphints_w[@]}; i++)); do
+        if [[ ${_xdphints_w[i]} == "$1" || ${_xdphints_w[i]} == "$2" ]]; then
+            _xdphints_dequote "${_xdphints_w[i+1]}"; printf '%s\n' "$REPLY"; return
         fi
     done
 }
@@ -216,26 +232,56 @@ _xdphints_unused() {  # the words not yet on the line
     local w i seen
     for w; do
         seen=
-        for ((i=1; i<COMP_CWORD; i++)); do [[ ${COMP_WORDS[i]} == "$w" ]] && seen=1; done
+        for ((i=0; i<${#_xdphints_w[@]}; i++)); do [[ ${_xdphints_w[i]} == "$w" ]] && seen=1; done
         [[ -n $seen ]] || printf '%s\n' "$w"
     done
+}
+
+_xdphints_is_dev() {  # whether $1 (as typed) names a device in the namespace of -n; a test, nothing run
+    _xdphints_dequote "$1"
+    [[ -n $REPLY && $REPLY != */* && $REPLY != . && $REPLY != .. ]] || return 1
+    _xdphints_in_ns test -e "/sys/class/net/$REPLY"
 }
 """.replace("RXQUEUES_FIND", RXQUEUES_FIND)
 
 
+def _short_valued(globals_: List[Opt], cmds: List[Cmd]) -> str:
+    """A bash case pattern for a short option with its value attached (-nNS, -dDEV)."""
+    names = sorted({n for o in globals_ + [o for c in cmds for o in c.opts] if o.kind
+                    for n in o.names if len(n) == 2})
+    return "|".join(f"{n}?*" for n in names)
+
+
 def bash(globals_: List[Opt], cmds: List[Cmd]) -> str:
-    lines = [f"# bash completion for xdphints; {HEADER}", _BASH_HELPERS,
+    names = " ".join(c.name for c in cmds)
+    lines = [f"# bash completion for xdphints; {HEADER}",
+             _BASH_HELPERS.replace("SHORT_VALUED", _short_valued(globals_, cmds)),
              "_xdphints() {",
-             "    local cur=\"${COMP_WORDS[COMP_CWORD]}\" prev=\"${COMP_WORDS[COMP_CWORD-1]}\" cmd=\"\" i",
-             "    for ((i=1; i<COMP_CWORD; i++)); do",
-             "        case \"${COMP_WORDS[i]}\" in"]
+             "    local cur=\"${COMP_WORDS[COMP_CWORD]}\" prev= cmd=\"\" i c as_dev=\"\"",
+             "    local -a matches _xdphints_w",
+             "    [[ $cur == = ]] && cur=     # after --opt=: readline completes what follows the '='",
+             "    _xdphints_split",
+             "    ((${#_xdphints_w[@]})) && prev=${_xdphints_w[${#_xdphints_w[@]}-1]}",
+             "    for ((i=0; i<${#_xdphints_w[@]}; i++)); do",
+             "        case \"${_xdphints_w[i]}\" in"]
     valued = [n for o in globals_ if o.kind for n in o.names]
     if valued:
         lines.append(f"            {'|'.join(valued)}) ((i++));;")
     lines += ["            -*) ;;",
-              "            *) cmd=\"${COMP_WORDS[i]}\"; break;;",
+              "            *) cmd=\"${_xdphints_w[i]}\"; break;;",
               "        esac",
               "    done",
+              "    # as main.py reads the word: a command, a device (`xdphints DEV`: show DEV), a",
+              "    # unique prefix of a command, else a device that is not there (show's error)",
+              "    case \"$cmd\" in",
+              f"        \"\"|{'|'.join(c.name for c in cmds)}) ;;",
+              "        *)",
+              "            matches=()",
+              f"            for c in {names}; do [[ $c == \"$cmd\"* ]] && matches+=(\"$c\"); done",
+              "            if _xdphints_is_dev \"$cmd\" || ((${#matches[@]} == 0)); then cmd=show as_dev=1;",
+              "            elif ((${#matches[@]} == 1)); then cmd=${matches[0]};",
+              "            else COMPREPLY=(); return; fi;;    # an ambiguous prefix: a usage error",
+              "    esac",
               "    case \"$cmd\" in"]
     all_opts = [("", globals_, None, ())] + [(c.name, c.opts, c.arg_kind, c.arg_words) for c in cmds]
     for name, opts, arg_kind, arg_words in all_opts:
@@ -250,7 +296,8 @@ def bash(globals_: List[Opt], cmds: List[Cmd]) -> str:
             positional = _bash_value(arg_kind, arg_words) if arg_kind else "COMPREPLY=()"
         else:
             positional = _bash_value("words", tuple(c.name for c in cmds))
-        lines.append(f"            if [[ $cur == -* ]]; then {_bash_value('words', flags)};")
+        # a device in the command's place is show's DEV: what follows it are show's options
+        lines.append(f"            if [[ $cur == -* || -n $as_dev ]]; then {_bash_value('words', flags)};")
         lines.append(f"            else {positional}; fi;;")
     lines += ["    esac", "}", "", "complete -F _xdphints xdphints", ""]
     return "\n".join(lines)
