@@ -93,6 +93,18 @@ _xdphints_unused() {  # the words not yet on the line
     done
 }
 
+_xdphints_args() {  # how many arguments follow the command, at index $1 of the words; $2: options that take a value
+    local i n=0
+    for ((i=$1+1; i<${#_xdphints_w[@]}; i++)); do
+        case ${_xdphints_w[i]} in
+            --) ;;
+            -*) [[ " $2 " == *" ${_xdphints_w[i]} "* ]] && ((i++));;
+            *) ((n++));;
+        esac
+    done
+    echo $n
+}
+
 _xdphints_is_dev() {  # whether $1 (as typed) names a device in the namespace of -n; a test, nothing run
     _xdphints_dequote "$1"
     [[ -n $REPLY && $REPLY != */* && $REPLY != . && $REPLY != .. ]] || return 1
@@ -100,7 +112,7 @@ _xdphints_is_dev() {  # whether $1 (as typed) names a device in the namespace of
 }
 
 _xdphints() {
-    local cur="${COMP_WORDS[COMP_CWORD]}" prev= cmd="" i c as_dev=""
+    local cur="${COMP_WORDS[COMP_CWORD]}" prev= cmd="" i c ci=-1
     local -a matches _xdphints_w
     [[ $cur == = ]] && cur=     # after --opt=: readline completes what follows the '='
     _xdphints_split
@@ -109,7 +121,7 @@ _xdphints() {
         case "${_xdphints_w[i]}" in
             -n|--netns) ((i++));;
             -*) ;;
-            *) cmd="${_xdphints_w[i]}"; break;;
+            *) cmd="${_xdphints_w[i]}" ci=$i; break;;
         esac
     done
     # as main.py reads the word: a command, a device (`xdphints DEV`: show DEV), a
@@ -119,7 +131,7 @@ _xdphints() {
         *)
             matches=()
             for c in show enable disable check btf dump verify demo help; do [[ $c == "$cmd"* ]] && matches+=("$c"); done
-            if _xdphints_is_dev "$cmd" || ((${#matches[@]} == 0)); then cmd=show as_dev=1;
+            if _xdphints_is_dev "$cmd" || ((${#matches[@]} == 0)); then cmd=show; ((ci--));  # its DEV
             elif ((${#matches[@]} == 1)); then cmd=${matches[0]};
             else COMPREPLY=(); return; fi;;    # an ambiguous prefix: a usage error
     esac
@@ -128,14 +140,14 @@ _xdphints() {
             case "$prev" in
                 -n|--netns) _xdphints_reply -z < <(find /run/netns -mindepth 1 -maxdepth 1 -printf '%f\0' 2>/dev/null); return;;
             esac
-            if [[ $cur == -* || -n $as_dev ]]; then _xdphints_reply < <(_xdphints_words -j --json -p --pretty -n --netns --no-color --debug -h --help -V --version);
+            if [[ $cur == -* ]]; then _xdphints_reply < <(_xdphints_words -j --json -p --pretty -n --netns --no-color --debug -h --help -V --version);
             else _xdphints_reply < <(_xdphints_words show enable disable check btf dump verify demo help); fi;;
         show)
             case "$prev" in
                 -d|--dev) _xdphints_reply -z < <(_xdphints_in_ns find /sys/class/net -mindepth 1 -maxdepth 1 -printf '%f\0'); return;;
                 -n|--netns) _xdphints_reply -z < <(find /run/netns -mindepth 1 -maxdepth 1 -printf '%f\0' 2>/dev/null); return;;
             esac
-            if [[ $cur == -* || -n $as_dev ]]; then _xdphints_reply < <(_xdphints_words -d --dev -j --json -p --pretty -n --netns --no-color --debug -h --help);
+            if [[ $cur == -* || $(_xdphints_args $ci '-d --dev -n --netns') -gt 0 ]]; then _xdphints_reply < <(_xdphints_words -d --dev -j --json -p --pretty -n --netns --no-color --debug -h --help);
             else _xdphints_reply -z < <(_xdphints_in_ns find /sys/class/net -mindepth 1 -maxdepth 1 -printf '%f\0'); fi;;
         enable)
             case "$prev" in
@@ -144,21 +156,21 @@ _xdphints() {
                 --tx-type) _xdphints_reply < <(_xdphints_show_row 'Hardware TX types' off); return;;
                 -n|--netns) _xdphints_reply -z < <(find /run/netns -mindepth 1 -maxdepth 1 -printf '%f\0' 2>/dev/null); return;;
             esac
-            if [[ $cur == -* || -n $as_dev ]]; then _xdphints_reply < <(_xdphints_words -d --dev --rx-filter --tx-type --dry-run -j --json -p --pretty -n --netns --no-color --debug -h --help);
+            if [[ $cur == -* ]]; then _xdphints_reply < <(_xdphints_words -d --dev --rx-filter --tx-type --dry-run -j --json -p --pretty -n --netns --no-color --debug -h --help);
             else _xdphints_reply < <(_xdphints_unused rx-timestamp tx-timestamp rx-hash rx-vlan rx-vlan-stag); fi;;
         disable)
             case "$prev" in
                 -d|--dev) _xdphints_reply -z < <(_xdphints_in_ns find /sys/class/net -mindepth 1 -maxdepth 1 -printf '%f\0'); return;;
                 -n|--netns) _xdphints_reply -z < <(find /run/netns -mindepth 1 -maxdepth 1 -printf '%f\0' 2>/dev/null); return;;
             esac
-            if [[ $cur == -* || -n $as_dev ]]; then _xdphints_reply < <(_xdphints_words -d --dev --dry-run -j --json -p --pretty -n --netns --no-color --debug -h --help);
+            if [[ $cur == -* ]]; then _xdphints_reply < <(_xdphints_words -d --dev --dry-run -j --json -p --pretty -n --netns --no-color --debug -h --help);
             else _xdphints_reply < <(_xdphints_unused rx-timestamp tx-timestamp rx-hash rx-vlan rx-vlan-stag); fi;;
         check)
             case "$prev" in
                 -d|--dev) _xdphints_reply -z < <(_xdphints_in_ns find /sys/class/net -mindepth 1 -maxdepth 1 -printf '%f\0'); return;;
                 -n|--netns) _xdphints_reply -z < <(find /run/netns -mindepth 1 -maxdepth 1 -printf '%f\0' 2>/dev/null); return;;
             esac
-            if [[ $cur == -* || -n $as_dev ]]; then _xdphints_reply < <(_xdphints_words -d --dev -j --json -p --pretty -n --netns --no-color --debug -h --help);
+            if [[ $cur == -* ]]; then _xdphints_reply < <(_xdphints_words -d --dev -j --json -p --pretty -n --netns --no-color --debug -h --help);
             else _xdphints_reply < <(_xdphints_unused rx-timestamp rx-hash rx-vlan); fi;;
         btf)
             case "$prev" in
@@ -172,7 +184,7 @@ _xdphints() {
                 --format) _xdphints_reply < <(_xdphints_words table c); return;;
                 -n|--netns) _xdphints_reply -z < <(find /run/netns -mindepth 1 -maxdepth 1 -printf '%f\0' 2>/dev/null); return;;
             esac
-            if [[ $cur == -* || -n $as_dev ]]; then _xdphints_reply < <(_xdphints_words -d --dev --prog-id --pinned --file --kernel --module --struct --id --all --kfuncs --format --offsets -j --json -p --pretty -n --netns --no-color --debug -h --help);
+            if [[ $cur == -* ]]; then _xdphints_reply < <(_xdphints_words -d --dev --prog-id --pinned --file --kernel --module --struct --id --all --kfuncs --format --offsets -j --json -p --pretty -n --netns --no-color --debug -h --help);
             else COMPREPLY=(); fi;;
         dump)
             case "$prev" in
@@ -190,7 +202,7 @@ _xdphints() {
                 --transport) _xdphints_reply < <(_xdphints_words auto metadata headroom tail fingerprint); return;;
                 -n|--netns) _xdphints_reply -z < <(find /run/netns -mindepth 1 -maxdepth 1 -printf '%f\0' 2>/dev/null); return;;
             esac
-            if [[ $cur == -* || -n $as_dev ]]; then _xdphints_reply < <(_xdphints_words -d --dev -q --queue -c --count --duration --hex --snaplen --quiet --match --sample -w --write --enable-timestamps --attached --pinned --struct --btf --transport --pass -j --json -p --pretty -n --netns --no-color --debug -h --help);
+            if [[ $cur == -* ]]; then _xdphints_reply < <(_xdphints_words -d --dev -q --queue -c --count --duration --hex --snaplen --quiet --match --sample -w --write --enable-timestamps --attached --pinned --struct --btf --transport --pass -j --json -p --pretty -n --netns --no-color --debug -h --help);
             else COMPREPLY=(); fi;;
         verify)
             case "$prev" in
@@ -202,17 +214,17 @@ _xdphints() {
                 --transport) _xdphints_reply < <(_xdphints_words auto metadata fingerprint); return;;
                 -n|--netns) _xdphints_reply -z < <(find /run/netns -mindepth 1 -maxdepth 1 -printf '%f\0' 2>/dev/null); return;;
             esac
-            if [[ $cur == -* || -n $as_dev ]]; then _xdphints_reply < <(_xdphints_words -d --dev -q --queue -c --count --duration --match --transport -j --json -p --pretty -n --netns --no-color --debug -h --help);
+            if [[ $cur == -* ]]; then _xdphints_reply < <(_xdphints_words -d --dev -q --queue -c --count --duration --match --transport -j --json -p --pretty -n --netns --no-color --debug -h --help);
             else COMPREPLY=(); fi;;
         demo)
             case "$prev" in
             esac
-            if [[ $cur == -* || -n $as_dev ]]; then _xdphints_reply < <(_xdphints_words -j --json -p --pretty --no-color --debug -h --help);
+            if [[ $cur == -* ]]; then _xdphints_reply < <(_xdphints_words -j --json -p --pretty --no-color --debug -h --help);
             else COMPREPLY=(); fi;;
         help)
             case "$prev" in
             esac
-            if [[ $cur == -* || -n $as_dev ]]; then _xdphints_reply < <(_xdphints_words -h --help);
+            if [[ $cur == -* ]]; then _xdphints_reply < <(_xdphints_words -h --help);
             else _xdphints_reply < <(_xdphints_words show enable disable check btf dump verify demo help); fi;;
     esac
 }

@@ -248,27 +248,30 @@ def test_hostile_device_and_namespace_names_are_offered_literally(shell, veth, b
 
 
 @pytest.mark.privileged
-def test_bash_reads_the_line_as_the_cli_does(veth, bin_dir, trap_dir):
+@pytest.mark.parametrize("shell", SHELLS)
+def test_the_line_is_read_as_the_cli_reads_it(shell, veth, bin_dir, trap_dir):
     """--netns=NS (which bash splits at '='), -nNS, a unique prefix of a command, and a
     device in the command's place (show DEV) complete as the CLI reads the line, in
-    the namespace named; real readline on a pseudo-terminal."""
+    the namespace named (bash: real readline on a pseudo-terminal)."""
     ns, dev = veth.ns, veth.dev
     for line in (f"xdphints --netns={ns} show ", f"xdphints -n{ns} show ", f"xdphints -n {ns} sh ",
                  f"xdphints --netns={ns} sh -d "):
-        assert offered("bash", line, bin_dir, trap_dir) == {"lo", dev}, line
-    got = offered("bash", f"xdphints sho --netns={ns} --dev=", bin_dir, trap_dir)   # inserted after the '='
+        assert offered(shell, line, bin_dir, trap_dir) == {"lo", dev}, line
+    got = offered(shell, f"xdphints sho --netns={ns} --dev=", bin_dir, trap_dir)   # after the '='
     assert {w.replace("--dev=", "", 1) for w in got} == {"lo", dev}, got
-    assert offered("bash", f"xdphints --netns={ns} du -d {dev} -q ", bin_dir, trap_dir) == {"0", "all"}
-    assert ns in complete("bash", "xdphints --netns=", bin_dir)
-    # a device in the command's place: show DEV, so what follows are show's options
-    got = offered("bash", f"xdphints -n {ns} {dev} ", bin_dir, trap_dir)
-    assert {"--dev", "--json", "--netns"} <= got and dev not in got
-    assert offered("bash", f"xdphints -n {ns} {dev} --j", bin_dir, trap_dir) == {"--json"}
+    assert offered(shell, f"xdphints --netns={ns} du -d {dev} -q ", bin_dir, trap_dir) == {"0", "all"}
+    assert ns in {w.replace("--netns=", "", 1) for w in complete(shell, "xdphints --netns=", bin_dir)}
+    # a device in the command's place is show's DEV, and show takes one: options follow
+    for line in (f"xdphints -n {ns} {dev} -", f"xdphints -n {ns} show {dev} -"):
+        got = offered(shell, line, bin_dir, trap_dir)
+        assert {"--dev", "--json", "--netns"} <= got and dev not in got, (line, got)
+    for line in (f"xdphints -n {ns} {dev} ", f"xdphints -n {ns} show {dev} "):
+        assert not {"lo", dev} & offered(shell, line, bin_dir, trap_dir), line
     # an ambiguous prefix is a usage error: nothing to offer
-    assert complete("bash", f"xdphints -n {ns} d ", bin_dir) == []
+    assert complete(shell, f"xdphints -n {ns} d ", bin_dir) == []
     # the word in the command's place is looked up as data, never run
-    for word in ("'$(id>pwn)'", "'`id>pw2`'", "x\\$\\(id\\>pwn\\)", "'../../x'"):
-        bash_inserted(f"xdphints -n {ns} {word} ", bin_dir, str(trap_dir))
+    for word in ("'$(id>pwn)'", "'`id>pw2`'", "'../../x'"):
+        offered(shell, f"xdphints -n {ns} {word} -", bin_dir, trap_dir)
     _no_code_ran(trap_dir)
 
 
