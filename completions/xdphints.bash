@@ -37,11 +37,27 @@ _xdphints_files() {  # readline quotes file names itself (-o filenames)
     mapfile -t COMPREPLY < <(compgen -f -- "$REPLY")
 }
 
+_xdphints_split() {  # _xdphints_w: the words before the cursor as click reads them
+    # bash splits --opt=value at '=' (COMP_WORDBREAKS) into three words, or keeps it
+    # whole; -nNS is -n NS: both become the option and its value, as separate words
+    local i w
+    _xdphints_w=()
+    for ((i=1; i<COMP_CWORD; i++)); do
+        w=${COMP_WORDS[i]}
+        case $w in
+            =) [[ ${#_xdphints_w[@]} -gt 0 && ${_xdphints_w[${#_xdphints_w[@]}-1]} == --* ]] || _xdphints_w+=("$w");;
+            --*=*) _xdphints_w+=("${w%%=*}" "${w#*=}");;
+            -c?*|-d?*|-n?*|-q?*|-w?*) _xdphints_w+=("${w:0:2}" "${w:2}");;
+            *) _xdphints_w+=("$w");;
+        esac
+    done
+}
+
 _xdphints_opt() {  # the value of option $1 or $2 on the line before the cursor, unquoted
     local i
-    for ((i=1; i<COMP_CWORD; i++)); do
-        if [[ ${COMP_WORDS[i]} == "$1" || ${COMP_WORDS[i]} == "$2" ]]; then
-            _xdphints_dequote "${COMP_WORDS[i+1]}"; printf '%s\n' "$REPLY"; return
+    for ((i=0; i<${#_xdphints_w[@]}; i++)); do
+        if [[ ${_xdphints_w[i]} == "$1" || ${_xdphints_w[i]} == "$2" ]]; then
+            _xdphints_dequote "${_xdphints_w[i+1]}"; printf '%s\n' "$REPLY"; return
         fi
     done
 }
@@ -72,20 +88,53 @@ _xdphints_unused() {  # the words not yet on the line
     local w i seen
     for w; do
         seen=
-        for ((i=1; i<COMP_CWORD; i++)); do [[ ${COMP_WORDS[i]} == "$w" ]] && seen=1; done
+        for ((i=0; i<${#_xdphints_w[@]}; i++)); do [[ ${_xdphints_w[i]} == "$w" ]] && seen=1; done
         [[ -n $seen ]] || printf '%s\n' "$w"
     done
 }
 
-_xdphints() {
-    local cur="${COMP_WORDS[COMP_CWORD]}" prev="${COMP_WORDS[COMP_CWORD-1]}" cmd="" i
-    for ((i=1; i<COMP_CWORD; i++)); do
-        case "${COMP_WORDS[i]}" in
-            -n|--netns) ((i++));;
-            -*) ;;
-            *) cmd="${COMP_WORDS[i]}"; break;;
+_xdphints_args() {  # how many arguments follow the command, at index $1 of the words; $2: options that take a value
+    local i n=0
+    for ((i=$1+1; i<${#_xdphints_w[@]}; i++)); do
+        case ${_xdphints_w[i]} in
+            --) ;;
+            -*) [[ " $2 " == *" ${_xdphints_w[i]} "* ]] && ((i++));;
+            *) ((n++));;
         esac
     done
+    echo $n
+}
+
+_xdphints_is_dev() {  # whether $1 (as typed) names a device in the namespace of -n; a test, nothing run
+    _xdphints_dequote "$1"
+    [[ -n $REPLY && $REPLY != */* && $REPLY != . && $REPLY != .. ]] || return 1
+    _xdphints_in_ns test -e "/sys/class/net/$REPLY"
+}
+
+_xdphints() {
+    local cur="${COMP_WORDS[COMP_CWORD]}" prev= cmd="" i c ci=-1
+    local -a matches _xdphints_w
+    [[ $cur == = ]] && cur=     # after --opt=: readline completes what follows the '='
+    _xdphints_split
+    ((${#_xdphints_w[@]})) && prev=${_xdphints_w[${#_xdphints_w[@]}-1]}
+    for ((i=0; i<${#_xdphints_w[@]}; i++)); do
+        case "${_xdphints_w[i]}" in
+            -n|--netns) ((i++));;
+            -*) ;;
+            *) cmd="${_xdphints_w[i]}" ci=$i; break;;
+        esac
+    done
+    # as main.py reads the word: a command, a device (`xdphints DEV`: show DEV), a
+    # unique prefix of a command, else a device that is not there (show's error)
+    case "$cmd" in
+        ""|show|enable|disable|check|apply|btf|dump|verify|demo|help) ;;
+        *)
+            matches=()
+            for c in show enable disable check apply btf dump verify demo help; do [[ $c == "$cmd"* ]] && matches+=("$c"); done
+            if _xdphints_is_dev "$cmd" || ((${#matches[@]} == 0)); then cmd=show; ((ci--));  # its DEV
+            elif ((${#matches[@]} == 1)); then cmd=${matches[0]};
+            else COMPREPLY=(); return; fi;;    # an ambiguous prefix: a usage error
+    esac
     case "$cmd" in
         "")
             case "$prev" in
@@ -98,7 +147,7 @@ _xdphints() {
                 -d|--dev) _xdphints_reply -z < <(_xdphints_in_ns find /sys/class/net -mindepth 1 -maxdepth 1 -printf '%f\0'); return;;
                 -n|--netns) _xdphints_reply -z < <(find /run/netns -mindepth 1 -maxdepth 1 -printf '%f\0' 2>/dev/null); return;;
             esac
-            if [[ $cur == -* ]]; then _xdphints_reply < <(_xdphints_words -d --dev -j --json -p --pretty -n --netns --no-color --debug -h --help);
+            if [[ $cur == -* || $(_xdphints_args $ci '-d --dev -n --netns') -gt 0 ]]; then _xdphints_reply < <(_xdphints_words -d --dev -j --json -p --pretty -n --netns --no-color --debug -h --help);
             else _xdphints_reply -z < <(_xdphints_in_ns find /sys/class/net -mindepth 1 -maxdepth 1 -printf '%f\0'); fi;;
         enable)
             case "$prev" in
@@ -127,7 +176,7 @@ _xdphints() {
             case "$prev" in
                 -n|--netns) _xdphints_reply -z < <(find /run/netns -mindepth 1 -maxdepth 1 -printf '%f\0' 2>/dev/null); return;;
             esac
-            if [[ $cur == -* ]]; then _xdphints_reply < <(_xdphints_words --check --watch -j --json -p --pretty -n --netns --no-color --debug -h --help);
+            if [[ $cur == -* || $(_xdphints_args $ci '-n --netns') -gt 0 ]]; then _xdphints_reply < <(_xdphints_words --check --watch -j --json -p --pretty -n --netns --no-color --debug -h --help);
             else _xdphints_files; fi;;
         btf)
             case "$prev" in
@@ -175,9 +224,8 @@ _xdphints() {
             else COMPREPLY=(); fi;;
         demo)
             case "$prev" in
-                -n|--netns) _xdphints_reply -z < <(find /run/netns -mindepth 1 -maxdepth 1 -printf '%f\0' 2>/dev/null); return;;
             esac
-            if [[ $cur == -* ]]; then _xdphints_reply < <(_xdphints_words -j --json -p --pretty -n --netns --no-color --debug -h --help);
+            if [[ $cur == -* ]]; then _xdphints_reply < <(_xdphints_words -j --json -p --pretty --no-color --debug -h --help);
             else COMPREPLY=(); fi;;
         help)
             case "$prev" in

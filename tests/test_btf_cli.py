@@ -343,7 +343,8 @@ def test_program_by_prog_id_and_dev(attached):
         assert res.returncode == 0, res.stderr
         data = json.loads(res.stdout)
         assert data["source"]["type"] == "program" and data["source"]["prog-id"] == pid
-        assert data["source"]["btf-id"] == prog.info().btf_id
+        # the program's BTF object id is btf-obj-id: btf-id is a type id in every JSON key
+        assert data["source"]["btf-obj-id"] == prog.info().btf_id and "btf-id" not in data["source"]
         (s,) = data["hints-structs"]
         assert (s["name"], s["btf-id"], s["size"]) == ("xdp_hints_test", hs, 16)
         assert [(m["name"], m["offset"], m["size"]) for m in s["members"]] == [
@@ -361,8 +362,9 @@ def test_show_lists_hints_structs(attached):
     data = json.loads(xdphints("-j", "show", veth.dev, ns=veth.ns).stdout)
     (p,) = data["xdp"]["programs"]
     assert p["hints-structs"] == [{"name": "xdp_hints_test", "btf-id": hs, "size": 16}]
+    assert p["btf-obj-id"] == prog.info().btf_id and "btf-id" not in p
     text = xdphints("show", veth.dev, ns=veth.ns).stdout
-    assert f"hints xdp_hints_test (btf-id {hs}, 16 bytes)" in text
+    assert f"btf-obj-id {prog.info().btf_id} " in text and f"hints xdp_hints_test (btf-id {hs}, 16 bytes)" in text
 
 
 @pytest.mark.privileged

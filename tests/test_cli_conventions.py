@@ -44,11 +44,60 @@ def test_debug_adds_a_traceback_and_nothing_else():
     assert debug.stderr.splitlines()[-1] == plain.stderr.strip() == "xdphints: error: no such device: nosuch"
 
 
-def test_json_error_only_when_json_was_understood():
-    res = xdphints("show", "--bogus", "-j")  # -j is never reached
-    assert res.returncode == 2 and res.stdout == "" and "No such option '--bogus'" in res.stderr
+NOSUCH_NS = {"error": "network namespace 'xdph-nosuch' not found (ENOENT; see 'ip netns list')", "exit-code": 5}
+
+
+@pytest.mark.parametrize("command", [c for c in COMMANDS])
+def test_json_error_wherever_j_stands(command):
+    """-j anywhere on the line: the JSON error, also for an error met before the
+    command is parsed (entering the namespace of a -n that comes first)."""
+    lines = [("-n", "xdph-nosuch", command, "-j"), ("-j", "-n", "xdph-nosuch", command),
+             ("-n", "xdph-nosuch", "-p", command), ("--netns=xdph-nosuch", command, "--json")]
+    if command not in ("help", "demo"):   # help takes no global options after it, demo no -n
+        lines.append((command, "-n", "xdph-nosuch", "--pretty"))
+    for argv in lines:
+        res = xdphints(*argv)
+        assert res.returncode == 5, (argv, res.stderr)
+        assert json.loads(res.stdout) == NOSUCH_NS, argv
+        assert res.stderr == f"xdphints: error: {NOSUCH_NS['error']}\n"
+
+
+def test_json_error_for_usage_errors_before_or_after_j():
+    for argv in (("show", "--bogus", "-j"), ("-j", "show", "--bogus"), ("--bogus", "-j"), ("show", "--bogus", "-pj")):
+        res = xdphints(*argv)
+        assert res.returncode == 2 and json.loads(res.stdout) == {"error": "No such option '--bogus'.",
+                                                                    "exit-code": 2}, argv
+    res = xdphints("d", "-j")       # an ambiguous prefix: no command to read -j with, the root does
+    assert res.returncode == 2 and json.loads(res.stdout)["error"] == "'d' is ambiguous: disable, dump, demo"
     res = xdphints("show", "nosuch", "-j")
     assert res.returncode == 5 and json.loads(res.stdout) == {"error": "no such device: nosuch", "exit-code": 5}
+    res = xdphints("-n", "xdph-nosuch", "lo", "-j")     # a device standing for `show DEV`
+    assert res.returncode == 5 and json.loads(res.stdout) == NOSUCH_NS
+
+
+def test_a_j_that_is_no_flag_asks_for_no_json():
+    """An option's value, a word after `--`, `--json=...`: not the flag, as click reads them."""
+    for argv, code in ((("show", "-d", "-j"), 5), (("-n", "-j", "show"), 5), (("check", "-d", "lo", "--", "-j"), 2),
+                       (("-n", "xdph-nosuch", "dump", "--struct", "-j"), 5),
+                       (("-n", "xdph-nosuch", "dump", "--struct=-j"), 5), (("-n", "xdph-nosuch", "btf", "-d-j"), 5),
+                       (("-n", "xdph-nosuch", "dump", "-dlo", "--match", "-p"), 5)):
+        res = xdphints(*argv)
+        assert res.returncode == code and res.stdout == "" and res.stderr.startswith("xdphints: error: "), argv
+
+
+def test_json_asked_reads_words_as_click_does():
+    from xdphints_cli.cli.main import _command_for
+    from xdphints_cli.cli.options import json_asked
+
+    def asked(line: str) -> bool:
+        return json_asked(cli, line.split(), _command_for)
+
+    for line in ("-j show", "show -j", "-jp", "dump -c3 -jq0", "-n ns show lo --pretty", "dump -d x --match ip -j",
+                 "sh -j", "eth0 -j", "-n -- show -j"):
+        assert asked(line), line
+    for line in ("show", "show -d -j", "-n -j show", "show -- -j", "dump --struct -j", "dump --struct=-j",
+                 "dump -q-j", "btf --file -p", "show --json=yes", "enable rx-hash --rx-filter -j", "-n -p"):
+        assert not asked(line), line
 
 
 # --- 2. the habits of ip, bpftool, ethtool, tcpdump ---------------------------------------

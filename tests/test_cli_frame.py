@@ -100,6 +100,71 @@ def test_man_page_documents_every_command_and_option():
         assert re.search(rf"^\.B {code}$|^\.IP {code}\b|^{code}\b", man, re.M), f"exit code {code}"
 
 
+def _man_sections(man: str) -> dict:
+    """command -> (the options its synopses list, the options its .TP items describe),
+    each as a list in order, from the man page source."""
+    opt = re.compile(r"\\-\\-[a-z][a-z\\-]*|(?<![\w\\-])\\-[a-zA-Z](?![\w\\])")
+    out = {name: ([], []) for name in COMMANDS}
+    synopsis = man.split("\n.SH SYNOPSIS\n", 1)[1].split("\n.SH ", 1)[0]
+    for chunk in re.split(r"^\.B xdphints\b", synopsis, flags=re.M)[1:]:
+        name = chunk.split("\n", 1)[0].strip()
+        if name in out:
+            out[name][0].extend(opt.findall(chunk))
+    for m in re.finditer(r"^\.SS (\w+)\n(.*?)(?=^\.S[SH] )", man, re.M | re.S):
+        if m.group(1) not in out:
+            continue
+        body = m.group(2)
+        head = body.split("\n.PP\n", 1)[0]       # the section's own synopsis
+        out[m.group(1)][0].extend(opt.findall(head))
+        for item in re.findall(r"^\.TP\n(.*)$", body, re.M):
+            out[m.group(1)][1].extend(dict.fromkeys(opt.findall(item)))
+    return out
+
+
+def test_man_page_lists_no_option_twice_per_command():
+    """Each synopsis names an option once, and one .TP item per option (the man page
+    once listed dump's --struct and --btf twice)."""
+    sections = _man_sections(_read("man/xdphints.8"))
+    for name, (synopses, items) in sections.items():
+        for what, found in (("synopsis", synopses), ("option items", items)):
+            # the SYNOPSIS and the section's own synopsis each list it once
+            limit = 2 if what == "synopsis" else 1
+            twice = sorted({o for o in found if found.count(o) > limit})
+            assert not twice, f"man page: {name} {what} list {twice} more than once"
+    assert sections["dump"][1].count("\\-\\-struct") == 1 and "\\-\\-btf" in sections["dump"][1]
+
+
+def test_every_command_help_states_its_exit_codes():
+    for name in COMMANDS:
+        if name == "help":
+            continue
+        res = xdphints(name, "--help")
+        assert res.returncode == 0
+        text = " ".join(res.stdout.split())
+        m = re.search(r"Exit codes: (.*)", text)
+        assert m, f"{name} --help states no exit codes"
+        assert re.search(r"\b0 ", m.group(1)) and "2 usage error" in m.group(1), (name, m.group(1))
+
+
+def test_dump_help_leads_with_examples_that_parse():
+    """dump --help is short: examples first (each one parses as dump's options), the
+    prose in the man page."""
+    import shlex
+
+    text = xdphints("dump", "--help").stdout
+    assert len(text.splitlines()) < 90
+    before_options = text.split("\nOptions:", 1)[0]
+    examples = [ln.strip() for ln in before_options.splitlines() if ln.strip().startswith("xdphints dump ")]
+    assert 3 <= len(examples) <= 5, examples
+    assert before_options.index("Examples:") < before_options.index("A built-in")
+    dump = cli.get_command(click.Context(cli), "dump")
+    for line in examples:
+        words = shlex.split(line.split("#")[0].split("|")[0])[2:]
+        ctx = dump.make_context("dump", words, parent=click.Context(cli, obj=None), resilient_parsing=True)
+        assert ctx.params["queue_"], line
+        dump.make_parser(ctx).parse_args(list(words))   # a usage error would raise
+
+
 def test_man_page_renders_without_warnings():
     need_tool("groff")
     res = subprocess.run(["groff", "-man", "-ww", "-z", os.path.join(REPO_ROOT, "man", "xdphints.8")],

@@ -47,7 +47,11 @@ def complete(shell: str, line: str, path_dir: str, prefix=()) -> list:
     env = dict(os.environ, PATH=f"{path_dir}:{os.environ['PATH']}", NO_COLOR="1")
     env.pop("XDPHINTS_DEV", None)
     if shell == "bash":
-        words = shlex.split(line) + ([""] if line.endswith(" ") else [])
+        words = []
+        for w in shlex.split(line):     # COMP_WORDS as bash makes them: '=' is a word of its own
+            opt, eq, value = w.partition("=") if w.startswith("--") else (w, "", "")
+            words += [opt, eq, value] if eq and value else [opt, eq] if eq else [w]
+        words += [""] if line.endswith(" ") else []
         script = (f"source {shlex.quote(COMPLETIONS)}/xdphints.bash; COMP_WORDS=({' '.join(map(shlex.quote, words))}); "
                   f"COMP_CWORD={len(words) - 1}; _xdphints; printf '%s\\n' \"${{COMPREPLY[@]}}\"")
         argv = ["bash", "-c", script]
@@ -241,6 +245,34 @@ def test_hostile_device_and_namespace_names_are_offered_literally(shell, veth, b
         assert ns in offered(shell, "xdphints -n ", bin_dir, trap_dir)
     finally:
         sh("ip", "netns", "del", ns, check=False)
+    _no_code_ran(trap_dir)
+
+
+@pytest.mark.privileged
+@pytest.mark.parametrize("shell", SHELLS)
+def test_the_line_is_read_as_the_cli_reads_it(shell, veth, bin_dir, trap_dir):
+    """--netns=NS (which bash splits at '='), -nNS, a unique prefix of a command, and a
+    device in the command's place (show DEV) complete as the CLI reads the line, in
+    the namespace named (bash: real readline on a pseudo-terminal)."""
+    ns, dev = veth.ns, veth.dev
+    for line in (f"xdphints --netns={ns} show ", f"xdphints -n{ns} show ", f"xdphints -n {ns} sh ",
+                 f"xdphints --netns={ns} sh -d "):
+        assert offered(shell, line, bin_dir, trap_dir) == {"lo", dev}, line
+    got = offered(shell, f"xdphints sho --netns={ns} --dev=", bin_dir, trap_dir)   # after the '='
+    assert {w.replace("--dev=", "", 1) for w in got} == {"lo", dev}, got
+    assert offered(shell, f"xdphints --netns={ns} du -d {dev} -q ", bin_dir, trap_dir) == {"0", "all"}
+    assert ns in {w.replace("--netns=", "", 1) for w in complete(shell, "xdphints --netns=", bin_dir)}
+    # a device in the command's place is show's DEV, and show takes one: options follow
+    for line in (f"xdphints -n {ns} {dev} -", f"xdphints -n {ns} show {dev} -"):
+        got = offered(shell, line, bin_dir, trap_dir)
+        assert {"--dev", "--json", "--netns"} <= got and dev not in got, (line, got)
+    for line in (f"xdphints -n {ns} {dev} ", f"xdphints -n {ns} show {dev} "):
+        assert not {"lo", dev} & offered(shell, line, bin_dir, trap_dir), line
+    # an ambiguous prefix is a usage error: nothing to offer
+    assert complete(shell, f"xdphints -n {ns} d ", bin_dir) == []
+    # the word in the command's place is looked up as data, never run
+    for word in ("'$(id>pwn)'", "'`id>pw2`'", "'../../x'"):
+        offered(shell, f"xdphints -n {ns} {word} -", bin_dir, trap_dir)
     _no_code_ran(trap_dir)
 
 

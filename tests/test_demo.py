@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import REPO_ROOT, xdphints
+from conftest import REPO_ROOT, sh, unique_name, xdphints
 
 pytestmark = pytest.mark.privileged
 
@@ -116,6 +116,22 @@ def test_demo_without_privileges():
     assert res.returncode == 4
     assert res.stderr.startswith("xdphints: error: demo needs root: CAP_SYS_ADMIN")
     assert res.stderr.count("\n") == 1
+
+
+def test_demo_refuses_n_and_makes_nothing():
+    """demo makes its own namespaces: a -n (before the command, or after it) is a
+    usage error, one line, and no demo namespace is made."""
+    ns = unique_name("xdph-dn")
+    sh("ip", "netns", "add", ns)
+    try:
+        for argv in (("-n", ns, "demo"), ("demo", "-n", ns), ("--netns", ns, "demo", "-j")):
+            p, out, err = run_demo(*argv)
+            assert p.returncode == 2, (argv, err)
+            assert err.count("\n") == 1 and err.startswith("xdphints: error: "), err
+            assert demo_namespaces(p.pid) == []
+        assert json.loads(out)["exit-code"] == 2
+    finally:
+        sh("ip", "netns", "del", ns, check=False)
 
 
 def test_namespaces_left_by_a_killed_demo_are_removed_by_the_next():

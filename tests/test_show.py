@@ -124,6 +124,31 @@ def test_show_text_has_every_section(veth):
     assert "\x1b[" not in out  # no colour when not a TTY
 
 
+def test_offload_rows_give_ethtools_names(veth):
+    """Each offload row is the kernel's name; where `ethtool -k` prints another, the row
+    gives it and the short name `ethtool -K` takes (checked by switching the offload
+    with it), so grepping for ethtool's name finds the row."""
+    import re
+
+    from xdphints_cli.device.features import SHOWN_OFFLOADS
+
+    ethtool_k = {ln.split(":")[0].strip() for ln in sh("ethtool", "-k", veth.dev, ns=veth.ns).stdout.splitlines()[1:]}
+    rows = {ln.split(":")[0].strip(): ln for ln in xdphints("show", veth.dev, ns=veth.ns).stdout.splitlines()}
+    for name in SHOWN_OFFLOADS:
+        legacy, row = ETHTOOL_K_NAMES[name], rows[name]
+        assert legacy in ethtool_k, legacy
+        if legacy == name:
+            assert "ethtool" not in row, row
+            continue
+        m = re.search(r"\(ethtool -k (\S+), -K (\S+)\)$", row)
+        assert m and m.group(1) == legacy, row
+        if show_json(veth.ns, veth.dev)["offloads"][name]["fixed"]:
+            continue
+        for value in ("off", "on"):
+            sh("ethtool", "-K", veth.dev, m.group(2), value, ns=veth.ns)
+            assert show_json(veth.ns, veth.dev)["offloads"][name]["active"] is (value == "on"), (name, value)
+
+
 def test_netns_option(veth):
     # -n enters the namespace in-process, like ip -n: the test's devices are found there
     res = xdphints("-n", veth.ns, "-j", "show", "-d", veth.dev)

@@ -28,7 +28,7 @@ def test_attached_program_is_shown(veth):
         assert data["xdp"]["mode"] == "drv"  # a bpf_link attachment reports as driver mode
         (p,) = data["xdp"]["programs"]
         assert (p["id"], p["name"], p["tag"], p["mode"]) == (bpftool["id"], "xdph_pass", bpftool["tag"], "drv")
-        assert p["map-ids"] == [] and "btf-id" not in p  # loaded without BTF
+        assert p["map-ids"] == [] and "btf-obj-id" not in p and "btf-id" not in p  # loaded without BTF
         ip_link = sh("ip", "-d", "-j", "link", "show", veth.dev, ns=veth.ns).stdout
         assert json.loads(ip_link)[0]["xdp"]["prog"]["id"] == p["id"]
         text = xdphints("show", veth.dev, ns=veth.ns).stdout

@@ -19,7 +19,10 @@ from xdphints_cli.cli.app import App
 from xdphints_cli.cli.options import AsciiNumber, dev_option, global_options, nonempty, usage_error
 
 
-@click.command("btf")
+@click.command("btf", epilog="Exit codes: 0 shown, 1 malformed BTF (or a name --format c cannot print), "
+                              "2 usage error (two sources, conflicting modes), 3 no BTF in the object or "
+                              "program, 4 permission denied, 5 no such file, program, module, device "
+                              "program, struct or type id.")
 @dev_option
 @click.option("--prog-id", type=AsciiNumber(click.IntRange(1, 0xFFFFFFFF)), metavar="N", help="A loaded program, by id.")
 @click.option("--pinned", metavar="PATH", callback=nonempty, help="A program pinned in bpffs.")

@@ -44,7 +44,7 @@ def open_source(dev, prog_id, pinned, file_, kernel, module) -> Tuple[object, di
         pi = _attached(dev, source)
     source.update({"prog-id": pi.id, "name": pi.name})
     spec = progbtf.prog_spec(pi)
-    source["btf-id"] = pi.btf_id
+    source["btf-obj-id"] = pi.btf_id   # the BTF object's id; "btf-id" is a type id everywhere
     return spec, source
 
 
@@ -75,7 +75,7 @@ def _describe_source(source: dict) -> str:
     if t == "module":
         return f"module {escape(source['name'])}"
     where = f" on {escape(source['ifname'])} ({source['mode']})" if "ifname" in source else ""
-    return f"program {source['prog-id']} {escape(source.get('name') or '-')}{where}, btf-obj-id {source.get('btf-id')}"
+    return f"program {source['prog-id']} {escape(source.get('name') or '-')}{where}, btf-obj-id {source.get('btf-obj-id')}"
 
 
 # --- hints structs (default mode) --------------------------------------------------

@@ -7,6 +7,10 @@ given with -n (before or after the command): devices and RX queue ids through `i
 the device's own rx-filters and tx-types from `xdphints show`, namespaces from
 `ip netns list`, pinned objects from bpffs, BTF modules from /sys/kernel/btf, files
 from the shell. A feature or hint already on the line is not offered again.
+
+Each shell reads the line as main.py does: -n NS, --netns=NS and -nNS; a command, a
+unique prefix of one, or a device in the command's place (show DEV). A word from the
+line is only ever compared or tested as a path, never expanded or run.
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ class Cmd:
     opts: List[Opt]
     arg_kind: Optional[str]  # "words", "unused" (words not yet on the line), "device", ...
     arg_words: Tuple[str, ...] = ()
+    one_arg: bool = False  # the argument is one word (show's DEV): once given, options follow
 
 
 def _kind(param: click.Parameter) -> Tuple[Optional[str], Tuple[str, ...]]:
@@ -97,7 +102,8 @@ def tree() -> Tuple[List[Opt], List[Cmd]]:
         kind, words = _kind(args[0]) if args else (None, ())
         if name == "help":
             kind, words = "words", tuple(COMMANDS)
-        cmds.append(Cmd(name, short.rstrip("."), _opts(command), kind, words))
+        one = bool(args) and args[0].nargs == 1 and name != "help"
+        cmds.append(Cmd(name, short.rstrip("."), _opts(command), kind, words, one))
     return globals_, cmds
 
 
@@ -183,11 +189,27 @@ _xdphints_files() {  # readline quotes file names itself (-o filenames)
     mapfile -t COMPREPLY < <(compgen -f -- "$REPLY")
 }
 
+_xdphints_split() {  # _xdphints_w: the words before the cursor as click reads them
+    # bash splits --opt=value at '=' (COMP_WORDBREAKS) into three words, or keeps it
+    # whole; -nNS is -n NS: both become the option and its value, as separate words
+    local i w
+    _xdphints_w=()
+    for ((i=1; i<COMP_CWORD; i++)); do
+        w=${COMP_WORDS[i]}
+        case $w in
+            =) [[ ${#_xdphints_w[@]} -gt 0 && ${_xdphints_w[${#_xdphints_w[@]}-1]} == --* ]] || _xdphints_w+=("$w");;
+            --*=*) _xdphints_w+=("${w%%=*}" "${w#*=}");;
+            SHORT_VALUED) _xdphints_w+=("${w:0:2}" "${w:2}");;
+            *) _xdphints_w+=("$w");;
+        esac
+    done
+}
+
 _xdphints_opt() {  # the value of option $1 or $2 on the line before the cursor, unquoted
     local i
-    for ((i=1; i<COMP_CWORD; i++)); do
-        if [[ ${COMP_WORDS[i]} == "$1" || ${COMP_WORDS[i]} == "$2" ]]; then
-            _xdphints_dequote "${COMP_WORDS[i+1]}"; printf '%s\n' "$REPLY"; return
+    for ((i=0; i<${#_xdphints_w[@]}; i++)); do
+        if [[ ${_xdphints_w[i]} == "$1" || ${_xdphints_w[i]} == "$2" ]]; then
+            _xdphints_dequote "${_xdphints_w[i+1]}"; printf '%s\n' "$REPLY"; return
         fi
     done
 }
@@ -218,29 +240,72 @@ _xdphints_unused() {  # the words not yet on the line
     local w i seen
     for w; do
         seen=
-        for ((i=1; i<COMP_CWORD; i++)); do [[ ${COMP_WORDS[i]} == "$w" ]] && seen=1; done
+        for ((i=0; i<${#_xdphints_w[@]}; i++)); do [[ ${_xdphints_w[i]} == "$w" ]] && seen=1; done
         [[ -n $seen ]] || printf '%s\n' "$w"
     done
+}
+
+_xdphints_args() {  # how many arguments follow the command, at index $1 of the words; $2: options that take a value
+    local i n=0
+    for ((i=$1+1; i<${#_xdphints_w[@]}; i++)); do
+        case ${_xdphints_w[i]} in
+            --) ;;
+            -*) [[ " $2 " == *" ${_xdphints_w[i]} "* ]] && ((i++));;
+            *) ((n++));;
+        esac
+    done
+    echo $n
+}
+
+_xdphints_is_dev() {  # whether $1 (as typed) names a device in the namespace of -n; a test, nothing run
+    _xdphints_dequote "$1"
+    [[ -n $REPLY && $REPLY != */* && $REPLY != . && $REPLY != .. ]] || return 1
+    _xdphints_in_ns test -e "/sys/class/net/$REPLY"
 }
 """.replace("RXQUEUES_FIND", RXQUEUES_FIND)
 
 
+def _short_valued(globals_: List[Opt], cmds: List[Cmd]) -> str:
+    """A bash case pattern for a short option with its value attached (-nNS, -dDEV)."""
+    names = sorted({n for o in globals_ + [o for c in cmds for o in c.opts] if o.kind
+                    for n in o.names if len(n) == 2})
+    return "|".join(f"{n}?*" for n in names)
+
+
 def bash(globals_: List[Opt], cmds: List[Cmd]) -> str:
-    lines = [f"# bash completion for xdphints; {HEADER}", _BASH_HELPERS,
+    names = " ".join(c.name for c in cmds)
+    lines = [f"# bash completion for xdphints; {HEADER}",
+             _BASH_HELPERS.replace("SHORT_VALUED", _short_valued(globals_, cmds)),
              "_xdphints() {",
-             "    local cur=\"${COMP_WORDS[COMP_CWORD]}\" prev=\"${COMP_WORDS[COMP_CWORD-1]}\" cmd=\"\" i",
-             "    for ((i=1; i<COMP_CWORD; i++)); do",
-             "        case \"${COMP_WORDS[i]}\" in"]
+             "    local cur=\"${COMP_WORDS[COMP_CWORD]}\" prev= cmd=\"\" i c ci=-1",
+             "    local -a matches _xdphints_w",
+             "    [[ $cur == = ]] && cur=     # after --opt=: readline completes what follows the '='",
+             "    _xdphints_split",
+             "    ((${#_xdphints_w[@]})) && prev=${_xdphints_w[${#_xdphints_w[@]}-1]}",
+             "    for ((i=0; i<${#_xdphints_w[@]}; i++)); do",
+             "        case \"${_xdphints_w[i]}\" in"]
     valued = [n for o in globals_ if o.kind for n in o.names]
     if valued:
         lines.append(f"            {'|'.join(valued)}) ((i++));;")
     lines += ["            -*) ;;",
-              "            *) cmd=\"${COMP_WORDS[i]}\"; break;;",
+              "            *) cmd=\"${_xdphints_w[i]}\" ci=$i; break;;",
               "        esac",
               "    done",
+              "    # as main.py reads the word: a command, a device (`xdphints DEV`: show DEV), a",
+              "    # unique prefix of a command, else a device that is not there (show's error)",
+              "    case \"$cmd\" in",
+              f"        \"\"|{'|'.join(c.name for c in cmds)}) ;;",
+              "        *)",
+              "            matches=()",
+              f"            for c in {names}; do [[ $c == \"$cmd\"* ]] && matches+=(\"$c\"); done",
+              "            if _xdphints_is_dev \"$cmd\" || ((${#matches[@]} == 0)); then cmd=show; ((ci--));  # its DEV",
+              "            elif ((${#matches[@]} == 1)); then cmd=${matches[0]};",
+              "            else COMPREPLY=(); return; fi;;    # an ambiguous prefix: a usage error",
+              "    esac",
               "    case \"$cmd\" in"]
-    all_opts = [("", globals_, None, ())] + [(c.name, c.opts, c.arg_kind, c.arg_words) for c in cmds]
-    for name, opts, arg_kind, arg_words in all_opts:
+    all_opts = [("", globals_, None, (), False)] + [(c.name, c.opts, c.arg_kind, c.arg_words, c.one_arg)
+                                                     for c in cmds]
+    for name, opts, arg_kind, arg_words, one_arg in all_opts:
         lines.append(f"        {name or chr(34) * 2})")
         lines.append("            case \"$prev\" in")
         for o in opts:
@@ -252,7 +317,12 @@ def bash(globals_: List[Opt], cmds: List[Cmd]) -> str:
             positional = _bash_value(arg_kind, arg_words) if arg_kind else "COMPREPLY=()"
         else:
             positional = _bash_value("words", tuple(c.name for c in cmds))
-        lines.append(f"            if [[ $cur == -* ]]; then {_bash_value('words', flags)};")
+        # a one-word argument given (show DEV, or a DEV in the command's place): options follow
+        given = ""
+        if one_arg:
+            valued = " ".join(n for o in opts if o.kind for n in o.names)
+            given = f" || $(_xdphints_args $ci '{valued}') -gt 0"
+        lines.append(f"            if [[ $cur == -*{given} ]]; then {_bash_value('words', flags)};")
         lines.append(f"            else {positional}; fi;;")
     lines += ["    esac", "}", "", "complete -F _xdphints xdphints", ""]
     return "\n".join(lines)
@@ -276,10 +346,32 @@ _ZSH_VALUES = {
 # taken from the line are unquoted with (Q), which expands nothing.
 _ZSH_HELPERS = r"""
 _xdphints_opt() {  # the value of option $1 or $2 among the words before the cursor, unquoted
-    local i
-    for (( i = 1; i < CURRENT - 1; i++ )); do
-        [[ $words[i] == ($1|$2) ]] && { print -r -- ${(Q)words[i+1]}; return }
+    local i          # -n NS, --netns NS, --netns=NS, -nNS
+    for (( i = 1; i < CURRENT; i++ )); do
+        if [[ $words[i] == ($1|$2) ]]; then
+            (( i < CURRENT - 1 )) && print -r -- ${(Q)words[i+1]}; return
+        fi
+        [[ $words[i] == $2=* ]] && { print -r -- ${(Q)words[i]#*=}; return }
+        [[ $words[i] == $1?* && $1 != --* ]] && { print -r -- ${(Q)words[i]#$1}; return }
     done
+}
+
+_xdphints_args() {  # how many arguments follow the command, at index $1 of the words; $2: options that take a value
+    local i n=0
+    for ((i=$1+1; i<${#_xdphints_w[@]}; i++)); do
+        case ${_xdphints_w[i]} in
+            --) ;;
+            -*) [[ " $2 " == *" ${_xdphints_w[i]} "* ]] && ((i++));;
+            *) ((n++));;
+        esac
+    done
+    echo $n
+}
+
+_xdphints_is_dev() {  # whether $1 (as typed) names a device in the namespace of -n; a test, nothing run
+    local name=${(Q)1}
+    [[ -n $name && $name != */* && $name != (.|..) ]] || return 1
+    _xdphints_in_ns test -e /sys/class/net/$name
 }
 
 _xdphints_ns() {  # the namespace given with -n (after the command, or before it)
@@ -349,7 +441,10 @@ def _zsh_specs(opts: List[Opt]) -> List[str]:
     specs = []
     for o in opts:
         excl = f"({' '.join(o.names)})" if len(o.names) > 1 else ""
-        names = "{" + ",".join(o.names) + "}" if len(o.names) > 1 else o.names[0]
+        # an option's value as the next word or in the same one, as click takes it:
+        # --netns=NS (_arguments' "--netns="), -nNS ("-n+")
+        spelled = [n + ("=" if n.startswith("--") else "+") if o.kind else n for n in o.names]
+        names = "{" + ",".join(spelled) + "}" if len(spelled) > 1 else spelled[0]
         value = f":{o.kind}:{_zsh_action(o.kind, o.words)}" if o.kind else ""
         specs.append(f"'{excl}'{names}'[{_zsh_escape(o.help)}]{value}'")
     return specs
@@ -372,12 +467,23 @@ def zsh(globals_: List[Opt], cmds: List[Cmd]) -> str:
               "            commands=("]
     for c in cmds:
         lines.append(f"                '{c.name}:{_zsh_escape(c.help)}'")
+    names = " ".join(c.name for c in cmds)
     lines += ["            )", "            _describe command commands;;", "        args)",
-              "            case $line[1] in"]
+              "            # as main.py reads the word: a command, a device (`xdphints DEV`: show",
+              "            # DEV), a unique prefix of a command, else show's no such device",
+              f"            local cmd=$line[1]; local -a all=({names})",
+              "            if (( ! ${all[(Ie)$cmd]} )); then",
+              "                local -a matches=(${(M)all:#${(b)cmd}*})",
+              "                # a device: show's argument, after the word show put in front of it",
+              "                if _xdphints_is_dev $cmd || (( ${#matches} == 0 )); then cmd=show words=(show $words) CURRENT=$((CURRENT + 1))",
+              "                elif (( ${#matches} == 1 )); then cmd=$matches[1]",
+              "                else return 1; fi     # an ambiguous prefix: a usage error",
+              "            fi",
+              "            case $cmd in"]
     for c in cmds:
         specs = _zsh_specs(c.opts)
         if c.arg_kind:
-            specs.append(f"'*:{c.arg_kind}:{_zsh_action(c.arg_kind, c.arg_words)}'")
+            specs.append(f"'{1 if c.one_arg else '*'}:{c.arg_kind}:{_zsh_action(c.arg_kind, c.arg_words)}'")
         lines.append(f"                {c.name}) _arguments \\")
         for spec in specs[:-1]:
             lines.append(f"                    {spec} \\")
@@ -404,7 +510,7 @@ _FISH_VALUES = {
 
 # fish 3.1 and later: no `string match -A`, no `string match -g` (3.4)
 _FISH_HELPERS = r"""
-function __xdphints_opt --description 'the value of an option on the line'
+function __xdphints_opt --description 'the value of an option on the line: -n NS, --netns NS, --netns=NS, -nNS'
     set -l words (commandline -opc)
     for i in (seq (count $words))
         if contains -- $words[$i] $argv
@@ -412,7 +518,75 @@ function __xdphints_opt --description 'the value of an option on the line'
             test $j -le (count $words); and echo $words[$j]
             return
         end
+        for o in $argv
+            set -l at (math (string length -- $o) + 1)
+            if string match -q -- '--*' $o; and string match -q -- "$o=*" $words[$i]
+                string sub -s (math $at + 1) -- $words[$i]
+                return
+            else if not string match -q -- '--*' $o; and string match -q -- "$o?*" $words[$i]
+                string sub -s $at -- $words[$i]
+                return
+            end
+        end
     end
+end
+
+function __xdphints_is_dev --description 'whether $argv[1] names a device in the namespace of -n (a test, nothing run)'
+    string match -q -r -- '^[^/]+$' $argv[1]; or return 1
+    contains -- $argv[1] . ..; and return 1
+    __xdphints_in_ns test -e /sys/class/net/$argv[1]
+end
+
+function __xdphints_resolve --description 'the command as xdphints reads the line (- none, ? ambiguous), and how many arguments follow it'
+    set -l words (commandline -opc)
+    set -e words[1]
+    set -l cmd -
+    set -l n 0
+    set -l skip 0
+    for w in $words
+        if test $skip -eq 1
+            set skip 0
+        else if test "$cmd" = -
+            switch $w
+                case GLOBAL_VALUED
+                    set skip 1
+                case '-*'
+                case '*'
+                    set cmd $w
+            end
+        else
+            switch $w
+                case ALL_VALUED
+                    set skip 1
+                case '-*'
+                case '*'
+                    set n (math $n + 1)
+            end
+        end
+    end
+    # as main.py reads the word: a command, a device (show DEV), a unique prefix, else show's no such device
+    if test "$cmd" != -; and not contains -- $cmd COMMAND_NAMES
+        set -l matches
+        for c in COMMAND_NAMES
+            test (string sub -l (string length -- $cmd) -- $c) = $cmd; and set -a matches $c
+        end
+        if __xdphints_is_dev $cmd; or test (count $matches) -eq 0
+            set cmd show
+            set n (math $n + 1)
+        else if test (count $matches) -eq 1
+            set cmd $matches[1]
+        else
+            set cmd '?'
+        end
+    end
+    echo $cmd
+    echo $n
+end
+
+function __xdphints_cmd_is --description 'whether the command is $argv[1] (- none); with $argv[2], fewer arguments than that'
+    set -l r (__xdphints_resolve)
+    test "$r[1]" = "$argv[1]"; or return 1
+    test (count $argv) -lt 2; or test $r[2] -lt $argv[2]
 end
 
 function __xdphints_in_ns --description 'a command in the namespace given with -n'
@@ -502,15 +676,21 @@ def _fish_opt(o: Opt, condition: str) -> str:
 
 def fish(globals_: List[Opt], cmds: List[Cmd]) -> str:
     names = " ".join(c.name for c in cmds)
-    lines = [f"# fish completion for xdphints; {HEADER}", _FISH_HELPERS, "complete -c xdphints -f"]
+    valued = lambda opts: " ".join(sorted({n for o in opts if o.kind for n in o.names}))  # noqa: E731
+    helpers = _FISH_HELPERS.replace("GLOBAL_VALUED", valued(globals_)) \
+        .replace("ALL_VALUED", valued(globals_ + [o for c in cmds for o in c.opts])) \
+        .replace("COMMAND_NAMES", names)
+    lines = [f"# fish completion for xdphints; {HEADER}", helpers, "complete -c xdphints -f"]
     for o in globals_:
-        lines.append(_fish_opt(o, "__fish_use_subcommand"))
+        lines.append(_fish_opt(o, "__xdphints_cmd_is -"))
     for c in cmds:
-        lines.append(f"complete -c xdphints -n '__fish_use_subcommand' -a {c.name} -d {_fish_quote(c.help)}")
+        lines.append(f"complete -c xdphints -n '__xdphints_cmd_is -' -a {c.name} -d {_fish_quote(c.help)}")
     for c in cmds:
-        cond = f"__fish_seen_subcommand_from {c.name}"
+        cond = f"__xdphints_cmd_is {c.name}"
         for o in c.opts:
             lines.append(_fish_opt(o, cond))
+        if c.one_arg:       # show DEV: once DEV is there, only options
+            cond = f"__xdphints_cmd_is {c.name} 1"
         if c.arg_kind == "words":
             lines.append(f"complete -c xdphints -n '{cond}' -a {_fish_quote(' '.join(c.arg_words))}")
         elif c.arg_kind == "unused":

@@ -7,11 +7,12 @@ import signal
 import click
 
 from xdphints_cli.cli.app import App
-from xdphints_cli.cli.options import global_options
+from xdphints_cli.cli.options import global_options, usage_error
 
 
-@click.command("demo")
-@global_options
+@click.command("demo", epilog="Exit codes: 0 done, 1 a step failed, 2 usage error (-n), 4 not root, "
+                               "130 interrupted.")
+@global_options(netns=False)
 @click.pass_obj
 def demo(app: App) -> None:
     """Show XDP hints end to end with no NIC: create two throwaway network namespaces
@@ -25,8 +26,10 @@ def demo(app: App) -> None:
     the error is one line naming the step; with -j the document keeps what the steps
     before it found, with "error", "failed-step" and "exit-code" keys.
 
-    Needs root. Exit codes: 0 done, 1 a step failed, 4 not root, 130 interrupted.
+    The demo makes its own namespaces: -n is refused (a usage error). Needs root.
     """
+    if app.netns is not None:   # given before the command, where every command takes it
+        raise usage_error("demo makes its own network namespaces; -n does not apply to it")
     from xdphints_cli.scenario import veth_demo as logic
     from xdphints_cli.errors import Interrupted
 

@@ -20,7 +20,10 @@ DEFAULT_SNAPLEN = 128
 TRANSPORTS = ("auto", "metadata", "headroom", "tail", "fingerprint")
 
 
-@click.command("dump")
+@click.command("dump", epilog="Exit codes: 0 done or stopped, 1 failed or the device has another XDP "
+                               "program, 2 usage error, 3 no native XDP or no transport that can carry the "
+                               "hints, 4 permission denied, 5 no such device or queue (or it went away), "
+                               "141 the reader of stdout left.")
 @dev_option
 @click.option("-q", "--queue", "queue_", required=True, metavar="N|N,M,...|all",
               help="RX queue(s) to capture (0-based), or all: one AF_XDP socket per queue.")
@@ -75,59 +78,20 @@ def dump(app: App, dev: Optional[str], queue_: str, count: Optional[int], durati
          btf_file: Optional[str] = None, pass_: bool = False, transport: str = "auto") -> None:
     """Dump packets received on one RX queue with their XDP hints.
 
-    Loads a device-bound XDP program that calls the RX metadata kfuncs the device
-    advertises, puts their results next to each packet (a BTF-described struct
-    ending in its own btf_id) and redirects the queue's packets to an AF_XDP socket.
-    --transport says where the struct goes: the XDP metadata area in front of the
-    packet (metadata), the frame's headroom (headroom) or its grown tail (tail),
-    stripped again so every output shows the packet as it arrived; auto (the
-    default) takes the metadata area unless the kernel refuses it and moves on when
-    the driver fails it at run time. Packets the program could not place the struct
-    in go to the stack and are counted; when no transport can carry the hints, dump
-    says so within a second (device, driver, errno) and exits 3. The program is attached with a BPF link: it comes off when dump ends,
-    however it ends. A device that already has an XDP program is left alone (exit 1).
-    Only packets selected by --match are captured (default ip: IPv4 and IPv6 except
-    neighbour discovery); the test runs in the XDP program, and everything else (ARP,
-    neighbour discovery, other protocols) goes on to the kernel stack as usual.
-    --match all captures everything, ARP and neighbour discovery included: the device
-    stops answering its neighbours while dump runs. --sample N captures one in N
-    matching packets (bpf_get_prandom_u32() % N == 0 in the program); the others
-    go to the kernel stack.
+    \b
+    Examples:
+      xdphints dump -d eth0 -q 0                     # packets with hints
+      xdphints dump -d eth0 -q all --match ptp -c 10 # PTP, all queues
+      xdphints dump -d eth0 -q 0 -w - | tshark -r -  # pcapng to tshark
+      xdphints dump -d eth0 -q 0 --pass -j           # observe only
+      xdphints dump -d eth0 -q 0 --attached          # your own program
 
-    Per packet: receive time, queue, length, a summary (MACs, VLAN in frame,
-    addresses, protocol, ports), rx-timestamp (ns), rx-hash and its type, rx-vlan;
-    a failed kfunc shows its errno (ENODATA, EOPNOTSUPP). Ctrl-C or SIGTERM stops
-    with exit 0; a summary (packets, rate, AF_XDP drops, per-hint counts) goes to stderr.
-
-    -w FILE writes a pcapng file (Wireshark, tshark) instead of per-packet output:
-    packet time is the hardware RX timestamp when there is one (as system time when
-    the device has a PHC), else the receive time; the RX hash goes in the EPB hash
-    option, the queue in the EPB queue option, the decoded hints in the packet comment.
-
-    --attached uses the XDP program already on the device (a hints hook of your own)
-    instead: it must have a BPF_MAP_TYPE_XSKMAP (dump puts its socket at the queue's
-    index, and takes it out again on exit) and BTF. The metadata is decoded through
-    that BTF by its trailing btf_id: each packet shows the struct named by the btf_id
-    in front of it and its fields; metadata whose last u32 names no hints struct of
-    that BTF is shown as raw bytes, never as a btf-id. --pinned PATH names a pinned program or XSKMAP to use instead
-    of the device's program (a program under a dispatcher, a map with several).
-    --match, --sample and --enable-timestamps do not apply (usage error).
-    The metadata area in front of each frame is filled with a filler pattern before the
-    frame is used and reused, so a packet the program sent without metadata shows as
-    such, never with an earlier packet's. A program whose metadata has no trailing btf_id (the kernel's
-    xdp_hw_metadata selftest) is decoded with --struct NAME [--btf FILE]: NAME is
-    looked up in FILE's BTF, else FILE's DWARF, else the program's BTF, else vmlinux.
-
-    --pass takes nothing away: the built-in program writes the hints in front of the
-    matched packets (the metadata transport) or stores them under the frame's
-    fingerprint (the fingerprint transport, where there is no metadata area) and
-    returns XDP_PASS; a tcx ingress program (a BPF link too) reads them through
-    __sk_buff->data_meta or by the same fingerprint, and copies them, the first
-    --snaplen bytes and the stack's view of the packet (skb hash, VLAN tag, hardware
-    timestamp, queue mapping; JSON key "stack") into a BPF ring buffer that dump
-    reads. Frames the fingerprint cannot tell apart, GRO-merged and dropped frames
-    are counted, never paired. When dump falls behind, records are dropped and
-    counted in the summary, never packets. Needs tcx (Linux 6.6).
+    A built-in device-bound XDP program calls the RX metadata kfuncs and hands
+    each packet --match selects to an AF_XDP socket with its hints (--transport:
+    where they travel); the rest goes on to the kernel stack. A device that
+    already has an XDP program is left alone. Ctrl-C or SIGTERM stops (exit 0),
+    with a summary on stderr. The details (transports, --pass, --attached,
+    --struct, JSON keys): man 8 xdphints.
     """
     from xdphints_cli.hints import capture
     from xdphints_cli.process import caps

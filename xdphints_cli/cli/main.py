@@ -15,7 +15,7 @@ import click
 
 from xdphints_cli import __version__
 from xdphints_cli.cli.app import App, exit_for
-from xdphints_cli.cli.options import enter_netns, global_options, netns_in
+from xdphints_cli.cli.options import enter_netns, global_options, json_asked, netns_in
 from xdphints_cli.errors import EXIT_USAGE, XdpHintsError
 
 # name -> (module, attribute, one-line help): the help text lives here so that
@@ -91,6 +91,16 @@ def resolve_name(word: str, is_device: Callable[[str], bool]) -> Optional[str]:
     return None  # show says "no such device"
 
 
+def _command_for(word: str) -> Optional[click.Command]:
+    """The command a first word stands for, as far as can be told without entering a
+    namespace: a command name or a unique prefix of one, else `show` (a device);
+    None for an ambiguous prefix."""
+    matches = [word] if word in COMMANDS else [n for n in COMMANDS if n.startswith(word)]
+    if len(matches) > 1:
+        return None
+    return cli.get_command(None, matches[0] if matches else "show")
+
+
 def _is_device(name: str) -> bool:
     """Whether `name` is a device here (in the namespace -n entered, which sysfs may not show)."""
     import socket
@@ -129,6 +139,9 @@ def main(argv: Optional[List[str]] = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     app = App()
     try:
+        # before click reads a word: -j anywhere makes any error a JSON one, also one
+        # a callback meets before -j's own has run (`-n nosuch check -j`)
+        app.json = json_asked(cli, argv, _command_for)
         # without standalone mode, click returns ctx.exit()'s code instead of exiting
         rc = cli.main(args=argv, prog_name="xdphints", standalone_mode=False, obj=app)
         sys.stdout.flush()     # a reader that left shows here, not in the interpreter's exit

@@ -79,11 +79,70 @@ GLOBAL_OPTIONS = (
 )
 
 
-def global_options(f):
-    """Add the global options to a command (they set App fields; the command body gets none)."""
-    for opts, kw in reversed(GLOBAL_OPTIONS):
-        f = click.option(*opts, expose_value=False, is_eager=True, **kw)(f)
-    return f
+def global_options(f=None, *, netns: bool = True):
+    """Add the global options to a command (they set App fields; the command body gets
+    none). `netns=False` leaves -n out, for a command that makes its own namespaces."""
+    def add(f):
+        for opts, kw in reversed(GLOBAL_OPTIONS):
+            if netns or opts[0] != "-n":
+                f = click.option(*opts, expose_value=False, is_eager=True, **kw)(f)
+        return f
+    return add(f) if f is not None else add
+
+
+# the words that ask for JSON (-p implies it); in a cluster of short flags, the letters
+JSON_WORDS = ("-j", "--json", "-p", "--pretty")
+
+
+def json_asked(command: click.Command, argv, resolve) -> bool:
+    """Whether a -j/--json/-p/--pretty stands on the line as that flag, wherever it is:
+    found before click parses anything, so that an error met before the flag's own
+    callback runs (a bad -n before the command, an unknown option) is a JSON error too.
+
+    Words are read as click reads them: nothing after `--`, no option's value (`-d -j`
+    names a device -j, `-n -j` a namespace), `--opt=value`, clusters of short flags
+    (`-jp`, `-dDEV`). `command` is the root group; the first word that is no option is
+    the command, `resolve(word)` its click command (a device given as the command:
+    show's), or None when there is none to read the rest with (the global options
+    still are)."""
+    if not any(w.startswith("-") and ("j" in w or "p" in w) for w in argv):
+        return False        # the common case, without importing a command module
+    valued, group = _valued_options(command), True
+    words = iter(argv)
+    for word in words:
+        if word == "--":
+            return False
+        if not word.startswith("-") or word == "-":
+            if group:       # the command (or the device standing for `show DEV`)
+                group = False
+                sub = resolve(word)
+                valued = _valued_options(sub) if sub is not None else _valued_options(command)
+            continue
+        if word.startswith("--"):
+            name, eq, _ = word.partition("=")
+            if name in ("--json", "--pretty") and not eq:
+                return True
+            if name in valued and not eq:
+                next(words, None)
+            continue
+        for i, letter in enumerate(word[1:], 1):
+            if f"-{letter}" in valued:
+                if i == len(word) - 1:      # the value is the next word
+                    next(words, None)
+                break                       # the rest of the word is the value
+            if letter in "jp":
+                return True
+    return False
+
+
+def _valued_options(command: click.Command) -> set:
+    """The option strings of `command` that take a value (the next word, or after '=')."""
+    out = set()
+    for p in command.params:
+        if isinstance(p, click.Option) and not p.is_flag and not p.count:
+            out.update(p.opts)
+            out.update(p.secondary_opts)
+    return out
 
 
 def complete_devices(ctx, param, incomplete: str):

@@ -12,7 +12,8 @@ from xdphints_cli.cli.safe_text import escape
 from xdphints_cli.names import json_name
 
 
-@click.command("show")
+@click.command("show", epilog="Exit codes: 0 shown, 1 failed, 2 usage error, 4 permission denied (-n needs "
+                               "CAP_SYS_ADMIN), 5 no such device or namespace.")
 @click.argument("device", required=False, metavar="[DEV]", shell_complete=complete_devices, callback=check_device_name)
 @dev_option
 @global_options
@@ -23,6 +24,12 @@ def show(app: App, device: Optional[str], dev: Optional[str]) -> None:
     With DEV: driver, queues and AF_XDP sockets, attached XDP programs, XDP and XSK
     feature bits, RX metadata kfuncs the driver implements, hardware timestamping
     capabilities and current config, offloads, and a verdict per hint.
+
+    Offloads go by the kernel's names (JSON keys too); where `ethtool -k` prints
+    an older name, it follows in brackets with the name `ethtool -K` takes:
+    rx-hashing (receive-hashing, rxhash), rx-vlan-hw-parse (rx-vlan-offload,
+    rxvlan), rx-checksum (rx-checksumming, rx); rx-vlan-stag-hw-parse is the same
+    in both.
     """
     if device is not None and dev is not None and device != dev:
         raise usage_error(f"two devices given: {device} and {dev}")
@@ -175,18 +182,21 @@ def render_report(app: App, report, hints, area=None) -> None:
     rows.append(("Hwtstamp config", f"tx-type {hw.tx_type or NA}, rx-filter {hw.rx_filter or NA} (via {hw.source})"
                  if hw else NA))
     if report.features is not None:
-        from xdphints_cli.device.features import SHOWN_OFFLOADS
+        from xdphints_cli.device.features import ETHTOOL_NAMES, SHOWN_OFFLOADS
 
         for name in SHOWN_OFFLOADS:
             f = report.features.get(name)
             if f is None:
-                rows.append((name, NA))
-                continue
-            text = "on" if f.active else "off"
-            if f.fixed:
-                text += " [fixed]"
-            elif f.requested != f.active:
-                text += f" [requested {'on' if f.requested else 'off'}]"
+                text = NA
+            else:
+                text = "on" if f.active else "off"
+                if f.fixed:
+                    text += " [fixed]"
+                elif f.requested != f.active:
+                    text += f" [requested {'on' if f.requested else 'off'}]"
+            if name in ETHTOOL_NAMES:
+                long, short = ETHTOOL_NAMES[name]
+                text += f"  (ethtool -k {long}, -K {short})"
             rows.append((name, text))
     else:
         rows.append(("Offloads", NA))

@@ -17,7 +17,10 @@ from xdphints_cli.errors import EXIT_DISAGREE
 PASS_TRANSPORTS = ("auto", "metadata", "fingerprint")   # transport.PASS_NAMES, for --help
 
 
-@click.command("verify")
+@click.command("verify", epilog="Exit codes: 0 every compared hint agrees (or nothing could be compared), "
+                                 "1 failed, 2 usage error, 3 no native XDP, no tcx, or --transport metadata "
+                                 "where it cannot work, 4 permission denied, 5 no such device or queue (or it "
+                                 "went away), 7 some hint disagrees.")
 @dev_option
 @click.option("-q", "--queue", "queue_", default="all", show_default=True, metavar="N|N,M,...|all",
               help="RX queue(s) to look at.")
@@ -50,8 +53,7 @@ def verify(app: App, dev: Optional[str], queue_: str, count: Optional[int],
     DEI; rx-timestamp vs the skb's hardware timestamp): compared, agree, disagree,
     xdp-only (the kfunc gave a value the stack lacks), stack-only, neither, and the
     first disagreeing packets as examples. Stops after --count packets, --duration
-    seconds, or Ctrl-C. Exit 0 when every compared hint agrees, 7 when any
-    disagrees, 3 when the device or kernel cannot do it.
+    seconds, or Ctrl-C.
     """
     from xdphints_cli.cli.dump import PASS_CAPS, PASS_WHY, _check_numbers, _stop_when, freeze_heap
     from xdphints_cli.cli.dump_output import say, transport_text

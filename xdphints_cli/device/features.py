@@ -45,8 +45,18 @@ HINTS: Tuple[Hint, ...] = (
     Hint("rx-vlan", "bpf_xdp_metadata_rx_vlan_tag", "vlan-tag", "rx-vlan", "6.8"),
 )
 
-# the offloads `show` reports, in display order
+# the offloads `show` reports, in display order, by the kernel's names (ETH_SS_FEATURES)
 SHOWN_OFFLOADS = ("rx-hashing", "rx-vlan-hw-parse", "rx-vlan-stag-hw-parse", "rx-checksum")
+
+# `ethtool -k` prints some offloads by their older names, and `ethtool -K` takes a
+# short one (ethtool's off_flag_def table: short, long, kernel name), so `show` prints
+# them beside the kernel's for a user who greps ethtool's; rx-vlan-stag-hw-parse
+# has one name everywhere
+ETHTOOL_NAMES = {
+    "rx-hashing": ("receive-hashing", "rxhash"),
+    "rx-vlan-hw-parse": ("rx-vlan-offload", "rxvlan"),
+    "rx-checksum": ("rx-checksumming", "rx"),
+}
 
 FEATURE_NAMES = tuple(f.name for f in FEATURES)
 HINT_NAMES = tuple(h.name for h in HINTS)

@@ -27,7 +27,7 @@ class Program:
         if self.name is not None:
             out.update({"name": self.name, "tag": self.tag})
             if self.btf_id:
-                out["btf-id"] = self.btf_id
+                out["btf-obj-id"] = self.btf_id   # the BTF object's id; "btf-id" is a type id everywhere
             out["map-ids"] = list(self.map_ids)
             if self.hints_structs is not None:
                 out["hints-structs"] = [h.to_json() for h in self.hints_structs]
