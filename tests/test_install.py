@@ -13,7 +13,7 @@ import pytest
 
 from conftest import REPO_ROOT
 
-SOURCES = ("install.sh", "pyproject.toml", "README.md", "xdphints_cli", "completions", "man")
+SOURCES = ("install.sh", "pyproject.toml", "README.md", "xdphints_cli", "completions", "man", "systemd", "examples")
 
 
 @pytest.fixture
@@ -69,8 +69,12 @@ def test_install_into_a_prefix_with_the_distributions_python(clone, decoy, tmp_p
     assert "home = /usr/bin" in cfg
     # everything under PREFIX, fish's completion where fish reads a prefix's data dir
     for path in ("bin/xdphints", "share/bash-completion/completions/xdphints", "share/zsh/site-functions/_xdphints",
-                 "share/fish/vendor_completions.d/xdphints.fish", "share/man/man8/xdphints.8"):
+                 "share/fish/vendor_completions.d/xdphints.fish", "share/man/man8/xdphints.8",
+                 "lib/systemd/system/xdphints-apply.service", "share/xdphints/hints.toml.example"):
         assert (prefix / path).exists(), path
+    # the unit runs the command this install made
+    unit = (prefix / "lib/systemd/system/xdphints-apply.service").read_text()
+    assert f"ExecStart={prefix}/bin/xdphints apply --watch /etc/xdphints/hints.toml" in unit.splitlines()
     assert os.readlink(prefix / "bin" / "xdphints") == str(venv / "bin" / "xdphints")
     # the clone is as it was: no build/, no *.egg-info
     assert tree(clone) == before, sorted(tree(clone) ^ before)
