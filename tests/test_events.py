@@ -212,3 +212,29 @@ def test_watch_by_name_follows_the_name(veth):
         got = collect(src, lambda es: ("up", veth.dev) in kinds(es))
         assert kinds(got) == [("rename", away), ("rename", veth.dev), ("up", veth.dev)]
         assert [e.detail["old-name"] for e in got[:2]] == [veth.dev, other]
+
+
+@pytest.mark.privileged
+def test_watch_by_ifindex_follows_renames_and_polls_the_one_link(veth):
+    """By ifindex (as dump watches its device): a renamed device is still followed,
+    other devices never show, and its bpf_link attachment is found by the poll of
+    that one link."""
+    from xdphints_cli.bpf.insn import R0, exit_, mov64_imm
+    from xdphints_cli.bpf.link import XdpLink
+    from xdphints_cli.bpf.prog import Program
+    from xdphints_cli.process import netns
+
+    ifindex = veth.ifindex()
+    with netns.inside(veth.ns):
+        src = ev.EventSource(ifindex=ifindex, poll_interval=0.5)
+    with src:
+        new = unique_name("wi")[:15]
+        veth.run("ip", "link", "add", unique_name("wq")[:15], "type", "veth", "peer", "name", unique_name("wr")[:15])
+        veth.run("ip", "link", "set", veth.dev, "name", new)
+        with netns.inside(veth.ns):
+            prog = Program.load([mov64_imm(R0, 2), exit_()], name="xdph_pass")
+            link = XdpLink.attach(prog.fd, ifindex)
+        with prog, link:
+            got = collect(src, lambda es: any(e.kind == "xdp" for e in es))
+        assert [(e.kind, e.ifindex, e.ifname) for e in got] == [("rename", ifindex, new), ("xdp", ifindex, new)]
+        assert got[1].via == "poll"

@@ -26,12 +26,15 @@ API:
             for ev in src.wait():          # or: select([src], [], [], src.timeout()); src.read()
                 print(ev.kind, ev.ifname, ev.detail)
 
-- `EventSource(ifname=None, poll_interval=1.0)`: opens the sockets in the network
-  namespace the calling thread is in and reads the current state as the baseline
-  (no events for it). `ifname` keeps only the events of the device with that name:
-  a device renamed away shows its "rename" and then nothing, a device that is
-  created, moved in or renamed to the name shows (a watch by name, as a config file
-  names devices). Polling reads the hwtstamp config of the watched devices only.
+- `EventSource(ifname=None, poll_interval=1.0, ifindex=None)`: opens the sockets in
+  the network namespace the calling thread is in and reads the current state as the
+  baseline (no events for it). `ifname` keeps only the events of the device with
+  that name: a device renamed away shows its "rename" and then nothing, a device
+  that is created, moved in or renamed to the name shows (a watch by name, as a
+  config file names devices). `ifindex` keeps those of one device whatever its name
+  (as dump follows its device). Polling reads the hwtstamp config of the watched
+  devices only, and with a filter asks for the watched link alone (RTM_GETLINK by
+  name or index) instead of dumping all of them.
 - `fileno()`: readable when notifications are waiting (for select/poll/epoll).
 - `timeout()`: seconds until the next poll is due; select no longer than that.
 - `read() -> list[Event]`: never blocks; drains the sockets and runs a poll that
@@ -285,8 +288,10 @@ class _Requests:
 
 
 class EventSource:
-    def __init__(self, ifname: Optional[str] = None, poll_interval: float = 1.0):
+    def __init__(self, ifname: Optional[str] = None, poll_interval: float = 1.0,
+                 ifindex: Optional[int] = None):
         self.ifname = ifname
+        self.ifindex = ifindex
         self.poll_interval = poll_interval
         self._links: Dict[int, LinkState] = {}
         self._features: Dict[int, FrozenSet[str]] = {}
@@ -422,11 +427,16 @@ class EventSource:
 
     # state ------------------------------------------------------------------
     def _watched(self, state: LinkState) -> bool:
+        if self.ifindex is not None:
+            return state.ifindex == self.ifindex
         return self.ifname is None or state.ifname == self.ifname
 
     def _wanted(self, ev: Event) -> bool:
-        return (self.ifname is None or ev.kind == "overflow" or ev.ifname == self.ifname
-                or ev.detail.get("old-name") == self.ifname)
+        if ev.kind == "overflow":
+            return True
+        if self.ifindex is not None:
+            return ev.ifindex == self.ifindex
+        return self.ifname is None or ev.ifname == self.ifname or ev.detail.get("old-name") == self.ifname
 
     def _link(self, kind: str, state: LinkState, extra: dict, via: str) -> List[Event]:
         now = time.time()
@@ -502,19 +512,31 @@ class EventSource:
             return names[v] if 0 <= v < len(names) else str(v)
         return {"tx-type": name(self._tx_names, cfg.tx_type), "rx-filter": name(self._rx_names, cfg.rx_filter)}
 
-    def _dump_links(self) -> Optional[List[LinkState]]:
+    def _get_links(self, everything: bool) -> Optional[List[LinkState]]:
+        """All links (a dump), or with a filter and not `everything` the watched one
+        alone ([] when there is none); None when the request failed."""
         assert self._rtnl_req is not None
-        payload = _IFINFO.pack(0, 0, 0, 0, 0) + _nla(IFLA_EXT_MASK, struct.pack("=I", RTEXT_FILTER_SKIP_STATS))
+        ext = _nla(IFLA_EXT_MASK, struct.pack("=I", RTEXT_FILTER_SKIP_STATS))
+        if everything or (self.ifname is None and self.ifindex is None):
+            payload, flags = _IFINFO.pack(0, 0, 0, 0, 0) + ext, NLM_F_DUMP
+        elif self.ifindex is not None:
+            payload, flags = _IFINFO.pack(0, 0, self.ifindex, 0, 0) + ext, NLM_F_ACK
+        else:
+            payload = _IFINFO.pack(0, 0, 0, 0, 0) + ext + _nla(IFLA_IFNAME, os.fsencode(self.ifname) + b"\0")
+            flags = NLM_F_ACK
         try:
-            datagrams = self._rtnl_req.transact(RTM_GETLINK, NLM_F_DUMP, payload)
+            datagrams = self._rtnl_req.transact(RTM_GETLINK, flags, payload)
         except OSError:
             return None
         return [state for data in datagrams for kind, state, _ in parse_links(data) if kind == "new"]
 
     def _sync(self, emit: bool, features: bool = False) -> List[Event]:
         """Read links, the hwtstamp configs (and with `features` the offloads) again and
-        report what differs from what was known; emit False: only set the baseline."""
-        states = self._dump_links()
+        report what differs from what was known; emit False: only set the baseline.
+        The periodic poll (not `features`) of a filtered source reads the watched link
+        alone: a deletion it cannot see comes as a notification."""
+        everything = features or not emit
+        states = self._get_links(everything)
         if states is None:
             return []
         known = set(self._hwtstamp)      # watched before this read (others get a baseline now)
@@ -523,8 +545,9 @@ class EventSource:
         for state in states:
             seen.add(state.ifindex)
             events.extend(self._link("new", state, {}, "poll"))
-        for ifindex in [i for i in self._links if i not in seen]:
-            events.extend(self._link("del", self._links[ifindex], {}, "poll"))
+        if everything:
+            for ifindex in [i for i in self._links if i not in seen]:
+                events.extend(self._link("del", self._links[ifindex], {}, "poll"))
         now = time.time()
         for state in list(self._links.values()):
             if state.ifindex not in known or not self._watched(state):
