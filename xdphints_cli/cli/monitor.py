@@ -9,7 +9,6 @@ a reader of stdout that went away (`| head -1`) ends it quietly at once.
 
 from __future__ import annotations
 
-import time
 from typing import Optional
 
 import click
@@ -104,17 +103,6 @@ def _run(app: App, nl, src) -> None:
 
 # --- rendering ---------------------------------------------------------------------
 
-def time_text(t: float) -> str:
-    """As dump prints packet times: local HH:MM:SS.microseconds."""
-    return time.strftime("%H:%M:%S", time.localtime(t)) + f".{int(t * 1e6) % 1000000:06d}"
-
-
-def time_json(t: float) -> str:
-    """As dump's JSON "time": seconds.nanoseconds since the epoch, a string."""
-    ns = int(round(t * 1e6)) * 1000    # a float of epoch seconds holds microseconds, not ns
-    return f"{ns // 10**9}.{ns % 10**9:09d}"
-
-
 def _program_text(p) -> str:
     line = f"{p.mode} id {p.id}"
     if p.name is None:
@@ -174,9 +162,11 @@ def _programs_text(n, progs) -> str:
 
 
 def notice_text(n) -> str:
+    from xdphints_cli.timestamps import wall_text
+
     ev = n.event
     who = f"{ev.ifname}: " if ev.kind != "overflow" else ""
-    line = f"{time_text(ev.time)} {who}{_what(n)}"
+    line = f"{wall_text(ev.time)} {who}{_what(n)}"
     if n.verdicts:
         line += "; hints: " + ", ".join(f"{v.hint} {v.state}" for v in n.verdicts)
     return line
@@ -184,9 +174,10 @@ def notice_text(n) -> str:
 
 def notice_json(n) -> dict:
     from xdphints_cli.names import json_name
+    from xdphints_cli.timestamps import wall_json
 
     ev = n.event
-    out: dict = {"time": time_json(ev.time), "event": ev.kind}
+    out: dict = {"time": wall_json(ev.time), "event": ev.kind}
     if ev.kind != "overflow":
         out.update({"ifindex": ev.ifindex, **json_name("ifname", ev.ifname)})
     d = dict(ev.detail)

@@ -37,8 +37,9 @@ API:
   name or index) instead of dumping all of them.
 - `fileno()`: readable when notifications are waiting (for select/poll/epoll).
 - `timeout()`: seconds until the next poll is due; select no longer than that.
-- `read() -> list[Event]`: never blocks; drains the sockets and runs a poll that
-  is due. Events come in the order the kernel reported them; poll results follow.
+- `read(poll=True) -> list[Event]`: never blocks; drains the sockets and runs a poll
+  that is due (not with poll=False). Events come in the order the kernel reported
+  them; poll results follow.
 - `wait(timeout=None) -> list[Event]`: blocks until there are events or `timeout`
   passed (then []).
 - `links() -> dict[ifindex, LinkState]`: the devices as last seen (name, up, XDP).
@@ -368,7 +369,7 @@ class EventSource:
     def links(self) -> Dict[int, LinkState]:
         return dict(self._links)
 
-    def read(self) -> List[Event]:
+    def read(self, poll: bool = True) -> List[Event]:
         events: List[Event] = []
         lost = False
         for sock in self._socks:
@@ -391,7 +392,7 @@ class EventSource:
         if lost:
             events.append(Event("overflow", 0, "", {}, time.time(), "rtnetlink"))
             events.extend(self._sync(emit=True, features=True))
-        if time.monotonic() >= self._next_poll:
+        if poll and time.monotonic() >= self._next_poll:
             events.extend(self._sync(emit=True))
             self._next_poll = time.monotonic() + self.poll_interval
         return [ev for ev in events if self._wanted(ev)]
@@ -533,9 +534,9 @@ class EventSource:
     def _sync(self, emit: bool, features: bool = False) -> List[Event]:
         """Read links, the hwtstamp configs (and with `features` the offloads) again and
         report what differs from what was known; emit False: only set the baseline.
-        The periodic poll (not `features`) of a filtered source reads the watched link
-        alone: a deletion it cannot see comes as a notification."""
-        everything = features or not emit
+        A filtered source reads the watched link alone, except after an overflow
+        (`features`): a deletion that alone cannot see comes as a notification."""
+        everything = features
         states = self._get_links(everything)
         if states is None:
             return []
