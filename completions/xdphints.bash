@@ -92,7 +92,7 @@ _xdphints() {
                 -n|--netns) _xdphints_reply -z < <(find /run/netns -mindepth 1 -maxdepth 1 -printf '%f\0' 2>/dev/null); return;;
             esac
             if [[ $cur == -* ]]; then _xdphints_reply < <(_xdphints_words -j --json -p --pretty -n --netns --no-color --debug -h --help -V --version);
-            else _xdphints_reply < <(_xdphints_words show enable disable check btf dump verify monitor demo help); fi;;
+            else _xdphints_reply < <(_xdphints_words show enable disable check btf dump verify monitor metrics demo help); fi;;
         show)
             case "$prev" in
                 -d|--dev) _xdphints_reply -z < <(_xdphints_in_ns find /sys/class/net -mindepth 1 -maxdepth 1 -printf '%f\0'); return;;
@@ -175,6 +175,14 @@ _xdphints() {
             esac
             if [[ $cur == -* ]]; then _xdphints_reply < <(_xdphints_words -d --dev --interval -j --json -p --pretty -n --netns --no-color --debug -h --help);
             else _xdphints_reply -z < <(_xdphints_in_ns find /sys/class/net -mindepth 1 -maxdepth 1 -printf '%f\0'); fi;;
+        metrics)
+            case "$prev" in
+                -d|--dev) _xdphints_reply -z < <(_xdphints_in_ns find /sys/class/net -mindepth 1 -maxdepth 1 -printf '%f\0'); return;;
+                -o|--output) COMPREPLY=(); return;;
+                -n|--netns) _xdphints_reply -z < <(find /run/netns -mindepth 1 -maxdepth 1 -printf '%f\0' 2>/dev/null); return;;
+            esac
+            if [[ $cur == -* ]]; then _xdphints_reply < <(_xdphints_words -d --dev -o --output -j --json -p --pretty -n --netns --no-color --debug -h --help);
+            else COMPREPLY=(); fi;;
         demo)
             case "$prev" in
                 -n|--netns) _xdphints_reply -z < <(find /run/netns -mindepth 1 -maxdepth 1 -printf '%f\0' 2>/dev/null); return;;
@@ -185,7 +193,7 @@ _xdphints() {
             case "$prev" in
             esac
             if [[ $cur == -* ]]; then _xdphints_reply < <(_xdphints_words -h --help);
-            else _xdphints_reply < <(_xdphints_words show enable disable check btf dump verify monitor demo help); fi;;
+            else _xdphints_reply < <(_xdphints_words show enable disable check btf dump verify monitor metrics demo help); fi;;
     esac
 }
 

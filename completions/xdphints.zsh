@@ -79,6 +79,7 @@ _xdphints() {
                 'dump:Dump packets of one RX queue with their XDP hints (AF_XDP)'
                 'verify:Compare the XDP hints with what the kernel stack holds for the same packets'
                 'monitor:Print each event that touches XDP hints (offloads, hwtstamp, XDP, links)'
+                'metrics:Write the hints'\'' readiness in the Prometheus text format (node_exporter)'
                 'demo:Show XDP hints end to end on a throwaway veth pair (no NIC needed)'
                 'help:Show the help of the tool or of a command'
             )
@@ -191,6 +192,15 @@ _xdphints() {
                     ''--debug'[Add a traceback to errors (the exit code stays the same)]' \
                     '(-h --help)'{-h,--help}'[Show help]' \
                     '*:device:_xdphints_devices';;
+                metrics) _arguments \
+                    '(-d --dev)'{-d,--dev}'[Device name (default\: $XDPHINTS_DEV, else the only non-loopback interface that is up)]:device:_xdphints_devices' \
+                    '(-o --output)'{-o,--output}'[Write to FILE atomically (a temporary file in its directory renamed over it); '\''-'\'' or none\: stdout]:value: ' \
+                    '(-j --json)'{-j,--json}'[JSON output on stdout]' \
+                    '(-p --pretty)'{-p,--pretty}'[Indented JSON (implies --json)]' \
+                    '(-n --netns)'{-n,--netns}'[Run inside the named network namespace (like ip -n)]:netns:_xdphints_netns' \
+                    ''--no-color'[No colour (NO_COLOR in the environment does the same)]' \
+                    ''--debug'[Add a traceback to errors (the exit code stays the same)]' \
+                    '(-h --help)'{-h,--help}'[Show help]';;
                 demo) _arguments \
                     '(-j --json)'{-j,--json}'[JSON output on stdout]' \
                     '(-p --pretty)'{-p,--pretty}'[Indented JSON (implies --json)]' \
@@ -200,7 +210,7 @@ _xdphints() {
                     '(-h --help)'{-h,--help}'[Show help]';;
                 help) _arguments \
                     '(-h --help)'{-h,--help}'[Show help]' \
-                    '*:words:(show enable disable check btf dump verify monitor demo help)';;
+                    '*:words:(show enable disable check btf dump verify monitor metrics demo help)';;
             esac;;
     esac
 }
