@@ -107,7 +107,7 @@ _xdphints() {
                 --tx-type) _xdphints_reply < <(_xdphints_show_row 'Hardware TX types' off); return;;
                 -n|--netns) _xdphints_reply -z < <(find /run/netns -mindepth 1 -maxdepth 1 -printf '%f\0' 2>/dev/null); return;;
             esac
-            if [[ $cur == -* ]]; then _xdphints_reply < <(_xdphints_words -d --dev --rx-filter --tx-type --dry-run -j --json -p --pretty -n --netns --no-color --debug -h --help);
+            if [[ $cur == -* ]]; then _xdphints_reply < <(_xdphints_words -d --dev --available --rx-filter --tx-type --dry-run -j --json -p --pretty -n --netns --no-color --debug -h --help);
             else _xdphints_reply < <(_xdphints_unused rx-timestamp tx-timestamp rx-hash rx-vlan rx-vlan-stag); fi;;
         disable)
             case "$prev" in
@@ -121,7 +121,7 @@ _xdphints() {
                 -d|--dev) _xdphints_reply -z < <(_xdphints_in_ns find /sys/class/net -mindepth 1 -maxdepth 1 -printf '%f\0'); return;;
                 -n|--netns) _xdphints_reply -z < <(find /run/netns -mindepth 1 -maxdepth 1 -printf '%f\0' 2>/dev/null); return;;
             esac
-            if [[ $cur == -* ]]; then _xdphints_reply < <(_xdphints_words -d --dev -j --json -p --pretty -n --netns --no-color --debug -h --help);
+            if [[ $cur == -* ]]; then _xdphints_reply < <(_xdphints_words -d --dev --available -j --json -p --pretty -n --netns --no-color --debug -h --help);
             else _xdphints_reply < <(_xdphints_unused rx-timestamp rx-hash rx-vlan); fi;;
         btf)
             case "$prev" in

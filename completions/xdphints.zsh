@@ -97,6 +97,7 @@ _xdphints() {
                     '*:device:_xdphints_devices';;
                 enable) _arguments \
                     '(-d --dev)'{-d,--dev}'[Device name (default\: $XDPHINTS_DEV, else the only non-loopback interface that is up)]:device:_xdphints_devices' \
+                    ''--available'[Every hint the device can give (without FEATURE), or the FEATUREs it can give; the hints it cannot are reported and left out]' \
                     ''--rx-filter'[rx-timestamp\: the hwtstamp rx-filter to ask for (default\: all), a name of the kernel'\''s string set that the device lists, e.g. ptpv2-event]:rx-filter:{_xdphints_show_row '\''Hardware RX filters'\'' none}' \
                     ''--tx-type'[tx-timestamp\: the hwtstamp tx-type to ask for (default\: on), e.g. onestep-sync]:tx-type:{_xdphints_show_row '\''Hardware TX types'\'' off}' \
                     ''--dry-run'[Print what would change and change nothing]' \
@@ -119,6 +120,7 @@ _xdphints() {
                     '*:unused:{_xdphints_unused rx-timestamp tx-timestamp rx-hash rx-vlan rx-vlan-stag}';;
                 check) _arguments \
                     '(-d --dev)'{-d,--dev}'[Device name (default\: $XDPHINTS_DEV, else the only non-loopback interface that is up)]:device:_xdphints_devices' \
+                    ''--available'[Judge only the hints the device can give\: unsupported ones are listed but do not make the exit code 3 (unless none is left), as `enable --available` leaves them out]' \
                     '(-j --json)'{-j,--json}'[JSON output on stdout]' \
                     '(-p --pretty)'{-p,--pretty}'[Indented JSON (implies --json)]' \
                     '(-n --netns)'{-n,--netns}'[Run inside the named network namespace (like ip -n)]:netns:_xdphints_netns' \

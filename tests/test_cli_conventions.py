@@ -22,11 +22,15 @@ from xdphints_cli.cli.options import GLOBAL_OPTIONS
 # --- 1. errors and exit codes -------------------------------------------------------
 
 def test_usage_errors_keep_their_whole_message():
-    res = xdphints("enable", "-d", "X")
+    res = xdphints("disable", "-d", "X")
     assert res.returncode == 2 and res.stdout == ""
     assert res.stderr.startswith("xdphints: error: Missing argument 'FEATURE...'. Choose from:")
     for name in ("rx-timestamp", "tx-timestamp", "rx-hash", "rx-vlan", "rx-vlan-stag"):
         assert name in res.stderr
+    res = xdphints("enable", "-d", "X")
+    assert res.returncode == 2 and res.stdout == "" and len(res.stderr.splitlines()) == 1
+    assert res.stderr.startswith("xdphints: error: enable: no FEATURE given: name one or more of rx-timestamp, ")
+    assert "--available" in res.stderr
     bare = xdphints()
     assert bare.returncode == 2 and "Usage: xdphints" in bare.stderr
     assert all(re.search(rf"^\s+{name}\s", bare.stderr, re.M) for name in COMMANDS)
@@ -165,7 +169,8 @@ def test_man_renders_json_error_with_its_quotes_and_examples_per_command():
     examples = text.split("\nEXAMPLES\n", 1)[1].split("\nSEE ALSO\n", 1)[0]
     for name in COMMANDS:
         assert re.search(rf"^\s+xdphints (-n \S+ )?{name}\b", examples, re.M), name
-    assert "case $? in" in examples and "6) xdphints enable" in examples
+    # the provisioning block (run as written by test_examples_scripted.py)
+    assert 'xdphints enable --available -d "$dev" || exit 1' in examples
 
 
 @pytest.mark.privileged

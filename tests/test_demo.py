@@ -44,7 +44,8 @@ def test_demo_text():
     assert "rx-vlan       compared 3, agree 3, disagree 0, xdp-only 0, stack-only 0, neither 9" in out
     assert "verdict: agree (12 packets on xd0)" in out
     assert "RX metadata kfuncs:         timestamp hash vlan-tag" in out  # the real show view
-    assert "rx-hash: fixed: rx-hashing is off [fixed]" in out  # veth cannot change it
+    # veth cannot change rx-hashing, but fills the hash anyway: ready, so nothing to do
+    assert "xd0: rx-hash: rx-hashing off (unchanged); ready: bpf_xdp_metadata_rx_hash implemented" in out
     assert "rx-timestamp: unsupported" in out
     rows = [line.split() for line in out.splitlines() if line.startswith("  400")]
     assert len(rows) == 12
@@ -77,6 +78,7 @@ def test_demo_json():
     assert doc["show"]["xdp-rx-metadata-features"] == ["timestamp", "hash", "vlan-tag"]
     assert doc["enable"]["rx-vlan"]["exit-code"] == 0 and doc["enable"]["rx-vlan"]["after"] == "on"
     assert doc["enable"]["rx-timestamp"]["exit-code"] == 3
+    assert doc["enable"]["rx-hash"]["exit-code"] == 0 and doc["enable"]["rx-hash"]["changed"] is False
     assert len(doc["packets"]) == 12
     obs = doc["observations"]
     assert obs["rx-hash"]["stable-within-flows"] and obs["rx-hash"]["differs-across-flows"]

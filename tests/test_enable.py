@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import errno
 import functools
 import json
 import os
@@ -97,7 +96,7 @@ def test_repeating_is_a_no_op(veth):
         assert code == 0
         assert out == {
             "ifname": veth.dev, "ifindex": veth.ifindex(), "action": "enable", "dry-run": False,
-            "features": {
+            "changed": False, "device-chosen-by": "argument", "features": {
                 "rx-vlan": {"setting": "rx-vlan-hw-parse", "before": "on", "requested": "on", "after": "on",
                             "changed": False, "via": "ethtool-features"},
                 "rx-vlan-stag": {"setting": "rx-vlan-stag-hw-parse", "before": "on", "requested": "on",
@@ -131,6 +130,20 @@ def test_default_device_is_the_only_interface_up(veth):
     assert p.returncode == 0, p.stderr
     assert p.stdout.startswith(f"{veth.dev}: rx-vlan-stag:")
     assert ethtool_k(veth, "rx-vlan-stag-hw-parse") == "off"
+    # said out loud, on stderr and in the JSON
+    assert p.stderr == (f"xdphints: acting on {veth.dev}, the only non-loopback interface that is up "
+                        "(-d DEV names another)\n")
+    p = run("-j", "enable", "rx-vlan-stag", ns=veth.ns)
+    assert p.returncode == 0 and json.loads(p.stdout)["device-chosen-by"] == "only-interface-up"
+    assert p.stderr.startswith(f"xdphints: acting on {veth.dev}, ")
+    env_run = subprocess.run(["ip", "netns", "exec", veth.ns, sys.executable, "-m", "xdphints_cli", "-j",
+                              "enable", "rx-vlan"], capture_output=True, text=True,
+                             env=dict(os.environ, PYTHONPATH=REPO_ROOT, XDPHINTS_DEV=veth.dev))
+    assert env_run.returncode == 0 and json.loads(env_run.stdout)["device-chosen-by"] == "XDPHINTS_DEV"
+    assert env_run.stderr == f"xdphints: acting on {veth.dev}, named by $XDPHINTS_DEV (-d DEV names another)\n"
+    # a device given is not announced
+    p = run("disable", "rx-vlan-stag", "-d", veth.dev, ns=veth.ns)
+    assert p.returncode == 0 and p.stderr == ""
 
 
 # --- what veth cannot do ------------------------------------------------------------------
@@ -140,6 +153,9 @@ def test_rx_timestamp_is_unsupported_on_veth(veth):
     assert p.returncode == 3
     line = one_error_line(p)
     assert f"{veth.dev}: rx-timestamp: unsupported: driver veth has no hardware RX timestamping" in line
+    # the reason is check's, word for word
+    code, out = run_json("check", "rx-timestamp", "-d", veth.dev, ns=veth.ns)
+    assert code == 3 and line.endswith(out["hints"]["rx-timestamp"]["reason"])
     assert "ethtool TSINFO: capabilities software-transmit" in line
 
 
@@ -156,20 +172,61 @@ def test_disable_rx_timestamp_on_veth_is_a_no_op(veth):
     assert "no hardware timestamping" in step["note"]
 
 
-def test_rx_hash_is_fixed_on_veth(veth):
-    p = run("enable", "rx-hash", "-d", veth.dev, ns=veth.ns)
-    assert p.returncode == 3
-    assert f"{veth.dev}: rx-hash: fixed: rx-hashing is off [fixed]" in one_error_line(p)
+def test_rx_hash_off_fixed_is_ready_so_enable_has_nothing_to_do(veth):
+    # veth fills the hash although rx-hashing is off [fixed]: check calls it ready, so
+    # enable leaves it (it used to refuse, which broke check-then-enable playbooks)
+    code, out = run_json("check", "rx-hash", "-d", veth.dev, ns=veth.ns)
+    assert code == 0 and out["hints"]["rx-hash"]["state"] == "ready"
+    code, out = run_json("enable", "rx-hash", "-d", veth.dev, ns=veth.ns)
+    assert code == 0 and out["changed"] is False
+    step = out["features"]["rx-hash"]
+    assert (step["before"], step["after"], step["changed"]) == ("off", "off", False)
+    assert step["note"].startswith("ready: bpf_xdp_metadata_rx_hash implemented; rx-hashing is off [fixed]")
     assert ethtool_k(veth, "receive-hashing") == "off [fixed]"
 
 
-def test_multi_feature_call_with_a_fixed_one_changes_nothing(veth):
+def test_ready_hint_beside_one_that_needs_enable(veth):
     assert run("disable", "rx-vlan", "-d", veth.dev, ns=veth.ns).returncode == 0
     p = run("enable", "rx-vlan", "rx-hash", "-d", veth.dev, ns=veth.ns)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.splitlines()[0] == f"{veth.dev}: rx-vlan: rx-vlan-hw-parse off -> on"
+    assert p.stdout.splitlines()[1].startswith(f"{veth.dev}: rx-hash: rx-hashing off (unchanged); ready: ")
+    assert ethtool_k(veth, RXVLAN) == "on"
+
+
+def test_disable_of_an_offload_off_fixed_is_a_no_op(veth):
+    p = run("disable", "rx-hash", "-d", veth.dev, ns=veth.ns)
+    assert p.returncode == 0, p.stderr  # it is off already
+    assert "rx-hashing off (unchanged); rx-hashing is off [fixed]" in p.stdout
+
+
+def test_available_enables_what_the_device_can_give(veth):
+    assert run("disable", "rx-vlan", "-d", veth.dev, ns=veth.ns).returncode == 0
+    code, out = run_json("check", "--available", "-d", veth.dev, ns=veth.ns)
+    assert code == 6 and out["state"] == "needs-enable"
+    assert out["hints"]["rx-timestamp"]["state"] == "unsupported"
+    code, out = run_json("enable", "--available", "-d", veth.dev, ns=veth.ns)
+    assert code == 0 and out["changed"] is True
+    assert set(out["features"]) == {"rx-hash", "rx-vlan"} and out["features"]["rx-vlan"]["changed"] is True
+    assert "no hardware RX timestamping" in out["unsupported"]["rx-timestamp"]
+    code, out = run_json("check", "--available", "-d", veth.dev, ns=veth.ns)
+    assert code == 0 and out["state"] == "ready"
+    code, out = run_json("enable", "--available", "-d", veth.dev, ns=veth.ns)
+    assert code == 0 and out["changed"] is False
+    # without --available, check still says the device cannot give every hint
+    assert run("check", "-d", veth.dev, ns=veth.ns).returncode == 3
+
+
+def test_available_with_only_unsupported_hints_is_exit_3(veth):
+    p = run("enable", "--available", "rx-timestamp", "-d", veth.dev, ns=veth.ns)
     assert p.returncode == 3
-    line = one_error_line(p)
-    assert "rx-hash: fixed" in line and "no feature was changed (rx-vlan stays off)" in line
-    assert ethtool_k(veth, RXVLAN) == "off" and our_offload(veth, "rx-vlan-hw-parse") is False
+    assert "gives none of the hints asked for (rx-timestamp: driver veth has no hardware RX" in one_error_line(p)
+    assert run("check", "--available", "rx-timestamp", "-d", veth.dev, ns=veth.ns).returncode == 3
+
+
+def test_enable_needs_a_feature_or_available(veth):
+    p = run("enable", "-d", veth.dev, ns=veth.ns)
+    assert p.returncode == 2 and "no FEATURE given: name one or more of" in one_error_line(p)
 
 
 def test_multi_feature_call_with_rx_timestamp_changes_nothing(veth):
@@ -302,3 +359,12 @@ def test_not_root_is_permission_denied(veth):
     # reading needs no privileges: a dry run and a no-op work unprivileged
     assert run("enable", "rx-vlan", "--dry-run", "-d", veth.dev, ns=veth.ns, unprivileged=True).returncode == 0
     assert run("disable", "rx-vlan", "-d", veth.dev, ns=veth.ns, unprivileged=True).returncode == 0
+
+
+def test_dump_and_verify_name_the_device_they_picked(veth):
+    # they attach a program to the device: as enable, they say which one when not given
+    p = run("dump", "-q", "0", "-c", "1", "--duration", "0.5", ns=veth.ns)
+    assert p.stderr.startswith(f"xdphints: acting on {veth.dev}, the only non-loopback interface that is up "
+                               "(-d DEV names another)\n"), p.stderr
+    p = run("verify", "--duration", "0.5", ns=veth.ns)
+    assert p.stderr.startswith(f"xdphints: acting on {veth.dev}, the only non-loopback interface"), p.stderr

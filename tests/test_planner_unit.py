@@ -686,3 +686,60 @@ def test_help_imports_neither_pyroute2_nor_rich():
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                        env=dict(os.environ, PYTHONPATH=REPO_ROOT))
     assert p.returncode == 0, p.stderr
+
+
+# --- enable as check sees it (device/hint_plan.py), on recorded NIC replies ------------------
+
+def _nic_report(backend, xdp_rx_metadata: int = 7):
+    """check's view of the recorded NIC: the device's replies read back through the backend."""
+    from xdphints_cli.device.state import DeviceReport, HwtstampState
+    from xdphints_cli.netlink.netdev import NetdevInfo
+
+    hw = backend.hwtstamp()
+    return DeviceReport(make_link(), driver="mlx5_core", netdev=NetdevInfo(0x2F, xdp_rx_metadata, 1),
+                        tsinfo=backend.tsinfo(), hwtstamp=HwtstampState(hw.tx_type, hw.rx_filter, hw.via))
+
+
+def test_a_ready_ptp_filter_is_left_alone_by_enable():
+    from xdphints_cli.device.hint_plan import plan_enable
+    from xdphints_cli.device.readiness import verdicts
+
+    dev = FakeDevice(rx_filter="ptpv2-event")
+    backend, nl = kernel_backend(dev)
+    report = _nic_report(backend)
+    assert verdicts(report, ["rx-timestamp"])[0].state == "ready"
+    result = planner.apply(backend, plan_enable(backend, report, ["rx-timestamp"]))
+    step = result.steps[0]
+    assert (step.before, step.after, step.changed) == ("ptpv2-event", "ptpv2-event", False)
+    assert step.note.startswith("ready: bpf_xdp_metadata_rx_timestamp implemented, rx-filter ptpv2-event")
+    assert nl.sent(m.TSCONFIG_SET) == [] and dev.rx_filter == "ptpv2-event"
+    # an explicit filter is a request for that filter: it widens
+    step = plan_enable(backend, report, ["rx-timestamp"], rx_filter="all").steps[0]
+    assert step.changed and (step.before, step.after) == ("ptpv2-event", "all")
+
+
+def test_needs_enable_on_a_nic_is_planned_as_before():
+    from xdphints_cli.device.hint_plan import plan_enable
+
+    dev = FakeDevice(rx_filter="none")
+    backend, nl = kernel_backend(dev)
+    result = planner.apply(backend, plan_enable(backend, _nic_report(backend), ["rx-timestamp"]))
+    assert result.steps[0].changed and dev.rx_filter == "all"
+
+
+def test_a_driver_without_the_kfunc_is_refused_before_anything_changes():
+    from xdphints_cli.device.hint_plan import plan_enable
+
+    dev = FakeDevice(rx_filter="none")
+    backend, nl = kernel_backend(dev)
+    report = _nic_report(backend, xdp_rx_metadata=0)   # hardware timestamping, but no kfunc
+    with pytest.raises(FeatureError) as e:
+        plan_enable(backend, report, ["rx-timestamp", "tx-timestamp"])
+    assert e.value.exit_code == 3
+    assert str(e.value) == ("eth0: rx-timestamp: unsupported: driver mlx5_core does not implement "
+                            "bpf_xdp_metadata_rx_timestamp (xdp-rx-metadata-features lacks timestamp; kfunc "
+                            "since Linux 6.3); no feature was changed")
+    assert nl.sent(m.TSCONFIG_SET) == []
+    # a bad filter name is a usage error first, whatever the device can do
+    with pytest.raises(UsageError):
+        plan_enable(backend, report, ["rx-timestamp"], rx_filter="ptp-everything")

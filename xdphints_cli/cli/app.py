@@ -60,6 +60,14 @@ class App:
     def warn(self, message: str) -> None:
         sys.stderr.write(f"xdphints: warning: {escape_text(message)}\n")
 
+    def acting_on(self, ifname: str, chosen_by: str) -> None:
+        """A command that changes a device it was not given names it, and why (on stderr)."""
+        from xdphints_cli.device.chosen import CHOSEN_BY_WORDS
+
+        if chosen_by in CHOSEN_BY_WORDS:
+            sys.stderr.write(f"xdphints: acting on {escape_text(ifname)}, {CHOSEN_BY_WORDS[chosen_by]} "
+                             "(-d DEV names another)\n")
+
     def fail(self, message: str, code: int, as_json: bool = False, detail: str = "") -> NoReturn:
         """Print the one-line error (and {"error": ...} on stdout for -j) and exit.
         `detail` (a usage error's list of choices, say) follows the line as it is.

@@ -17,18 +17,24 @@ from xdphints_cli.device.features import HINT_NAMES
 STATE_STYLES = {"ready": "green", "needs-enable": "yellow", "unsupported": "red"}
 
 
-@click.command("check", epilog="Exit codes: 0 all ready, 3 any unsupported, 6 all supported but some need "
-                               "'xdphints enable', 2 usage error, 4 permission denied, 5 no such device.")
+@click.command("check", epilog="Exit codes: 0 all ready, 3 any unsupported (with --available: all of them), "
+                               "6 all supported but some need 'xdphints enable', 2 usage error, "
+                               "4 permission denied, 5 no such device.")
 @click.argument("hints", nargs=-1, metavar="[HINT]...", type=click.Choice(HINT_NAMES))
 @dev_option
+@click.option("--available", is_flag=True,
+              help="Judge only the hints the device can give: unsupported ones are listed but do not "
+                   "make the exit code 3 (unless none is left), as `enable --available` leaves them out.")
 @global_options
 @click.pass_obj
-def check(app: App, hints: Tuple[str, ...], dev: Optional[str]) -> None:
+def check(app: App, hints: Tuple[str, ...], dev: Optional[str], available: bool) -> None:
     """Check that XDP hints are usable on a device now: the driver implements the
     metadata kfunc and the hardware side is on. Without HINT, all hints.
 
     A hint is "ready", "needs-enable" (and `xdphints enable` fixes it) or
-    "unsupported" (the driver or device cannot give it).
+    "unsupported" (the driver or device cannot give it). `xdphints enable` agrees:
+    it leaves a ready hint alone, turns on one that needs enabling and refuses an
+    unsupported one.
     """
     from xdphints_cli.device.state import gather
     from xdphints_cli.errors import EXIT_NEEDS_ENABLE, EXIT_OK, EXIT_UNSUPPORTED
@@ -43,6 +49,8 @@ def check(app: App, hints: Tuple[str, ...], dev: Optional[str]) -> None:
     if names:  # in the order asked for
         found.sort(key=lambda v: names.index(v.hint))
     states = {v.state for v in found}
+    if available and states != {UNSUPPORTED}:
+        states.discard(UNSUPPORTED)
     if UNSUPPORTED in states:
         overall, code = UNSUPPORTED, EXIT_UNSUPPORTED
     elif NEEDS_ENABLE in states:

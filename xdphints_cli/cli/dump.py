@@ -191,7 +191,7 @@ def dump(app: App, dev: Optional[str], queue_: str, count: Optional[int], durati
 
     from xdphints_cli.hints import clock as hclock
 
-    target = capture.resolve_target(dev, queue, app.warn)
+    target = capture.resolve_target(dev, queue, app.warn, app.acting_on)
     keep = snaplen or DEFAULT_SNAPLEN
     with contextlib.ExitStack() as es:
         stop = _stop_when(es.enter_context(capture.stop_on_signals()), quiet or write_path)
@@ -276,7 +276,7 @@ def _dump_attached(app: App, dev, queue, count, duration, hex_, snaplen, quiet, 
     from xdphints_cli.hints import attached as hatt
     from xdphints_cli.hints import capture
 
-    target, prog, pinned_map = hatt.resolve(dev, queue, pinned)
+    target, prog, pinned_map = hatt.resolve(dev, queue, pinned, app.acting_on)
     keep = snaplen or DEFAULT_SNAPLEN
     with contextlib.ExitStack() as es:
         stop = _stop_when(es.enter_context(capture.stop_on_signals()), quiet or write_path)

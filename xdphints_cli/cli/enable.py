@@ -24,6 +24,17 @@ Idempotent and all-or-nothing: every FEATURE is checked before anything is
 changed; one already on is left alone; when a change fails, the ones this call
 made are put back. An rx-filter set by another program (ptp4l) is never narrowed.
 
+For a FEATURE that is a hint, enable agrees with `xdphints check`: a hint check
+calls ready is left as it is (exit 0, not changed); one it calls unsupported is
+refused (exit 3) and nothing is changed. --available enables every hint the
+device can give (or those of the FEATUREs it can) and leaves out the others.
+
+\b
+Examples:
+  xdphints enable --available -d eth0      every hint eth0 can give
+  xdphints enable rx-timestamp rx-vlan -d eth0
+  xdphints -j enable rx-hash -d eth0       JSON: "changed", and per feature
+
 {_FEATURE_HELP}
 """
 
@@ -49,14 +60,21 @@ def _feature_argument(f):
                           type=click.Choice(FEATURE_NAMES))(f)
 
 
+def _optional_feature_argument(f):
+    return click.argument("features", nargs=-1, metavar="[FEATURE]...", type=click.Choice(FEATURE_NAMES))(f)
+
+
 def _dry_run_option(f):
     return click.option("--dry-run", is_flag=True,
                         help="Print what would change and change nothing.")(f)
 
 
 @click.command("enable", help=_ENABLE_HELP, epilog=_EPILOG)
-@_feature_argument
+@_optional_feature_argument
 @dev_option
+@click.option("--available", is_flag=True,
+              help="Every hint the device can give (without FEATURE), or the FEATUREs it can give; "
+                   "the hints it cannot are reported and left out. Exit 3 only when none is left.")
 @click.option("--rx-filter", metavar="NAME", callback=nonempty,
               help="rx-timestamp: the hwtstamp rx-filter to ask for (default: all), a name of the kernel's "
                    "string set that the device lists, e.g. ptpv2-event.")
@@ -65,9 +83,16 @@ def _dry_run_option(f):
 @_dry_run_option
 @global_options
 @click.pass_obj
-def enable(app: App, features: Tuple[str, ...], dev: Optional[str], rx_filter: Optional[str],
+def enable(app: App, features: Tuple[str, ...], dev: Optional[str], available: bool, rx_filter: Optional[str],
            tx_type: Optional[str], dry_run: bool) -> None:
-    _run(app, "enable", features, dev, rx_filter, tx_type, dry_run)
+    if not features and not available:
+        raise click.UsageError(f"enable: no FEATURE given: name one or more of {', '.join(FEATURE_NAMES)}, "
+                               "or give --available for every hint the device can give")
+    if available and not features:
+        from xdphints_cli.device.features import HINT_NAMES
+
+        features = HINT_NAMES
+    _run(app, "enable", features, dev, rx_filter, tx_type, dry_run, available)
 
 
 @click.command("disable", help=_DISABLE_HELP, epilog=_EPILOG)
@@ -81,31 +106,41 @@ def disable(app: App, features: Tuple[str, ...], dev: Optional[str], dry_run: bo
 
 
 def _run(app: App, action: str, features: Tuple[str, ...], dev: Optional[str], rx_filter: Optional[str],
-         tx_type: Optional[str], dry_run: bool) -> None:
+         tx_type: Optional[str], dry_run: bool, available: bool = False) -> None:
     from xdphints_cli.device import planner
-    from xdphints_cli.ioctl import drvinfo
-    from xdphints_cli.device.state import resolve_link
+    from xdphints_cli.device.state import choose_link, gather_link
     from xdphints_cli.netlink.session import Netlink
 
     with Netlink() as nl:
-        link = resolve_link(nl, dev)
-        backend = planner.KernelBackend(nl, link, drvinfo.driver_name(link.ifindex, link.ifname) or link.kind)
-        result = planner.plan(backend, action, features, rx_filter=rx_filter, tx_type=tx_type)
+        link, chosen_by = choose_link(nl, dev)
+        app.acting_on(link.ifname, chosen_by)
+        if action == "enable":
+            from xdphints_cli.device.hint_plan import plan_enable
+
+            report = gather_link(nl, link)
+            backend = planner.KernelBackend(nl, link, report.driver)
+            result = plan_enable(backend, report, features, rx_filter=rx_filter, tx_type=tx_type,
+                                 netns=app.netns, available=available)
+        else:
+            from xdphints_cli.ioctl import drvinfo
+
+            backend = planner.KernelBackend(nl, link, drvinfo.driver_name(link.ifindex, link.ifname) or link.kind)
+            result = planner.plan(backend, action, features)
         if dry_run:
-            _report(app, result, link.ifindex)
+            _report(app, result, link.ifindex, chosen_by)
             return
         # the report is part of the change: not written (stdout closed, full, its reader
         # gone) or cut short by a signal, the change is undone
         with planner.applied(backend, result, hold_signals=True):
-            _report(app, result, link.ifindex)
+            _report(app, result, link.ifindex, chosen_by)
 
 
-def _report(app: App, result, ifindex: int) -> None:
+def _report(app: App, result, ifindex: int, chosen_by: str) -> None:
     for step in result.changes:
         if step.warning:
             app.warn(("dry run: " if not result.applied else "") + step.warning)
     if app.json:
-        app.emit_json(result.to_json(ifindex))
+        app.emit_json({**result.to_json(ifindex), "device-chosen-by": chosen_by})
     else:
         render(app, result)
     sys.stdout.flush()
@@ -126,3 +161,5 @@ def render(app: App, result) -> None:
     c = app.console
     for step in result.steps:
         c.print(step_line(result.ifname, step, not result.applied))
+    for hint, why in result.unsupported.items():
+        c.print(f"{result.ifname}: {hint}: unsupported, left out: {why}")

@@ -68,7 +68,7 @@ def verify(app: App, dev: Optional[str], queue_: str, count: Optional[int],
     except ValueError as e:
         raise usage_error(str(e)) from None
     caps.require("verify", PASS_CAPS, PASS_WHY)
-    target = capture.resolve_target(dev, queue, app.warn)
+    target = capture.resolve_target(dev, queue, app.warn, app.acting_on)
     result = Verification()
     with capture.stop_on_signals() as signalled:
         with PassCapture(target, queue, 0, match=match, warn=app.warn,

@@ -295,6 +295,8 @@ class Plan:
     action: str
     steps: List[Step] = field(default_factory=list)
     applied: bool = False
+    # hints left out because the device cannot give them (enable --available): hint -> why
+    unsupported: Dict[str, str] = field(default_factory=dict)
 
     @property
     def changes(self) -> List[Step]:
@@ -304,8 +306,10 @@ class Plan:
         out: dict = json_name("ifname", self.ifname)
         if ifindex is not None:
             out["ifindex"] = ifindex
-        out.update({"action": self.action, "dry-run": not self.applied,
+        out.update({"action": self.action, "dry-run": not self.applied, "changed": bool(self.changes),
                     "features": {s.feature: s.to_json() for s in self.steps}})
+        if self.unsupported:
+            out["unsupported"] = dict(self.unsupported)
         return out
 
 
@@ -427,10 +431,27 @@ class _Planner:
 
     # timestamping
 
-    def _check_name(self, f: Feature, value: str, names: Sequence[str], what: str) -> None:
+    def check_name(self, f: Feature, value: str, names: Sequence[str], what: str) -> None:
         if value not in names:
             raise UsageError(f"{self.ifname}: {f.name}: unknown {what} '{value}'; the kernel's {what}s: "
                              + ", ".join(names))
+
+    def keep(self, f: Feature, why: str) -> Step:
+        """A feature whose hint is ready as it is (device/hint_plan.py): left alone, even
+        where its offload is off [fixed] or its rx-filter is not the one enable would pick."""
+        if f.kind == "offload":
+            cur = self.features(f).get(f.offload)
+            state = _onoff(cur.active) if cur is not None else "n/a"
+            setting = f.offload
+            via = VIA_FEATURES
+        else:
+            hw = self.hw(f)
+            setting = _RX.setting if f.kind == "rx-filter" else _TX.setting
+            state = (hw.rx_filter if f.kind == "rx-filter" else hw.tx_type) or "?"
+            via = hw.via
+        # the note says why only where enable would otherwise have changed or refused it
+        plain = state == ("on" if f.kind == "offload" else DEFAULT_RX_FILTER)
+        return Step(f.name, f.kind, setting, state, state, state, False, via, note=None if plain else why)
 
     def rx(self, f: Feature, rx_filter: Optional[str]) -> Step:
         return self._timestamping(f, _RX, rx_filter)
@@ -446,7 +467,7 @@ class _Planner:
                                 f"daemons (ptp4l) using {self.ifname} lose their {k.dir} timestamps")
         target = wanted or k.default
         names = self.read(f, getattr(self.b, k.names_fn), f"reading the kernel's {k.setting} names")
-        self._check_name(f, target, names, k.setting)
+        self.check_name(f, target, names, k.setting)
         if target == k.off:
             raise UsageError(f"{self.ifname}: {f.name}: {k.setting} {k.off} means off: use "
                              f"'xdphints disable {f.name}'")
@@ -499,25 +520,19 @@ class _Planner:
 
 
 def plan(backend: Backend, action: str, names: Iterable[str], rx_filter: Optional[str] = None,
-         tx_type: Optional[str] = None) -> Plan:
-    """Read and check every named feature; raise before anything is changed."""
-    if action not in ACTIONS:
-        raise ValueError(action)
+         tx_type: Optional[str] = None, keep: Optional[Dict[str, str]] = None) -> Plan:
+    """Read and check every named feature; raise before anything is changed. `keep`:
+    features to leave as they are (enable only), each with the reason, for the note."""
     names = list(dict.fromkeys(names))
-    if not names:
-        raise UsageError(f"{action}: no feature given (features: {', '.join(FEATURE_NAMES)})")
-    unknown = [n for n in names if n not in FEATURE_NAMES]
-    if unknown:
-        raise UsageError(f"unknown feature '{unknown[0]}'; features: {', '.join(FEATURE_NAMES)}")
-    for opt, value, needs in (("--rx-filter", rx_filter, "rx-timestamp"), ("--tx-type", tx_type, "tx-timestamp")):
-        if value is not None and (action != ENABLE or needs not in names):
-            raise UsageError(f"{opt} goes with 'enable {needs}'")
+    check_request(backend, action, names, rx_filter, tx_type)
     planner = _Planner(backend, action)
     result = Plan(backend.ifname, action)
     try:
         for name in names:
             f = feature_by_name(name)
-            if f.kind == "offload":
+            if keep and name in keep:
+                result.steps.append(planner.keep(f, keep[name]))
+            elif f.kind == "offload":
                 result.steps.append(planner.offload(f))
             elif f.kind == "rx-filter":
                 result.steps.append(planner.rx(f, rx_filter))
@@ -530,6 +545,29 @@ def plan(backend: Backend, action: str, names: Iterable[str], rx_filter: Optiona
             raise e.extended("no feature was changed" + _left(result.steps)) from None
         raise
     return result
+
+
+def check_request(backend: Backend, action: str, names: Sequence[str], rx_filter: Optional[str] = None,
+                  tx_type: Optional[str] = None) -> None:
+    """The usage errors of a request (exit 2), found before the device is judged, so a
+    misspelt filter is a usage error even on a device that cannot timestamp."""
+    if action not in ACTIONS:
+        raise ValueError(action)
+    if not names:
+        raise UsageError(f"{action}: no feature given (features: {', '.join(FEATURE_NAMES)})")
+    unknown = [n for n in names if n not in FEATURE_NAMES]
+    if unknown:
+        raise UsageError(f"unknown feature '{unknown[0]}'; features: {', '.join(FEATURE_NAMES)}")
+    for opt, value, needs, kind in (("--rx-filter", rx_filter, "rx-timestamp", _RX),
+                                    ("--tx-type", tx_type, "tx-timestamp", _TX)):
+        if value is None:
+            continue
+        if action != ENABLE or needs not in names:
+            raise UsageError(f"{opt} goes with 'enable {needs}'")
+        f = feature_by_name(needs)
+        planner = _Planner(backend, action)
+        names_known = planner.read(f, getattr(backend, kind.names_fn), f"reading the kernel's {kind.setting} names")
+        planner.check_name(f, value, names_known, kind.setting)
 
 
 def _left(steps: List[Step]) -> str:

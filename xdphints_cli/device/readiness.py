@@ -47,8 +47,10 @@ def _timestamp(report: DeviceReport, h: Hint, netns: Optional[str]) -> Verdict:
         return Verdict(h.name, UNSUPPORTED, "hardware timestamping capabilities unreadable: "
                        + report.unavailable.get("timestamping", "unknown reason"))
     if not ts.hardware_rx:
-        return Verdict(h.name, UNSUPPORTED, "the device has no hardware RX timestamping "
-                       "(ethtool TSINFO lists no hardware-receive capability or rx-filter)")
+        from xdphints_cli.device.planner import describe_tsinfo
+
+        return Verdict(h.name, UNSUPPORTED, f"{_driver(report)} has no hardware RX timestamping "
+                       f"({describe_tsinfo(ts)})")
     cfg = report.hwtstamp
     if cfg is None or cfg.rx_filter is None:
         return Verdict(h.name, NEEDS_ENABLE, "hardware RX timestamping is possible but the current "

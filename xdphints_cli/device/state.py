@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Tuple, TypeVar
 
 from xdphints_cli.ioctl import drvinfo, hwtstamp
+from xdphints_cli.device.chosen import CHOSEN_BY_ARGUMENT, CHOSEN_BY_ENVIRONMENT, CHOSEN_BY_ONLY_UP
 from xdphints_cli.errors import (KernelError, KernelTooOldError, NotFoundError, PermissionDeniedError, UsageError,
                                  errno_name)
 from xdphints_cli.netlink import ethtool, netdev, rtnl
@@ -153,19 +154,24 @@ def gather_link(nl: Netlink, link: rtnl.Link, brief: bool = False) -> DeviceRepo
 def resolve_link(nl: Netlink, dev: Optional[str]) -> rtnl.Link:
     """The device a command acts on: DEV or -d (a name, never an ifindex), else
     $XDPHINTS_DEV, else the only non-loopback interface that is up."""
+    return choose_link(nl, dev)[0]
+
+
+def choose_link(nl: Netlink, dev: Optional[str]) -> Tuple[rtnl.Link, str]:
+    """resolve_link, and how the device was found (one of CHOSEN_BY_*)."""
     if dev is not None:
-        return rtnl.get_link(nl, dev)
+        return rtnl.get_link(nl, dev), CHOSEN_BY_ARGUMENT
     env = os.environ.get("XDPHINTS_DEV")
     if env == "":       # set but empty is an empty name, as -d '' is: never "not given"
         raise UsageError("an interface name cannot be empty (the name came from $XDPHINTS_DEV)")
     if env is not None:
         try:
-            return rtnl.get_link(nl, env)
+            return rtnl.get_link(nl, env), CHOSEN_BY_ENVIRONMENT
         except NotFoundError as e:
             raise NotFoundError(f"{e} (the name came from $XDPHINTS_DEV)") from None
     candidates = [link for link in rtnl.list_links(nl) if link.is_up and not link.is_loopback]
     if len(candidates) == 1:
-        return candidates[0]
+        return candidates[0], CHOSEN_BY_ONLY_UP
     if not candidates:
         raise UsageError("no device given and no non-loopback interface is up: use -d DEV")
     raise UsageError("no device given and several interfaces are up "

@@ -14,7 +14,7 @@ from __future__ import annotations
 import struct
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from xdphints_cli.errors import NotFoundError, NotSupportedError, UsageError, XdpHintsError
 from xdphints_cli.hints.capture import (XDP_PACKET_HEADROOM, Batch, Capture, Packet, Target,
@@ -135,16 +135,19 @@ def _all_links() -> list:
     return out
 
 
-def resolve(dev: Optional[str], queue, pinned: Optional[str]) -> Tuple[Target, Any, Optional[int]]:
+def resolve(dev: Optional[str], queue, pinned: Optional[str],
+            acting_on: Callable[[str, str], None] = lambda ifname, chosen_by: None
+            ) -> Tuple[Target, Any, Optional[int]]:
     """(target, program info, pinned XSKMAP fd or None): the device, its queue(s), the
     program whose BTF decodes the metadata and the XSKMAP to put our sockets in."""
     from xdphints_cli.bpf import info
     from xdphints_cli.bpf.program_btf import prog_info
-    from xdphints_cli.device.state import resolve_link
+    from xdphints_cli.device.state import choose_link
     from xdphints_cli.netlink.session import Netlink
 
     with Netlink() as nl:
-        link = resolve_link(nl, dev)
+        link, chosen_by = choose_link(nl, dev)
+        acting_on(link.ifname, chosen_by)
         target = checked_target(nl, link, queue)
     pinned_map = None
     pi = None

@@ -163,21 +163,23 @@ def check_queues(ifname: str, rxq, queue) -> None:
             raise NotFoundError(f"{rxq.describe(ifname)}; queue {q} is not one of them")
 
 
-def resolve_target(dev: Optional[str], queue, warn: Callable[[str], None]) -> Target:
+def resolve_target(dev: Optional[str], queue, warn: Callable[[str], None],
+                   acting_on: Callable[[str, str], None] = lambda ifname, chosen_by: None) -> Target:
     """Checks before anything is loaded: device, queue(s) (an int, a list, or None for
     all), no XDP program yet, native XDP; and the kfuncs to call (advertised by the
     device and present in kernel BTF)."""
     from dataclasses import replace
 
     from xdphints_cli.btf.kfuncs import xdp_metadata_kfunc_ids
-    from xdphints_cli.device.state import resolve_link
+    from xdphints_cli.device.state import choose_link
     from xdphints_cli.errors import KernelTooOldError
     from xdphints_cli.hints.program import usable_kfuncs
     from xdphints_cli.netlink import netdev
     from xdphints_cli.netlink.session import Netlink
 
     with Netlink() as nl:
-        link = resolve_link(nl, dev)
+        link, chosen_by = choose_link(nl, dev)
+        acting_on(link.ifname, chosen_by)
         if link.xdp.programs:
             raise attached_program_error(link.ifname, link.xdp.programs)
         target = checked_target(nl, link, queue)
