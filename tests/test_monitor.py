@@ -22,12 +22,12 @@ pytestmark = pytest.mark.privileged
 class Monitor:
     """`xdphints monitor ARGS` running in a namespace; lines() reads what it printed."""
 
-    def __init__(self, ns: str, *args: str):
+    def __init__(self, ns: str, *args: str, with_n: bool = False):
         env = dict(os.environ, NO_COLOR="1", PYTHONPATH=REPO_ROOT)
         env.pop("XDPHINTS_DEV", None)
-        self.proc = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-m", "xdphints_cli",
-                                      "monitor", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     env=env)
+        cmd = [sys.executable, "-m", "xdphints_cli", "monitor", *args]
+        cmd = cmd + ["-n", ns] if with_n else ["ip", "netns", "exec", ns] + cmd
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
         self._buf = b""
         self.sel = selectors.DefaultSelector()
         self.sel.register(self.proc.stdout, selectors.EVENT_READ)
@@ -92,8 +92,8 @@ class Monitor:
 def monitor_in(veth):
     started = []
 
-    def start(*args: str) -> Monitor:
-        m = Monitor(veth.ns, *args)
+    def start(*args: str, with_n: bool = False) -> Monitor:
+        m = Monitor(veth.ns, *args, with_n=with_n)
         started.append(m)
         m.ready(veth.dev if veth.dev in args else None)
         return m
@@ -132,11 +132,11 @@ def test_link_add_rename_down_delete(veth, monitor_in):
     assert m.until(lambda line: js(line)["event"] == "link-del" and js(line)["ifname"] == renamed), m.seen
     lines = [js(line) for line in m.seen]
     added = next(e for e in lines if e["event"] == "link-new" and e["ifname"] == a)
-    assert added["up"] is False and set(added["hints"]) == {"rx-timestamp", "rx-hash", "rx-vlan"}
+    assert added["up"] is False       # its readiness only if it was still there when read: it is deleted below
     (ren,) = [e for e in lines if e["event"] == "rename"]
     assert (ren["ifname"], ren["old-name"]) == (renamed, a)
     down = next(e for e in lines if e["event"] == "down" and e["ifname"] == veth.dev)
-    assert down["admin-up"] is False
+    assert down["admin-up"] is False and set(down["hints"]) == {"rx-timestamp", "rx-hash", "rx-vlan"}
     gone = next(e for e in lines if e["event"] == "link-del" and e["ifname"] == renamed)
     assert "hints" not in gone
     assert m.stop(signal.SIGINT)[0] == 0
@@ -176,6 +176,16 @@ def test_text_lines_for_one_device_only(veth, monitor_in, tmp_path):
     assert line is not None and "name hints_pass" in line and "hints xdp_hints_monitor (btf-id " in line
     m.stop()
     assert not any(other in line for line in m.seen), m.seen
+
+
+def test_namespace_given_with_n(veth, monitor_in):
+    """Started in the root namespace with -n: the events are the namespace's."""
+    m = monitor_in("-j", veth.dev, with_n=True)
+    veth.run("ethtool", "-K", veth.dev, "rxvlan", "off")
+    got = js(m.until(lambda line: js(line)["event"] == "features"))
+    assert got is not None and got["ifname"] == veth.dev and got["changed"] == {"rx-vlan-hw-parse": False}
+    assert got["hints"]["rx-vlan"]["fix"].startswith(f"xdphints -n {veth.ns} enable rx-vlan")
+    assert m.stop()[0] == 0
 
 
 def test_reader_gone_ends_it_quietly(veth, monitor_in):
