@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from conftest import REPO_ROOT, unique_name, xdphints
+from conftest import NO_CAPS, REPO_ROOT, unique_name, xdphints
 from event_helpers import build_hints_pass
 
 pytestmark = pytest.mark.privileged
@@ -22,10 +22,10 @@ pytestmark = pytest.mark.privileged
 class Monitor:
     """`xdphints monitor ARGS` running in a namespace; lines() reads what it printed."""
 
-    def __init__(self, ns: str, *args: str, with_n: bool = False):
+    def __init__(self, ns: str, *args: str, with_n: bool = False, unprivileged: bool = False):
         env = dict(os.environ, NO_COLOR="1", PYTHONPATH=REPO_ROOT)
         env.pop("XDPHINTS_DEV", None)
-        cmd = [sys.executable, "-m", "xdphints_cli", "monitor", *args]
+        cmd = (NO_CAPS if unprivileged else []) + [sys.executable, "-m", "xdphints_cli", "monitor", *args]
         cmd = cmd + ["-n", ns] if with_n else ["ip", "netns", "exec", ns] + cmd
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
         self._buf = b""
@@ -92,8 +92,8 @@ class Monitor:
 def monitor_in(veth):
     started = []
 
-    def start(*args: str, with_n: bool = False) -> Monitor:
-        m = Monitor(veth.ns, *args, with_n=with_n)
+    def start(*args: str, **kw) -> Monitor:
+        m = Monitor(veth.ns, *args, **kw)
         started.append(m)
         m.ready(veth.dev if veth.dev in args else None)
         return m
@@ -185,6 +185,22 @@ def test_namespace_given_with_n(veth, monitor_in):
     got = js(m.until(lambda line: js(line)["event"] == "features"))
     assert got is not None and got["ifname"] == veth.dev and got["changed"] == {"rx-vlan-hw-parse": False}
     assert got["hints"]["rx-vlan"]["fix"].startswith(f"xdphints -n {veth.ns} enable rx-vlan")
+    assert m.stop()[0] == 0
+
+
+def test_without_capabilities(veth, monitor_in, tmp_path):
+    """No capability at all: the events and readiness still come; a program is named
+    by its id only (its details need CAP_SYS_ADMIN, as for show)."""
+    obj = build_hints_pass(tmp_path)
+    m = monitor_in("-j", veth.dev, unprivileged=True)
+    veth.run("ethtool", "-K", veth.dev, "rxvlan", "off")
+    veth.run("ip", "link", "set", "dev", veth.dev, "xdpdrv", "obj", obj, "sec", "xdp")
+    got = js(m.until(lambda line: js(line)["event"] == "xdp"))
+    assert got is not None, m.seen
+    (prog,) = got["programs"]
+    assert set(prog) == {"id", "mode"}
+    assert any(js(line)["event"] == "features" for line in m.seen)
+    assert got["hints"]["rx-vlan"]["state"] == "needs-enable"
     assert m.stop()[0] == 0
 
 
