@@ -239,3 +239,47 @@ def test_watch_by_ifindex_follows_renames_and_polls_the_one_link(veth):
             got = collect(src, lambda es: any(e.kind == "xdp" for e in es))
         assert [(e.kind, e.ifindex, e.ifname) for e in got] == [("rename", ifindex, new), ("xdp", ifindex, new)]
         assert got[1].via == "poll"
+
+
+def test_start_up_names_equal_the_pyroute2_readers():
+    """The family, its monitor group and the string sets as events.py reads them with
+    struct are what the pyroute2-based session reads."""
+    from xdphints_cli.netlink import ethtool
+    from xdphints_cli.netlink.ethtool_msgs import ETH_SS_FEATURES, ETH_SS_TS_RX_FILTERS, ETH_SS_TS_TX_TYPES
+    from xdphints_cli.netlink.session import Netlink
+
+    with ev.EventSource(ifname="lo", poll_interval=60) as src, Netlink() as nl:
+        family = nl.family("ethtool")
+        assert (src._ethtool_id, src._monitor_group) == (family.id, family.groups["monitor"])
+        assert src._feature_names == ethtool.get_strings(nl, ETH_SS_FEATURES)
+        assert src._tx_names == ethtool.get_strings(nl, ETH_SS_TS_TX_TYPES)
+        assert src._rx_names == ethtool.get_strings(nl, ETH_SS_TS_RX_FILTERS)
+        assert "rx-vlan-hw-parse" in src._feature_names and src._rx_names[:2] == ("none", "all")
+    assert (wire.ETH_SS_FEATURES, wire.ETH_SS_TS_TX_TYPES, wire.ETH_SS_TS_RX_FILTERS) == (
+        ETH_SS_FEATURES, ETH_SS_TS_TX_TYPES, ETH_SS_TS_RX_FILTERS)
+
+
+def _cut(data: bytes, n: int) -> bytes:
+    """The first message of `data`, cut to n bytes with its header saying so: the walks
+    inside it meet the cut, not the header check."""
+    n = max(wire.NLMSG.size, min(n, len(data)))
+    return struct.pack("=I", n) + data[4:n]
+
+
+@pytest.mark.parametrize("keep", range(16, 1200, 9))
+def test_strset_and_family_parsers_survive_truncation(keep):
+    """Real replies cut anywhere: no exception, no loop, and a cut reply never yields
+    more names than the whole one."""
+    from xdphints_cli.netlink.events import NETLINK_GENERIC, NLM_F_ACK, _Requests
+
+    req = _Requests(NETLINK_GENERIC)
+    try:
+        fam = req.transact(wire.GENL_ID_CTRL, NLM_F_ACK, wire.getfamily_payload("ethtool"))[0]
+        fid = wire.parse_family(fam)[0]
+        sets = req.transact(fid, NLM_F_ACK, wire.strset_payload((13, 14)))[0]
+    finally:
+        req.sock.close()
+    whole = wire.parse_strsets(sets, fid)
+    wire.parse_family(_cut(fam, keep))
+    part = wire.parse_strsets(_cut(sets, keep), fid)
+    assert all(len(part[k]) <= len(whole[k]) for k in part)

@@ -164,3 +164,101 @@ def parse_features(data: bytes, family_id: int, names: Tuple[str, ...]) -> List[
 def nla(atype: int, payload: bytes) -> bytes:
     raw = RTA.pack(RTA.size + len(payload), atype) + payload
     return raw + b"\0" * (-len(raw) % 4)
+
+
+# --- start-up: the ethtool family, its monitor group, the kernel's names ---------------
+
+GENL_ID_CTRL, CTRL_CMD_GETFAMILY = 0x10, 3
+CTRL_ATTR_FAMILY_ID, CTRL_ATTR_FAMILY_NAME, CTRL_ATTR_MCAST_GROUPS = 1, 2, 7
+CTRL_ATTR_MCAST_GRP_NAME, CTRL_ATTR_MCAST_GRP_ID = 1, 2
+ETHTOOL_MSG_STRSET_GET = 1
+ETHTOOL_A_STRSET_HEADER, ETHTOOL_A_STRSET_STRINGSETS = 1, 2
+ETHTOOL_A_STRINGSETS_STRINGSET = 1
+ETHTOOL_A_STRINGSET_ID, ETHTOOL_A_STRINGSET_STRINGS = 1, 3
+ETHTOOL_A_STRINGS_STRING = 1
+ETHTOOL_A_STRING_INDEX, ETHTOOL_A_STRING_VALUE = 1, 2
+# enum ethtool_stringset, as ethtool_msgs.py has them (which would import pyroute2)
+ETH_SS_FEATURES, ETH_SS_TS_TX_TYPES, ETH_SS_TS_RX_FILTERS = 4, 13, 14
+
+
+def each_attr(data: bytes, start: int, end: int):
+    """(type, payload offset, payload length) of every attribute in [start, end), in
+    order, repeated types included (attrs() keeps the last of each)."""
+    a = start
+    while a + RTA.size <= end:
+        alen, atype = RTA.unpack_from(data, a)
+        if alen < RTA.size or a + alen > end:
+            return
+        yield atype & NLA_TYPE_MASK, a + RTA.size, alen - RTA.size
+        a += (alen + 3) & ~3
+
+
+def _string(data: bytes, off: int, n: int) -> str:
+    return data[off:off + n].split(b"\0", 1)[0].decode(errors="replace")
+
+
+def genl_payload(cmd: int, attributes: bytes) -> bytes:
+    return struct.pack("=BBH", cmd, 1, 0) + attributes
+
+
+def getfamily_payload(name: str) -> bytes:
+    return genl_payload(CTRL_CMD_GETFAMILY, nla(CTRL_ATTR_FAMILY_NAME, name.encode() + b"\0"))
+
+
+def parse_family(data: bytes) -> Optional[Tuple[int, Dict[str, int]]]:
+    """(family id, {multicast group name: id}) of a CTRL_CMD_GETFAMILY reply."""
+    off = 0
+    while off + NLMSG.size + 4 <= len(data):
+        length, mtype = NLMSG.unpack_from(data, off)[:2]
+        if length < NLMSG.size or off + length > len(data):
+            return None
+        if mtype == GENL_ID_CTRL:
+            at = attrs(data, off + NLMSG.size + 4, off + length)
+            fid = at.get(CTRL_ATTR_FAMILY_ID)
+            if fid is None or fid[1] < 2:
+                return None
+            groups: Dict[str, int] = {}
+            grp = at.get(CTRL_ATTR_MCAST_GROUPS)
+            if grp is not None:
+                for _, p, n in each_attr(data, grp[0], grp[0] + grp[1]):
+                    g = attrs(data, p, p + n)
+                    if CTRL_ATTR_MCAST_GRP_NAME in g and CTRL_ATTR_MCAST_GRP_ID in g:
+                        groups[_string(data, *g[CTRL_ATTR_MCAST_GRP_NAME])] = _u32(data, g[CTRL_ATTR_MCAST_GRP_ID])
+            return struct.unpack_from("=H", data, fid[0])[0], groups
+        off += (length + 3) & ~3
+    return None
+
+
+def strset_payload(set_ids) -> bytes:
+    """A STRSET_GET of global string sets (a header without a device)."""
+    sets = b"".join(nla(ETHTOOL_A_STRINGSETS_STRINGSET | NLA_F_NESTED,
+                        nla(ETHTOOL_A_STRINGSET_ID, struct.pack("=I", i))) for i in set_ids)
+    return genl_payload(ETHTOOL_MSG_STRSET_GET, nla(ETHTOOL_A_STRSET_HEADER | NLA_F_NESTED, b"")
+                        + nla(ETHTOOL_A_STRSET_STRINGSETS | NLA_F_NESTED, sets))
+
+
+def parse_strsets(data: bytes, family_id: int) -> Dict[int, Tuple[str, ...]]:
+    """{string set id: names by index} of a STRSET_GET reply; a missing index is its
+    number, as ethtool.get_strings gives it."""
+    out: Dict[int, Tuple[str, ...]] = {}
+    off = 0
+    while off + NLMSG.size + 4 <= len(data):
+        length, mtype = NLMSG.unpack_from(data, off)[:2]
+        if length < NLMSG.size or off + length > len(data):
+            break
+        if mtype == family_id:
+            sets = attrs(data, off + NLMSG.size + 4, off + length).get(ETHTOOL_A_STRSET_STRINGSETS)
+            for _, p, n in each_attr(data, sets[0], sets[0] + sets[1]) if sets else ():
+                sset = attrs(data, p, p + n)
+                set_id = _u32(data, sset.get(ETHTOOL_A_STRINGSET_ID))
+                strings = sset.get(ETHTOOL_A_STRINGSET_STRINGS)
+                table: Dict[int, str] = {}
+                for _, q, m in each_attr(data, strings[0], strings[0] + strings[1]) if strings else ():
+                    s = attrs(data, q, q + m)
+                    index = _u32(data, s.get(ETHTOOL_A_STRING_INDEX))
+                    if index is not None and index < 4096:      # a bound: names are tens, not millions
+                        table[index] = _string(data, *s[ETHTOOL_A_STRING_VALUE]) if ETHTOOL_A_STRING_VALUE in s else ""
+                if set_id is not None:
+                    out[set_id] = tuple(table.get(i, str(i)) for i in range(max(table, default=-1) + 1))
+        off += (length + 3) & ~3
+    return out

@@ -60,8 +60,9 @@ and `via` ("rtnetlink", "ethtool", "poll"). Kinds and their detail:
 | hwtstamp | old, new ({tx-type, rx-filter} or null when unreadable) |
 | overflow | (none): notifications were lost; the state was read again |
 
-Parsing uses struct alone (event_wire.py); pyroute2 is used once, at start, to
-resolve the ethtool family and the kernel's names of features and hwtstamp values.
+Everything is parsed with struct alone (event_wire.py), also at start: the ethtool
+family, its monitor group and the kernel's names of features and hwtstamp values
+(pyroute2's decoding of those took ~20 ms of every dump's start).
 """
 
 from __future__ import annotations
@@ -75,7 +76,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Dict, FrozenSet, List, Optional, Tuple
 
-from xdphints_cli.errors import KernelError, KernelTooOldError, XdpHintsError
+from xdphints_cli.errors import XdpHintsError
 from xdphints_cli.netlink.event_wire import (ETHTOOL_A_FEATURES_HEADER, ETHTOOL_A_HEADER_DEV_INDEX,
                                             ETHTOOL_A_HEADER_FLAGS, ETHTOOL_FLAG_COMPACT_BITSETS,
                                             ETHTOOL_MSG_FEATURES_GET, IFINFO, IFLA_EXT_MASK, IFLA_IFNAME,
@@ -172,7 +173,6 @@ class EventSource:
             self._socks.append(self._genl)
             self._genl.bind((0, 0))
             self._genl.setsockopt(SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, self._monitor_group)
-            self._genl_req = _Requests(NETLINK_GENERIC)
         for s in self._socks:
             try:   # room for a burst (a driver reset renotifies every feature)
                 s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _RCVBUF)
@@ -187,27 +187,36 @@ class EventSource:
         self._next_poll = time.monotonic() + self.poll_interval
 
     def _names(self) -> None:
-        """The ethtool family, its monitor group and the kernel's names (once, through
-        the pyroute2-based session; a kernel without ethtool netlink gives no offload
+        """The ethtool family, its monitor group and the kernel's names of features and
+        hwtstamp values, read once (a kernel without ethtool netlink gives no offload
         events but everything else)."""
-        from xdphints_cli.netlink import ethtool
-        from xdphints_cli.netlink.ethtool_msgs import ETH_SS_FEATURES, ETH_SS_TS_RX_FILTERS, ETH_SS_TS_TX_TYPES
-        from xdphints_cli.netlink.session import Netlink
+        from xdphints_cli.netlink import event_wire as w
+        from xdphints_cli.netlink.event_wire import ETH_SS_FEATURES, ETH_SS_TS_RX_FILTERS, ETH_SS_TS_TX_TYPES
 
         self._feature_names: Tuple[str, ...] = ()
         self._tx_names: Tuple[str, ...] = ()
         self._rx_names: Tuple[str, ...] = ()
         self._monitor_group: Optional[int] = None
-        with Netlink() as nl:
-            try:
-                family = nl.family("ethtool")
-                self._feature_names = ethtool.get_strings(nl, ETH_SS_FEATURES)
-                self._tx_names = ethtool.get_strings(nl, ETH_SS_TS_TX_TYPES)
-                self._rx_names = ethtool.get_strings(nl, ETH_SS_TS_RX_FILTERS)
-            except (KernelTooOldError, KernelError):
+        req = _Requests(NETLINK_GENERIC)
+        try:
+            family = None
+            for data in req.transact(w.GENL_ID_CTRL, NLM_F_ACK, w.getfamily_payload("ethtool")):
+                family = family or w.parse_family(data)
+            if family is None:
+                req.sock.close()
                 return
-            self._ethtool_id = family.id
-            self._monitor_group = family.groups.get("monitor")
+            sets: Dict[int, Tuple[str, ...]] = {}
+            ids = (ETH_SS_FEATURES, ETH_SS_TS_TX_TYPES, ETH_SS_TS_RX_FILTERS)
+            for data in req.transact(family[0], NLM_F_ACK, w.strset_payload(ids)):
+                sets.update(w.parse_strsets(data, family[0]))
+        except BaseException:
+            req.sock.close()
+            raise
+        self._genl_req = req            # kept for FEATURES_GET
+        self._ethtool_id, self._monitor_group = family[0], family[1].get("monitor")
+        self._feature_names = sets.get(ETH_SS_FEATURES, ())
+        self._tx_names = sets.get(ETH_SS_TS_TX_TYPES, ())
+        self._rx_names = sets.get(ETH_SS_TS_RX_FILTERS, ())
 
     # public -----------------------------------------------------------------
     def fileno(self) -> int:
