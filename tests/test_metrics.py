@@ -105,6 +105,11 @@ def test_output_file_is_replaced_atomically_with_its_mode(veth, tmp_path):
     assert stat.S_IMODE(out.stat().st_mode) == 0o640
     assert "xdphints_hint_state" in parse(out.read_text())
     assert sorted(os.listdir(tmp_path)) == ["xdphints.prom"]      # no temporary file left
+    os.chown(out, 65534, 65534)             # a file node_exporter's user owns, readable by it alone
+    os.chmod(out, 0o600)
+    assert xdphints("metrics", "-d", veth.dev, "-o", str(out), ns=veth.ns).returncode == 0
+    st = out.stat()
+    assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (65534, 65534, 0o600)
     new = tmp_path / "new.prom"
     assert xdphints("metrics", "-d", veth.dev, "-o", str(new), ns=veth.ns).returncode == 0
     assert stat.S_IMODE(new.stat().st_mode) == 0o644       # readable by node_exporter

@@ -6,9 +6,10 @@ a dot and ending in .tmp: the collector reads *.prom only), are flushed to disk 
 renamed over FILE. rename(2) replaces the directory entry itself, so it never writes
 through a symbolic link; a FILE that exists and is not a regular file (a symbolic
 link, a FIFO, a directory, a device) is refused before anything is written, since
-replacing it would silently turn it into something else. The new file keeps the mode
-of the one it replaces (0644 for a new one), so the collector, which runs unprivileged,
-can still read it.
+replacing it would silently turn it into something else. The new file keeps the mode,
+and where this process may set them (root) the owner and group, of the one it
+replaces (0644 for a new one), so the collector, which runs unprivileged, can still
+read it.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ def _error(path: str, e: OSError) -> XdpHintsError:
 
 
 def replace(path: str, data: bytes) -> None:
+    owner = None
     try:
         st = os.lstat(path)
     except FileNotFoundError:
@@ -46,6 +48,7 @@ def replace(path: str, data: bytes) -> None:
             raise XdpHintsError(f"{path} is {kind}: metrics replaces a regular file (a new file "
                                 "renamed over it), so give the path of one, or of none yet")
         mode = stat.S_IMODE(st.st_mode)
+        owner = (st.st_uid, st.st_gid)
     directory = os.path.dirname(path) or "."
     base = os.path.basename(path)
     tmp = None
@@ -56,6 +59,11 @@ def replace(path: str, data: bytes) -> None:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
+            if owner is not None and owner != (os.geteuid(), os.getegid()):
+                try:
+                    os.fchown(f.fileno(), *owner)
+                except PermissionError:     # not root: the file is ours, as any file we write
+                    pass
             os.fchmod(f.fileno(), mode)
             os.fsync(f.fileno())
         os.replace(tmp, path)
