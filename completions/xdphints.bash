@@ -47,7 +47,7 @@ _xdphints_split() {  # _xdphints_w: the words before the cursor as click reads t
         case $w in
             =) [[ ${#_xdphints_w[@]} -gt 0 && ${_xdphints_w[${#_xdphints_w[@]}-1]} == --* ]] || _xdphints_w+=("$w");;
             --*=*) _xdphints_w+=("${w%%=*}" "${w#*=}");;
-            -c?*|-d?*|-n?*|-q?*|-w?*) _xdphints_w+=("${w:0:2}" "${w:2}");;
+            -c?*|-d?*|-n?*|-o?*|-q?*|-w?*) _xdphints_w+=("${w:0:2}" "${w:2}");;
             *) _xdphints_w+=("$w");;
         esac
     done
@@ -127,10 +127,10 @@ _xdphints() {
     # as main.py reads the word: a command, a device (`xdphints DEV`: show DEV), a
     # unique prefix of a command, else a device that is not there (show's error)
     case "$cmd" in
-        ""|show|enable|disable|check|apply|btf|dump|verify|demo|help) ;;
+        ""|show|enable|disable|check|apply|btf|dump|verify|monitor|metrics|demo|help) ;;
         *)
             matches=()
-            for c in show enable disable check apply btf dump verify demo help; do [[ $c == "$cmd"* ]] && matches+=("$c"); done
+            for c in show enable disable check apply btf dump verify monitor metrics demo help; do [[ $c == "$cmd"* ]] && matches+=("$c"); done
             if _xdphints_is_dev "$cmd" || ((${#matches[@]} == 0)); then cmd=show; ((ci--));  # its DEV
             elif ((${#matches[@]} == 1)); then cmd=${matches[0]};
             else COMPREPLY=(); return; fi;;    # an ambiguous prefix: a usage error
@@ -141,7 +141,7 @@ _xdphints() {
                 -n|--netns) _xdphints_reply -z < <(find /run/netns -mindepth 1 -maxdepth 1 -printf '%f\0' 2>/dev/null); return;;
             esac
             if [[ $cur == -* ]]; then _xdphints_reply < <(_xdphints_words -j --json -p --pretty -n --netns --no-color --debug -h --help -V --version);
-            else _xdphints_reply < <(_xdphints_words show enable disable check apply btf dump verify demo help); fi;;
+            else _xdphints_reply < <(_xdphints_words show enable disable check apply btf dump verify monitor metrics demo help); fi;;
         show)
             case "$prev" in
                 -d|--dev) _xdphints_reply -z < <(_xdphints_in_ns find /sys/class/net -mindepth 1 -maxdepth 1 -printf '%f\0'); return;;
@@ -222,6 +222,22 @@ _xdphints() {
             esac
             if [[ $cur == -* ]]; then _xdphints_reply < <(_xdphints_words -d --dev -q --queue -c --count --duration --match --transport -j --json -p --pretty -n --netns --no-color --debug -h --help);
             else COMPREPLY=(); fi;;
+        monitor)
+            case "$prev" in
+                -d|--dev) _xdphints_reply -z < <(_xdphints_in_ns find /sys/class/net -mindepth 1 -maxdepth 1 -printf '%f\0'); return;;
+                --interval) COMPREPLY=(); return;;
+                -n|--netns) _xdphints_reply -z < <(find /run/netns -mindepth 1 -maxdepth 1 -printf '%f\0' 2>/dev/null); return;;
+            esac
+            if [[ $cur == -* || $(_xdphints_args $ci '-d --dev --interval -n --netns') -gt 0 ]]; then _xdphints_reply < <(_xdphints_words -d --dev --interval -j --json -p --pretty -n --netns --no-color --debug -h --help);
+            else _xdphints_reply -z < <(_xdphints_in_ns find /sys/class/net -mindepth 1 -maxdepth 1 -printf '%f\0'); fi;;
+        metrics)
+            case "$prev" in
+                -d|--dev) _xdphints_reply -z < <(_xdphints_in_ns find /sys/class/net -mindepth 1 -maxdepth 1 -printf '%f\0'); return;;
+                -o|--output) COMPREPLY=(); return;;
+                -n|--netns) _xdphints_reply -z < <(find /run/netns -mindepth 1 -maxdepth 1 -printf '%f\0' 2>/dev/null); return;;
+            esac
+            if [[ $cur == -* ]]; then _xdphints_reply < <(_xdphints_words -d --dev -o --output -j --json -p --pretty -n --netns --no-color --debug -h --help);
+            else COMPREPLY=(); fi;;
         demo)
             case "$prev" in
             esac
@@ -231,7 +247,7 @@ _xdphints() {
             case "$prev" in
             esac
             if [[ $cur == -* ]]; then _xdphints_reply < <(_xdphints_words -h --help);
-            else _xdphints_reply < <(_xdphints_words show enable disable check apply btf dump verify demo help); fi;;
+            else _xdphints_reply < <(_xdphints_words show enable disable check apply btf dump verify monitor metrics demo help); fi;;
     esac
 }
 

@@ -46,7 +46,7 @@ function __xdphints_resolve --description 'the command as xdphints reads the lin
             end
         else
             switch $w
-                case --btf --count --dev --duration --file --format --id --match --module --netns --pinned --prog-id --queue --rx-filter --sample --snaplen --struct --transport --tx-type --write -c -d -n -q -w
+                case --btf --count --dev --duration --file --format --id --interval --match --module --netns --output --pinned --prog-id --queue --rx-filter --sample --snaplen --struct --transport --tx-type --write -c -d -n -o -q -w
                     set skip 1
                 case '-*'
                 case '*'
@@ -55,9 +55,9 @@ function __xdphints_resolve --description 'the command as xdphints reads the lin
         end
     end
     # as main.py reads the word: a command, a device (show DEV), a unique prefix, else show's no such device
-    if test "$cmd" != -; and not contains -- $cmd show enable disable check apply btf dump verify demo help
+    if test "$cmd" != -; and not contains -- $cmd show enable disable check apply btf dump verify monitor metrics demo help
         set -l matches
-        for c in show enable disable check apply btf dump verify demo help
+        for c in show enable disable check apply btf dump verify monitor metrics demo help
             test (string sub -l (string length -- $cmd) -- $c) = $cmd; and set -a matches $c
         end
         if __xdphints_is_dev $cmd; or test (count $matches) -eq 0
@@ -157,6 +157,8 @@ complete -c xdphints -n '__xdphints_cmd_is -' -a apply -d 'Make the hints a file
 complete -c xdphints -n '__xdphints_cmd_is -' -a btf -d 'Show the hints structs (metadata layouts) in a program\'s or file\'s BTF'
 complete -c xdphints -n '__xdphints_cmd_is -' -a dump -d 'Dump packets of one RX queue with their XDP hints (AF_XDP)'
 complete -c xdphints -n '__xdphints_cmd_is -' -a verify -d 'Compare the XDP hints with what the kernel stack holds for the same packets'
+complete -c xdphints -n '__xdphints_cmd_is -' -a monitor -d 'Print each event that touches XDP hints (offloads, hwtstamp, XDP, links)'
+complete -c xdphints -n '__xdphints_cmd_is -' -a metrics -d 'Write the hints\' readiness in the Prometheus text format (node_exporter)'
 complete -c xdphints -n '__xdphints_cmd_is -' -a demo -d 'Show XDP hints end to end on a throwaway veth pair (no NIC needed)'
 complete -c xdphints -n '__xdphints_cmd_is -' -a help -d 'Show the help of the tool or of a command'
 complete -c xdphints -n '__xdphints_cmd_is show' -s d -l dev -x -a '(__xdphints_devices)' -d 'Device name (default: $XDPHINTS_DEV, else the only non-loopback interface that is up)'
@@ -259,11 +261,28 @@ complete -c xdphints -n '__xdphints_cmd_is verify' -s n -l netns -x -a '(__xdphi
 complete -c xdphints -n '__xdphints_cmd_is verify' -l no-color -d 'No colour (NO_COLOR in the environment does the same)'
 complete -c xdphints -n '__xdphints_cmd_is verify' -l debug -d 'Add a traceback to errors (the exit code stays the same)'
 complete -c xdphints -n '__xdphints_cmd_is verify' -s h -l help -d 'Show help'
+complete -c xdphints -n '__xdphints_cmd_is monitor' -s d -l dev -x -a '(__xdphints_devices)' -d 'Device name (default: $XDPHINTS_DEV, else the only non-loopback interface that is up)'
+complete -c xdphints -n '__xdphints_cmd_is monitor' -l interval -x -d 'How often to read what the kernel sends no notification for: the hwtstamp config and XDP programs attached through a bpf_link'
+complete -c xdphints -n '__xdphints_cmd_is monitor' -s j -l json -d 'JSON output on stdout'
+complete -c xdphints -n '__xdphints_cmd_is monitor' -s p -l pretty -d 'Indented JSON (implies --json)'
+complete -c xdphints -n '__xdphints_cmd_is monitor' -s n -l netns -x -a '(__xdphints_netns)' -d 'Run inside the named network namespace (like ip -n)'
+complete -c xdphints -n '__xdphints_cmd_is monitor' -l no-color -d 'No colour (NO_COLOR in the environment does the same)'
+complete -c xdphints -n '__xdphints_cmd_is monitor' -l debug -d 'Add a traceback to errors (the exit code stays the same)'
+complete -c xdphints -n '__xdphints_cmd_is monitor' -s h -l help -d 'Show help'
+complete -c xdphints -n '__xdphints_cmd_is monitor 1' -a '(__xdphints_devices)'
+complete -c xdphints -n '__xdphints_cmd_is metrics' -s d -l dev -x -a '(__xdphints_devices)' -d 'Device name (default: $XDPHINTS_DEV, else the only non-loopback interface that is up)'
+complete -c xdphints -n '__xdphints_cmd_is metrics' -s o -l output -x -d 'Write to FILE atomically (a temporary file in its directory renamed over it); \'-\' or none: stdout'
+complete -c xdphints -n '__xdphints_cmd_is metrics' -s j -l json -d 'JSON output on stdout'
+complete -c xdphints -n '__xdphints_cmd_is metrics' -s p -l pretty -d 'Indented JSON (implies --json)'
+complete -c xdphints -n '__xdphints_cmd_is metrics' -s n -l netns -x -a '(__xdphints_netns)' -d 'Run inside the named network namespace (like ip -n)'
+complete -c xdphints -n '__xdphints_cmd_is metrics' -l no-color -d 'No colour (NO_COLOR in the environment does the same)'
+complete -c xdphints -n '__xdphints_cmd_is metrics' -l debug -d 'Add a traceback to errors (the exit code stays the same)'
+complete -c xdphints -n '__xdphints_cmd_is metrics' -s h -l help -d 'Show help'
 complete -c xdphints -n '__xdphints_cmd_is demo' -s j -l json -d 'JSON output on stdout'
 complete -c xdphints -n '__xdphints_cmd_is demo' -s p -l pretty -d 'Indented JSON (implies --json)'
 complete -c xdphints -n '__xdphints_cmd_is demo' -l no-color -d 'No colour (NO_COLOR in the environment does the same)'
 complete -c xdphints -n '__xdphints_cmd_is demo' -l debug -d 'Add a traceback to errors (the exit code stays the same)'
 complete -c xdphints -n '__xdphints_cmd_is demo' -s h -l help -d 'Show help'
 complete -c xdphints -n '__xdphints_cmd_is help' -s h -l help -d 'Show help'
-complete -c xdphints -n '__xdphints_cmd_is help' -a 'show enable disable check apply btf dump verify demo help'
-# commands: show enable disable check apply btf dump verify demo help
+complete -c xdphints -n '__xdphints_cmd_is help' -a 'show enable disable check apply btf dump verify monitor metrics demo help'
+# commands: show enable disable check apply btf dump verify monitor metrics demo help

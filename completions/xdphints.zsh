@@ -101,6 +101,8 @@ _xdphints() {
                 'btf:Show the hints structs (metadata layouts) in a program'\''s or file'\''s BTF'
                 'dump:Dump packets of one RX queue with their XDP hints (AF_XDP)'
                 'verify:Compare the XDP hints with what the kernel stack holds for the same packets'
+                'monitor:Print each event that touches XDP hints (offloads, hwtstamp, XDP, links)'
+                'metrics:Write the hints'\'' readiness in the Prometheus text format (node_exporter)'
                 'demo:Show XDP hints end to end on a throwaway veth pair (no NIC needed)'
                 'help:Show the help of the tool or of a command'
             )
@@ -108,7 +110,7 @@ _xdphints() {
         args)
             # as main.py reads the word: a command, a device (`xdphints DEV`: show
             # DEV), a unique prefix of a command, else show's no such device
-            local cmd=$line[1]; local -a all=(show enable disable check apply btf dump verify demo help)
+            local cmd=$line[1]; local -a all=(show enable disable check apply btf dump verify monitor metrics demo help)
             if (( ! ${all[(Ie)$cmd]} )); then
                 local -a matches=(${(M)all:#${(b)cmd}*})
                 # a device: show's argument, after the word show put in front of it
@@ -225,6 +227,25 @@ _xdphints() {
                     ''--no-color'[No colour (NO_COLOR in the environment does the same)]' \
                     ''--debug'[Add a traceback to errors (the exit code stays the same)]' \
                     '(-h --help)'{-h,--help}'[Show help]';;
+                monitor) _arguments \
+                    '(-d --dev)'{-d+,--dev=}'[Device name (default\: $XDPHINTS_DEV, else the only non-loopback interface that is up)]:device:_xdphints_devices' \
+                    ''--interval='[How often to read what the kernel sends no notification for\: the hwtstamp config and XDP programs attached through a bpf_link]:value: ' \
+                    '(-j --json)'{-j,--json}'[JSON output on stdout]' \
+                    '(-p --pretty)'{-p,--pretty}'[Indented JSON (implies --json)]' \
+                    '(-n --netns)'{-n+,--netns=}'[Run inside the named network namespace (like ip -n)]:netns:_xdphints_netns' \
+                    ''--no-color'[No colour (NO_COLOR in the environment does the same)]' \
+                    ''--debug'[Add a traceback to errors (the exit code stays the same)]' \
+                    '(-h --help)'{-h,--help}'[Show help]' \
+                    '1:device:_xdphints_devices';;
+                metrics) _arguments \
+                    '(-d --dev)'{-d+,--dev=}'[Device name (default\: $XDPHINTS_DEV, else the only non-loopback interface that is up)]:device:_xdphints_devices' \
+                    '(-o --output)'{-o+,--output=}'[Write to FILE atomically (a temporary file in its directory renamed over it); '\''-'\'' or none\: stdout]:value: ' \
+                    '(-j --json)'{-j,--json}'[JSON output on stdout]' \
+                    '(-p --pretty)'{-p,--pretty}'[Indented JSON (implies --json)]' \
+                    '(-n --netns)'{-n+,--netns=}'[Run inside the named network namespace (like ip -n)]:netns:_xdphints_netns' \
+                    ''--no-color'[No colour (NO_COLOR in the environment does the same)]' \
+                    ''--debug'[Add a traceback to errors (the exit code stays the same)]' \
+                    '(-h --help)'{-h,--help}'[Show help]';;
                 demo) _arguments \
                     '(-j --json)'{-j,--json}'[JSON output on stdout]' \
                     '(-p --pretty)'{-p,--pretty}'[Indented JSON (implies --json)]' \
@@ -233,7 +254,7 @@ _xdphints() {
                     '(-h --help)'{-h,--help}'[Show help]';;
                 help) _arguments \
                     '(-h --help)'{-h,--help}'[Show help]' \
-                    '*:words:(show enable disable check apply btf dump verify demo help)';;
+                    '*:words:(show enable disable check apply btf dump verify monitor metrics demo help)';;
             esac;;
     esac
 }

@@ -9,72 +9,73 @@ import pytest
 
 from conftest import unique_name
 from event_helpers import build_hints_pass, collect
+from xdphints_cli.netlink import event_wire as wire
 from xdphints_cli.netlink import events as ev
 
 
 def nla(atype: int, payload: bytes) -> bytes:
-    return ev._nla(atype, payload)
+    return wire.nla(atype, payload)
 
 
 def link_msg(mtype: int, ifindex: int, flags: int, *attrs: bytes) -> bytes:
-    body = ev._IFINFO.pack(0, 1, ifindex, flags, 0) + b"".join(attrs)
-    return ev._NLMSG.pack(16 + len(body), mtype, 0, 0, 0) + body
+    body = wire.IFINFO.pack(0, 1, ifindex, flags, 0) + b"".join(attrs)
+    return wire.NLMSG.pack(16 + len(body), mtype, 0, 0, 0) + body
 
 
 def test_parse_links_new_rename_xdp_and_move():
-    xdp = nla(ev.IFLA_XDP | ev.NLA_F_NESTED, nla(2, b"\x01") + nla(4, struct.pack("=I", 42))
+    xdp = nla(wire.IFLA_XDP | wire.NLA_F_NESTED, nla(2, b"\x01") + nla(4, struct.pack("=I", 42))
               + nla(5, struct.pack("=I", 42)))
-    data = (link_msg(ev.RTM_NEWLINK, 7, ev.IFF_UP | ev.IFF_LOWER_UP, nla(ev.IFLA_IFNAME, b"eth\"\\0\0"), xdp)
-            + link_msg(ev.RTM_DELLINK, 8, 0, nla(ev.IFLA_IFNAME, b"gone\0"),
-                       nla(ev.IFLA_NEW_NETNSID, struct.pack("=i", 3))))
-    (k1, s1, x1), (k2, s2, x2) = ev.parse_links(data)
+    data = (link_msg(wire.RTM_NEWLINK, 7, 0x1 | 0x10000, nla(wire.IFLA_IFNAME, b"eth\"\\0\0"), xdp)
+            + link_msg(wire.RTM_DELLINK, 8, 0, nla(wire.IFLA_IFNAME, b"gone\0"),
+                       nla(wire.IFLA_NEW_NETNSID, struct.pack("=i", 3))))
+    (k1, s1, x1), (k2, s2, x2) = wire.parse_links(data)
     assert (k1, s1.ifindex, s1.ifname, s1.up, s1.xdp, x1) == ("new", 7, 'eth"\\0', True, (("drv", 42),), {})
     assert (k2, s2.ifindex, s2.ifname, s2.up, s2.xdp, x2) == ("del", 8, "gone", False, (), {"moved": True})
 
 
 def test_parse_links_not_utf8_name_kept_as_bytes():
-    (_, state, _), = ev.parse_links(link_msg(ev.RTM_NEWLINK, 3, 0, nla(ev.IFLA_IFNAME, b"x\xff\0")))
+    (_, state, _), = wire.parse_links(link_msg(wire.RTM_NEWLINK, 3, 0, nla(wire.IFLA_IFNAME, b"x\xff\0")))
     assert state.ifname.encode("utf-8", "surrogateescape") == b"x\xff"
 
 
 @pytest.mark.parametrize("cut", range(1, 60, 3))
 def test_parse_links_truncated_never_raises(cut):
-    data = link_msg(ev.RTM_NEWLINK, 7, 0, nla(ev.IFLA_IFNAME, b"eth0\0"),
-                    nla(ev.IFLA_XDP, nla(2, b"\x01") + nla(4, struct.pack("=I", 9))))
-    out = ev.parse_links(data[:len(data) - cut])
+    data = link_msg(wire.RTM_NEWLINK, 7, 0, nla(wire.IFLA_IFNAME, b"eth0\0"),
+                    nla(wire.IFLA_XDP, nla(2, b"\x01") + nla(4, struct.pack("=I", 9))))
+    out = wire.parse_links(data[:len(data) - cut])
     assert all(state.ifindex == 7 for _, state, _ in out)
 
 
 def test_attrs_zero_length_stops():
     data = struct.pack("=HH", 0, 1) + b"\0" * 16
-    assert ev.attrs(data, 0, len(data)) == {}
+    assert wire.attrs(data, 0, len(data)) == {}
 
 
 def test_decode_bitset_compact_and_verbose():
     names = ("a", "b", "c") + tuple(f"f{i}" for i in range(3, 40))
-    compact = (nla(ev.BITSET_NOMASK, b"") + nla(ev.BITSET_SIZE, struct.pack("=I", 40))
-               + nla(ev.BITSET_VALUE, struct.pack("=II", 0b101, 1 << 3)))
-    assert ev.decode_bitset(compact, 0, len(compact), names) == {"a", "c", "f35"}
-    bit = lambda name, on: nla(1 | ev.NLA_F_NESTED, nla(ev.BIT_NAME, name + b"\0")  # noqa: E731
-                                  + (nla(ev.BIT_VALUE, b"") if on else b""))
-    verbose = nla(ev.BITSET_BITS | ev.NLA_F_NESTED, bit(b"rx-hashing", True) + bit(b"rx-gro", False))
-    assert ev.decode_bitset(verbose, 0, len(verbose), names) == {"rx-hashing"}
+    compact = (nla(wire.BITSET_NOMASK, b"") + nla(wire.BITSET_SIZE, struct.pack("=I", 40))
+               + nla(wire.BITSET_VALUE, struct.pack("=II", 0b101, 1 << 3)))
+    assert wire.decode_bitset(compact, 0, len(compact), names) == {"a", "c", "f35"}
+    bit = lambda name, on: nla(1 | wire.NLA_F_NESTED, nla(wire.BIT_NAME, name + b"\0")  # noqa: E731
+                                  + (nla(wire.BIT_VALUE, b"") if on else b""))
+    verbose = nla(wire.BITSET_BITS | wire.NLA_F_NESTED, bit(b"rx-hashing", True) + bit(b"rx-gro", False))
+    assert wire.decode_bitset(verbose, 0, len(verbose), names) == {"rx-hashing"}
 
 
 def test_decode_bitset_size_beyond_value_is_bounded():
-    data = nla(ev.BITSET_SIZE, struct.pack("=I", 4096)) + nla(ev.BITSET_VALUE, struct.pack("=I", 1))
-    assert ev.decode_bitset(data, 0, len(data), ("x",)) == {"x"}
+    data = nla(wire.BITSET_SIZE, struct.pack("=I", 4096)) + nla(wire.BITSET_VALUE, struct.pack("=I", 1))
+    assert wire.decode_bitset(data, 0, len(data), ("x",)) == {"x"}
 
 
 def test_parse_features_notification():
-    hdr = nla(ev.ETHTOOL_A_FEATURES_HEADER | ev.NLA_F_NESTED, nla(ev.ETHTOOL_A_HEADER_DEV_INDEX, struct.pack("=I", 5)))
-    active = nla(ev.ETHTOOL_A_FEATURES_ACTIVE | ev.NLA_F_NESTED,
-                 nla(ev.BITSET_NOMASK, b"") + nla(ev.BITSET_SIZE, struct.pack("=I", 2))
-                 + nla(ev.BITSET_VALUE, struct.pack("=I", 2)))
-    body = struct.pack("=BBH", ev.ETHTOOL_MSG_FEATURES_NTF, 1, 0) + hdr + active
-    data = ev._NLMSG.pack(16 + len(body), 30, 0, 0, 0) + body
-    assert ev.parse_features(data, 30, ("rx-gro", "rx-vlan-hw-parse")) == [(5, frozenset({"rx-vlan-hw-parse"}))]
-    assert ev.parse_features(data, 31, ("rx-gro", "rx-vlan-hw-parse")) == []     # another family
+    hdr = nla(wire.ETHTOOL_A_FEATURES_HEADER | wire.NLA_F_NESTED, nla(wire.ETHTOOL_A_HEADER_DEV_INDEX, struct.pack("=I", 5)))
+    active = nla(wire.ETHTOOL_A_FEATURES_ACTIVE | wire.NLA_F_NESTED,
+                 nla(wire.BITSET_NOMASK, b"") + nla(wire.BITSET_SIZE, struct.pack("=I", 2))
+                 + nla(wire.BITSET_VALUE, struct.pack("=I", 2)))
+    body = struct.pack("=BBH", wire.ETHTOOL_MSG_FEATURES_NTF, 1, 0) + hdr + active
+    data = wire.NLMSG.pack(16 + len(body), 30, 0, 0, 0) + body
+    assert wire.parse_features(data, 30, ("rx-gro", "rx-vlan-hw-parse")) == [(5, frozenset({"rx-vlan-hw-parse"}))]
+    assert wire.parse_features(data, 31, ("rx-gro", "rx-vlan-hw-parse")) == []     # another family
 
 
 # --- the real kernel ----------------------------------------------------------
@@ -212,3 +213,73 @@ def test_watch_by_name_follows_the_name(veth):
         got = collect(src, lambda es: ("up", veth.dev) in kinds(es))
         assert kinds(got) == [("rename", away), ("rename", veth.dev), ("up", veth.dev)]
         assert [e.detail["old-name"] for e in got[:2]] == [veth.dev, other]
+
+
+@pytest.mark.privileged
+def test_watch_by_ifindex_follows_renames_and_polls_the_one_link(veth):
+    """By ifindex (as dump watches its device): a renamed device is still followed,
+    other devices never show, and its bpf_link attachment is found by the poll of
+    that one link."""
+    from xdphints_cli.bpf.insn import R0, exit_, mov64_imm
+    from xdphints_cli.bpf.link import XdpLink
+    from xdphints_cli.bpf.prog import Program
+    from xdphints_cli.process import netns
+
+    ifindex = veth.ifindex()
+    with netns.inside(veth.ns):
+        src = ev.EventSource(ifindex=ifindex, poll_interval=0.5)
+    with src:
+        new = unique_name("wi")[:15]
+        veth.run("ip", "link", "add", unique_name("wq")[:15], "type", "veth", "peer", "name", unique_name("wr")[:15])
+        veth.run("ip", "link", "set", veth.dev, "name", new)
+        with netns.inside(veth.ns):
+            prog = Program.load([mov64_imm(R0, 2), exit_()], name="xdph_pass")
+            link = XdpLink.attach(prog.fd, ifindex)
+        with prog, link:
+            got = collect(src, lambda es: any(e.kind == "xdp" for e in es))
+        assert [(e.kind, e.ifindex, e.ifname) for e in got] == [("rename", ifindex, new), ("xdp", ifindex, new)]
+        assert got[1].via == "poll"
+
+
+def test_start_up_names_equal_the_pyroute2_readers():
+    """The family, its monitor group and the string sets as events.py reads them with
+    struct are what the pyroute2-based session reads."""
+    from xdphints_cli.netlink import ethtool
+    from xdphints_cli.netlink.ethtool_msgs import ETH_SS_FEATURES, ETH_SS_TS_RX_FILTERS, ETH_SS_TS_TX_TYPES
+    from xdphints_cli.netlink.session import Netlink
+
+    with ev.EventSource(ifname="lo", poll_interval=60) as src, Netlink() as nl:
+        family = nl.family("ethtool")
+        assert (src._ethtool_id, src._monitor_group) == (family.id, family.groups["monitor"])
+        assert src._feature_names == ethtool.get_strings(nl, ETH_SS_FEATURES)
+        assert src._tx_names == ethtool.get_strings(nl, ETH_SS_TS_TX_TYPES)
+        assert src._rx_names == ethtool.get_strings(nl, ETH_SS_TS_RX_FILTERS)
+        assert "rx-vlan-hw-parse" in src._feature_names and src._rx_names[:2] == ("none", "all")
+    assert (wire.ETH_SS_FEATURES, wire.ETH_SS_TS_TX_TYPES, wire.ETH_SS_TS_RX_FILTERS) == (
+        ETH_SS_FEATURES, ETH_SS_TS_TX_TYPES, ETH_SS_TS_RX_FILTERS)
+
+
+def _cut(data: bytes, n: int) -> bytes:
+    """The first message of `data`, cut to n bytes with its header saying so: the walks
+    inside it meet the cut, not the header check."""
+    n = max(wire.NLMSG.size, min(n, len(data)))
+    return struct.pack("=I", n) + data[4:n]
+
+
+@pytest.mark.parametrize("keep", range(16, 1200, 9))
+def test_strset_and_family_parsers_survive_truncation(keep):
+    """Real replies cut anywhere: no exception, no loop, and a cut reply never yields
+    more names than the whole one."""
+    from xdphints_cli.netlink.events import NETLINK_GENERIC, NLM_F_ACK, _Requests
+
+    req = _Requests(NETLINK_GENERIC)
+    try:
+        fam = req.transact(wire.GENL_ID_CTRL, NLM_F_ACK, wire.getfamily_payload("ethtool"))[0]
+        fid = wire.parse_family(fam)[0]
+        sets = req.transact(fid, NLM_F_ACK, wire.strset_payload((13, 14)))[0]
+    finally:
+        req.sock.close()
+    whole = wire.parse_strsets(sets, fid)
+    wire.parse_family(_cut(fam, keep))
+    part = wire.parse_strsets(_cut(sets, keep), fid)
+    assert all(len(part[k]) <= len(whole[k]) for k in part)

@@ -588,6 +588,8 @@ def summary_json(cap) -> dict:
         out["metadata"] = cap.metadata_summary()
     if hasattr(cap, "counters_json"):
         out["pass"] = cap.counters_json()
+    if getattr(cap, "config", None) is not None:
+        out["config-changes"] = list(cap.config.changes)
     return out
 
 
@@ -630,4 +632,9 @@ def summary_text(cap) -> str:
     lines.append("; ".join(parts))
     if s.no_metadata:
         lines.append(f"{plural(s.no_metadata, 'packet')} without hints metadata")
+    changes = getattr(cap, "config", None) and cap.config.changes
+    if changes:
+        lines.append(f"the hints config of {cap.target.ifname} changed {plural(len(changes), 'time')} "
+                     f"during the capture, first after {plural(changes[0]['packets'], 'packet')} "
+                     "(the warnings above say how)")
     return "".join(f"xdphints: {line}\n" for line in lines)

@@ -29,6 +29,8 @@ COMMANDS = {
     "btf": ("xdphints_cli.cli.btf", "btf", "Show the hints structs (metadata layouts) in a program's or file's BTF."),
     "dump": ("xdphints_cli.cli.dump", "dump", "Dump packets of one RX queue with their XDP hints (AF_XDP)."),
     "verify": ("xdphints_cli.cli.verify", "verify", "Compare the XDP hints with what the kernel stack holds for the same packets."),
+    "monitor": ("xdphints_cli.cli.monitor", "monitor", "Print each event that touches XDP hints (offloads, hwtstamp, XDP, links)."),
+    "metrics": ("xdphints_cli.cli.metrics", "metrics", "Write the hints' readiness in the Prometheus text format (node_exporter)."),
     "demo": ("xdphints_cli.cli.demo", "demo", "Show XDP hints end to end on a throwaway veth pair (no NIC needed)."),
     "help": ("xdphints_cli.cli.help", "help_", "Show the help of the tool or of a command."),
 }

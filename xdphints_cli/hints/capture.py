@@ -286,6 +286,7 @@ class Capture:
         self._warned_unplaced = False
         self._next_check = 0.0
         self._link = None
+        self.config = None               # config_watch.ConfigWatch: changes said during the capture
 
     def __enter__(self) -> "Capture":
         try:
@@ -362,6 +363,8 @@ class Capture:
         t = self.target
         try:
             self._link = self._stack.enter_context(XdpLink.attach(prog_fd, t.ifindex))
+            if self.config is not None:
+                self.config.settle()
         except DeviceBusyError:
             from xdphints_cli.netlink import rtnl
             from xdphints_cli.netlink.session import Netlink
@@ -473,6 +476,7 @@ class Capture:
 
         t = self.target
         self.watch = self._stack.enter_context(LinkWatch(t.ifindex, t.up, t.mtu))
+        self._watch_config()
         self.sockets = [self._stack.enter_context(XskSocket(t.ifindex, q, frames=self.frames,
                                                             frame_size=self.frame_size,
                                                             rx_size=self.rx_size))
@@ -483,6 +487,22 @@ class Capture:
         self._poller = select.poll()
         for x in self.sockets:
             self._poller.register(x.fd, select.POLLIN)
+
+    def _watch_config(self) -> None:
+        """Before the program is attached: the config as it is then is what changes
+        are told against (config_watch.py)."""
+        from xdphints_cli.hints.config_watch import ConfigWatch
+
+        t = self.target
+        try:
+            self.config = self._stack.enter_context(ConfigWatch(t.ifindex, t.ifname, self.warn))
+        except (OSError, XdpHintsError) as e:
+            self.warn(f"changes of {t.ifname}'s offloads and hwtstamp config during the capture "
+                      f"will not be told: {e}")
+
+    def _check_config(self) -> None:
+        if self.config is not None:
+            self.config.check(self.stats.packets)
 
     def batches(self, count: Optional[int] = None, duration: Optional[float] = None,
                 stop: Callable[[], bool] = lambda: False) -> Iterator[Batch]:
@@ -503,6 +523,7 @@ class Capture:
                     if self._device_gone():
                         break
                     self._check()
+                    self._check_config()
                     continue
                 for source in ready:
                     if count is not None and stats.packets >= count:
@@ -510,6 +531,7 @@ class Capture:
                     yield from self._take(source, None if count is None else count - stats.packets)
                 if time.monotonic() >= self._next_check:
                     self._check()
+                    self._check_config()
         finally:
             stats.ended = time.monotonic()
             self._finish()

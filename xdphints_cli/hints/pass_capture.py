@@ -136,6 +136,7 @@ class PassCapture(Capture):
         self.transport, self.transport_why = T.choose(self.requested, passing=True)
         prog, tc = self._load_pair()
         self.watch = st.enter_context(LinkWatch(t.ifindex, t.up, t.mtu))
+        self._watch_config()
         # tc first: no packet the XDP program marks may pass before tc is there to see it
         try:
             self._tc_link = st.enter_context(TcxLink.attach(tc.fd, t.ifindex))

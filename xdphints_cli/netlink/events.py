@@ -26,16 +26,20 @@ API:
             for ev in src.wait():          # or: select([src], [], [], src.timeout()); src.read()
                 print(ev.kind, ev.ifname, ev.detail)
 
-- `EventSource(ifname=None, poll_interval=1.0)`: opens the sockets in the network
-  namespace the calling thread is in and reads the current state as the baseline
-  (no events for it). `ifname` keeps only the events of the device with that name:
-  a device renamed away shows its "rename" and then nothing, a device that is
-  created, moved in or renamed to the name shows (a watch by name, as a config file
-  names devices). Polling reads the hwtstamp config of the watched devices only.
+- `EventSource(ifname=None, poll_interval=1.0, ifindex=None)`: opens the sockets in
+  the network namespace the calling thread is in and reads the current state as the
+  baseline (no events for it). `ifname` keeps only the events of the device with
+  that name: a device renamed away shows its "rename" and then nothing, a device
+  that is created, moved in or renamed to the name shows (a watch by name, as a
+  config file names devices). `ifindex` keeps those of one device whatever its name
+  (as dump follows its device). Polling reads the hwtstamp config of the watched
+  devices only, and with a filter asks for the watched link alone (RTM_GETLINK by
+  name or index) instead of dumping all of them.
 - `fileno()`: readable when notifications are waiting (for select/poll/epoll).
 - `timeout()`: seconds until the next poll is due; select no longer than that.
-- `read() -> list[Event]`: never blocks; drains the sockets and runs a poll that
-  is due. Events come in the order the kernel reported them; poll results follow.
+- `read(poll=True) -> list[Event]`: never blocks; drains the sockets and runs a poll
+  that is due (not with poll=False). Events come in the order the kernel reported
+  them; poll results follow.
 - `wait(timeout=None) -> list[Event]`: blocks until there are events or `timeout`
   passed (then []).
 - `links() -> dict[ifindex, LinkState]`: the devices as last seen (name, up, XDP).
@@ -56,8 +60,9 @@ and `via` ("rtnetlink", "ethtool", "poll"). Kinds and their detail:
 | hwtstamp | old, new ({tx-type, rx-filter} or null when unreadable) |
 | overflow | (none): notifications were lost; the state was read again |
 
-Parsing uses struct alone (as linkwatch.py); pyroute2 is used once, at start, to
-resolve the ethtool family and the kernel's names of features and hwtstamp values.
+Everything is parsed with struct alone (event_wire.py), also at start: the ethtool
+family, its monitor group and the kernel's names of features and hwtstamp values
+(pyroute2's decoding of those took ~20 ms of every dump's start).
 """
 
 from __future__ import annotations
@@ -71,34 +76,20 @@ import time
 from dataclasses import dataclass, field
 from typing import Dict, FrozenSet, List, Optional, Tuple
 
-from xdphints_cli.errors import KernelError, KernelTooOldError, XdpHintsError
-from xdphints_cli.netlink.linkwatch import is_up
+from xdphints_cli.errors import XdpHintsError
+from xdphints_cli.netlink.event_wire import (ETHTOOL_A_FEATURES_HEADER, ETHTOOL_A_HEADER_DEV_INDEX,
+                                            ETHTOOL_A_HEADER_FLAGS, ETHTOOL_FLAG_COMPACT_BITSETS,
+                                            ETHTOOL_MSG_FEATURES_GET, IFINFO, IFLA_EXT_MASK, IFLA_IFNAME,
+                                            NLA_F_NESTED, NLMSG, RTM_GETLINK, LinkState, nla, parse_features,
+                                            parse_links)
 
 NETLINK_ROUTE, NETLINK_GENERIC = 0, 16
 SOL_NETLINK, NETLINK_ADD_MEMBERSHIP = 270, 1
 RTMGRP_LINK = 1
-RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK = 16, 17, 18
 NLMSG_ERROR, NLMSG_DONE = 2, 3
 NLM_F_REQUEST, NLM_F_ACK, NLM_F_DUMP = 0x1, 0x4, 0x300
-NLA_F_NESTED, NLA_TYPE_MASK = 0x8000, 0x3FFF
 IFF_UP, IFF_LOWER_UP = 0x1, 0x10000
-
-IFLA_IFNAME, IFLA_EXT_MASK, IFLA_XDP, IFLA_NEW_NETNSID = 3, 29, 43, 45
 RTEXT_FILTER_SKIP_STATS = 1 << 3
-IFLA_XDP_ATTACHED, IFLA_XDP_PROG_ID = 2, 4
-_XDP_MODE_IDS = ((5, "drv"), (6, "skb"), (7, "hw"))      # IFLA_XDP_{DRV,SKB,HW}_PROG_ID
-_XDP_ATTACHED = {1: "drv", 2: "skb", 3: "hw"}
-
-ETHTOOL_MSG_FEATURES_GET, ETHTOOL_MSG_FEATURES_NTF = 11, 13     # NTF: a reply id
-ETHTOOL_A_FEATURES_HEADER, ETHTOOL_A_FEATURES_ACTIVE = 1, 4
-ETHTOOL_A_HEADER_DEV_INDEX, ETHTOOL_A_HEADER_FLAGS = 1, 3
-ETHTOOL_FLAG_COMPACT_BITSETS = 1
-BITSET_NOMASK, BITSET_SIZE, BITSET_BITS, BITSET_VALUE = 1, 2, 3, 4
-BIT_INDEX, BIT_NAME, BIT_VALUE = 1, 2, 3
-
-_NLMSG = struct.Struct("=IHHII")
-_IFINFO = struct.Struct("=BxHiII")
-_RTA = struct.Struct("=HH")
 _RCVBUF = 1 << 20
 
 
@@ -110,141 +101,6 @@ class Event:
     detail: dict = field(default_factory=dict)
     time: float = 0.0
     via: str = "rtnetlink"
-
-
-@dataclass(frozen=True)
-class LinkState:
-    ifindex: int
-    ifname: str
-    flags: int
-    xdp: Tuple[Tuple[str, int], ...] = ()      # (mode, program id)
-
-    @property
-    def up(self) -> bool:
-        return is_up(self.flags)
-
-
-# --- parsing ----------------------------------------------------------------
-
-def attrs(data: bytes, start: int, end: int) -> Dict[int, Tuple[int, int]]:
-    """type -> (payload offset, payload length) of the attributes in [start, end);
-    a malformed length ends the walk (what came before is kept)."""
-    out: Dict[int, Tuple[int, int]] = {}
-    a = start
-    while a + _RTA.size <= end:
-        alen, atype = _RTA.unpack_from(data, a)
-        if alen < _RTA.size or a + alen > end:
-            break
-        out[atype & NLA_TYPE_MASK] = (a + _RTA.size, alen - _RTA.size)
-        a += (alen + 3) & ~3
-    return out
-
-
-def _u32(data: bytes, at: Optional[Tuple[int, int]]) -> Optional[int]:
-    if at is None or at[1] < 4:
-        return None
-    return struct.unpack_from("=I", data, at[0])[0]
-
-
-def _xdp_programs(data: bytes, at: Optional[Tuple[int, int]]) -> Tuple[Tuple[str, int], ...]:
-    if at is None:
-        return ()
-    nest = attrs(data, at[0], at[0] + at[1])
-    progs = []
-    for aid, mode in _XDP_MODE_IDS:
-        prog_id = _u32(data, nest.get(aid))
-        if prog_id:
-            progs.append((mode, prog_id))
-    attached = nest.get(IFLA_XDP_ATTACHED)
-    mode = _XDP_ATTACHED.get(data[attached[0]]) if attached and attached[1] >= 1 else None
-    single = _u32(data, nest.get(IFLA_XDP_PROG_ID))
-    if not progs and single and mode:
-        progs.append((mode, single))
-    return tuple(progs)
-
-
-def parse_links(data: bytes) -> List[Tuple[str, LinkState, dict]]:
-    """(("new" or "del"), LinkState, extra) per RTM_NEWLINK/RTM_DELLINK in a datagram;
-    extra has "moved" when a deletion is a move to another namespace."""
-    out = []
-    off = 0
-    while off + _NLMSG.size <= len(data):
-        length, mtype = _NLMSG.unpack_from(data, off)[:2]
-        if length < _NLMSG.size or off + length > len(data):
-            break
-        body = off + _NLMSG.size
-        if mtype in (RTM_NEWLINK, RTM_DELLINK) and length >= _NLMSG.size + _IFINFO.size:
-            _family, _type, index, flags, _change = _IFINFO.unpack_from(data, body)
-            at = attrs(data, body + _IFINFO.size, off + length)
-            name = ""
-            if IFLA_IFNAME in at:
-                p, n = at[IFLA_IFNAME]
-                name = os.fsdecode(data[p:p + n].split(b"\0", 1)[0])
-            extra = {}
-            if mtype == RTM_DELLINK and IFLA_NEW_NETNSID in at:
-                extra["moved"] = True
-            out.append(("del" if mtype == RTM_DELLINK else "new",
-                        LinkState(index, name, flags, _xdp_programs(data, at.get(IFLA_XDP))), extra))
-        off += (length + 3) & ~3
-    return out
-
-
-def decode_bitset(data: bytes, start: int, end: int, names: Tuple[str, ...]) -> FrozenSet[str]:
-    """The set bits of an ethtool bitset nest, by the kernel's names (compact form as
-    notifications send it, or the verbose form)."""
-    at = attrs(data, start, end)
-    out = set()
-    if BITSET_VALUE in at:
-        size = _u32(data, at.get(BITSET_SIZE)) or 0
-        p, n = at[BITSET_VALUE]
-        words = struct.unpack_from(f"={n // 4}I", data, p)
-        for i in range(min(size, 32 * len(words))):
-            if words[i // 32] >> (i % 32) & 1:
-                out.add(names[i] if i < len(names) else str(i))
-    elif BITSET_BITS in at:
-        nomask = BITSET_NOMASK in at
-        p, n = at[BITSET_BITS]
-        a = p
-        while a + _RTA.size <= p + n:
-            alen, _ = _RTA.unpack_from(data, a)
-            if alen < _RTA.size:
-                break
-            bit = attrs(data, a + _RTA.size, a + alen)
-            if nomask or BIT_VALUE in bit:
-                if BIT_NAME in bit:
-                    q, m = bit[BIT_NAME]
-                    out.add(data[q:q + m].split(b"\0", 1)[0].decode(errors="replace"))
-                else:
-                    i = _u32(data, bit.get(BIT_INDEX)) or 0
-                    out.add(names[i] if i < len(names) else str(i))
-            a += (alen + 3) & ~3
-    return frozenset(out)
-
-
-def parse_features(data: bytes, family_id: int, names: Tuple[str, ...]) -> List[Tuple[int, FrozenSet[str]]]:
-    """(ifindex, active feature names) per FEATURES_NTF or FEATURES_GET reply of
-    family `family_id` in a datagram."""
-    out = []
-    off = 0
-    while off + _NLMSG.size + 4 <= len(data):
-        length, mtype = _NLMSG.unpack_from(data, off)[:2]
-        if length < _NLMSG.size or off + length > len(data):
-            break
-        cmd = data[off + _NLMSG.size]
-        if mtype == family_id and cmd in (ETHTOOL_MSG_FEATURES_NTF, ETHTOOL_MSG_FEATURES_GET):
-            at = attrs(data, off + _NLMSG.size + 4, off + length)
-            hdr = at.get(ETHTOOL_A_FEATURES_HEADER)
-            ifindex = _u32(data, attrs(data, hdr[0], hdr[0] + hdr[1]).get(ETHTOOL_A_HEADER_DEV_INDEX)) if hdr else None
-            active = at.get(ETHTOOL_A_FEATURES_ACTIVE)
-            if ifindex and active:
-                out.append((ifindex, decode_bitset(data, active[0], active[0] + active[1], names)))
-        off += (length + 3) & ~3
-    return out
-
-
-def _nla(atype: int, payload: bytes) -> bytes:
-    raw = _RTA.pack(_RTA.size + len(payload), atype) + payload
-    return raw + b"\0" * (-len(raw) % 4)
 
 
 # --- the source ---------------------------------------------------------------
@@ -261,14 +117,14 @@ class _Requests:
         """The datagrams answering one request; [] on a kernel error (the device went
         away, the driver has no such operation: the caller reads that as unknown)."""
         self.seq += 1
-        self.sock.send(_NLMSG.pack(_NLMSG.size + len(payload), mtype, NLM_F_REQUEST | flags, self.seq, 0) + payload)
+        self.sock.send(NLMSG.pack(NLMSG.size + len(payload), mtype, NLM_F_REQUEST | flags, self.seq, 0) + payload)
         out = []
         while True:
             data = self.sock.recv(1 << 18)
             off, done, keep = 0, False, False
-            while off + _NLMSG.size <= len(data):
-                length, t, _f, seq = _NLMSG.unpack_from(data, off)[:4]
-                if length < _NLMSG.size:
+            while off + NLMSG.size <= len(data):
+                length, t, _f, seq = NLMSG.unpack_from(data, off)[:4]
+                if length < NLMSG.size:
                     return []
                 if seq == self.seq:
                     if t in (NLMSG_DONE, NLMSG_ERROR):
@@ -285,8 +141,10 @@ class _Requests:
 
 
 class EventSource:
-    def __init__(self, ifname: Optional[str] = None, poll_interval: float = 1.0):
+    def __init__(self, ifname: Optional[str] = None, poll_interval: float = 1.0,
+                 ifindex: Optional[int] = None):
         self.ifname = ifname
+        self.ifindex = ifindex
         self.poll_interval = poll_interval
         self._links: Dict[int, LinkState] = {}
         self._features: Dict[int, FrozenSet[str]] = {}
@@ -315,7 +173,6 @@ class EventSource:
             self._socks.append(self._genl)
             self._genl.bind((0, 0))
             self._genl.setsockopt(SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, self._monitor_group)
-            self._genl_req = _Requests(NETLINK_GENERIC)
         for s in self._socks:
             try:   # room for a burst (a driver reset renotifies every feature)
                 s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _RCVBUF)
@@ -330,27 +187,36 @@ class EventSource:
         self._next_poll = time.monotonic() + self.poll_interval
 
     def _names(self) -> None:
-        """The ethtool family, its monitor group and the kernel's names (once, through
-        the pyroute2-based session; a kernel without ethtool netlink gives no offload
+        """The ethtool family, its monitor group and the kernel's names of features and
+        hwtstamp values, read once (a kernel without ethtool netlink gives no offload
         events but everything else)."""
-        from xdphints_cli.netlink import ethtool
-        from xdphints_cli.netlink.ethtool_msgs import ETH_SS_FEATURES, ETH_SS_TS_RX_FILTERS, ETH_SS_TS_TX_TYPES
-        from xdphints_cli.netlink.session import Netlink
+        from xdphints_cli.netlink import event_wire as w
+        from xdphints_cli.netlink.event_wire import ETH_SS_FEATURES, ETH_SS_TS_RX_FILTERS, ETH_SS_TS_TX_TYPES
 
         self._feature_names: Tuple[str, ...] = ()
         self._tx_names: Tuple[str, ...] = ()
         self._rx_names: Tuple[str, ...] = ()
         self._monitor_group: Optional[int] = None
-        with Netlink() as nl:
-            try:
-                family = nl.family("ethtool")
-                self._feature_names = ethtool.get_strings(nl, ETH_SS_FEATURES)
-                self._tx_names = ethtool.get_strings(nl, ETH_SS_TS_TX_TYPES)
-                self._rx_names = ethtool.get_strings(nl, ETH_SS_TS_RX_FILTERS)
-            except (KernelTooOldError, KernelError):
+        req = _Requests(NETLINK_GENERIC)
+        try:
+            family = None
+            for data in req.transact(w.GENL_ID_CTRL, NLM_F_ACK, w.getfamily_payload("ethtool")):
+                family = family or w.parse_family(data)
+            if family is None:
+                req.sock.close()
                 return
-            self._ethtool_id = family.id
-            self._monitor_group = family.groups.get("monitor")
+            sets: Dict[int, Tuple[str, ...]] = {}
+            ids = (ETH_SS_FEATURES, ETH_SS_TS_TX_TYPES, ETH_SS_TS_RX_FILTERS)
+            for data in req.transact(family[0], NLM_F_ACK, w.strset_payload(ids)):
+                sets.update(w.parse_strsets(data, family[0]))
+        except BaseException:
+            req.sock.close()
+            raise
+        self._genl_req = req            # kept for FEATURES_GET
+        self._ethtool_id, self._monitor_group = family[0], family[1].get("monitor")
+        self._feature_names = sets.get(ETH_SS_FEATURES, ())
+        self._tx_names = sets.get(ETH_SS_TS_TX_TYPES, ())
+        self._rx_names = sets.get(ETH_SS_TS_RX_FILTERS, ())
 
     # public -----------------------------------------------------------------
     def fileno(self) -> int:
@@ -363,7 +229,7 @@ class EventSource:
     def links(self) -> Dict[int, LinkState]:
         return dict(self._links)
 
-    def read(self) -> List[Event]:
+    def read(self, poll: bool = True) -> List[Event]:
         events: List[Event] = []
         lost = False
         for sock in self._socks:
@@ -386,7 +252,7 @@ class EventSource:
         if lost:
             events.append(Event("overflow", 0, "", {}, time.time(), "rtnetlink"))
             events.extend(self._sync(emit=True, features=True))
-        if time.monotonic() >= self._next_poll:
+        if poll and time.monotonic() >= self._next_poll:
             events.extend(self._sync(emit=True))
             self._next_poll = time.monotonic() + self.poll_interval
         return [ev for ev in events if self._wanted(ev)]
@@ -422,11 +288,16 @@ class EventSource:
 
     # state ------------------------------------------------------------------
     def _watched(self, state: LinkState) -> bool:
+        if self.ifindex is not None:
+            return state.ifindex == self.ifindex
         return self.ifname is None or state.ifname == self.ifname
 
     def _wanted(self, ev: Event) -> bool:
-        return (self.ifname is None or ev.kind == "overflow" or ev.ifname == self.ifname
-                or ev.detail.get("old-name") == self.ifname)
+        if ev.kind == "overflow":
+            return True
+        if self.ifindex is not None:
+            return ev.ifindex == self.ifindex
+        return self.ifname is None or ev.ifname == self.ifname or ev.detail.get("old-name") == self.ifname
 
     def _link(self, kind: str, state: LinkState, extra: dict, via: str) -> List[Event]:
         now = time.time()
@@ -480,10 +351,10 @@ class EventSource:
         """The active offloads of a device (FEATURES_GET, compact); None if unknown."""
         if self._genl_req is None or self._ethtool_id is None:
             return None
-        hdr = _nla(ETHTOOL_A_HEADER_DEV_INDEX, struct.pack("=I", ifindex)) + \
-            _nla(ETHTOOL_A_HEADER_FLAGS, struct.pack("=I", ETHTOOL_FLAG_COMPACT_BITSETS))
+        hdr = nla(ETHTOOL_A_HEADER_DEV_INDEX, struct.pack("=I", ifindex)) + \
+            nla(ETHTOOL_A_HEADER_FLAGS, struct.pack("=I", ETHTOOL_FLAG_COMPACT_BITSETS))
         payload = struct.pack("=BBH", ETHTOOL_MSG_FEATURES_GET, 1, 0) + \
-            _nla(ETHTOOL_A_FEATURES_HEADER | NLA_F_NESTED, hdr)
+            nla(ETHTOOL_A_FEATURES_HEADER | NLA_F_NESTED, hdr)
         for data in self._genl_req.transact(self._ethtool_id, NLM_F_ACK, payload):
             for idx, active in parse_features(data, self._ethtool_id, self._feature_names):
                 if idx == ifindex:
@@ -502,19 +373,31 @@ class EventSource:
             return names[v] if 0 <= v < len(names) else str(v)
         return {"tx-type": name(self._tx_names, cfg.tx_type), "rx-filter": name(self._rx_names, cfg.rx_filter)}
 
-    def _dump_links(self) -> Optional[List[LinkState]]:
+    def _get_links(self, everything: bool) -> Optional[List[LinkState]]:
+        """All links (a dump), or with a filter and not `everything` the watched one
+        alone ([] when there is none); None when the request failed."""
         assert self._rtnl_req is not None
-        payload = _IFINFO.pack(0, 0, 0, 0, 0) + _nla(IFLA_EXT_MASK, struct.pack("=I", RTEXT_FILTER_SKIP_STATS))
+        ext = nla(IFLA_EXT_MASK, struct.pack("=I", RTEXT_FILTER_SKIP_STATS))
+        if everything or (self.ifname is None and self.ifindex is None):
+            payload, flags = IFINFO.pack(0, 0, 0, 0, 0) + ext, NLM_F_DUMP
+        elif self.ifindex is not None:
+            payload, flags = IFINFO.pack(0, 0, self.ifindex, 0, 0) + ext, NLM_F_ACK
+        else:
+            payload = IFINFO.pack(0, 0, 0, 0, 0) + ext + nla(IFLA_IFNAME, os.fsencode(self.ifname) + b"\0")
+            flags = NLM_F_ACK
         try:
-            datagrams = self._rtnl_req.transact(RTM_GETLINK, NLM_F_DUMP, payload)
+            datagrams = self._rtnl_req.transact(RTM_GETLINK, flags, payload)
         except OSError:
             return None
         return [state for data in datagrams for kind, state, _ in parse_links(data) if kind == "new"]
 
     def _sync(self, emit: bool, features: bool = False) -> List[Event]:
         """Read links, the hwtstamp configs (and with `features` the offloads) again and
-        report what differs from what was known; emit False: only set the baseline."""
-        states = self._dump_links()
+        report what differs from what was known; emit False: only set the baseline.
+        A filtered source reads the watched link alone, except after an overflow
+        (`features`): a deletion that alone cannot see comes as a notification."""
+        everything = features
+        states = self._get_links(everything)
         if states is None:
             return []
         known = set(self._hwtstamp)      # watched before this read (others get a baseline now)
@@ -523,8 +406,9 @@ class EventSource:
         for state in states:
             seen.add(state.ifindex)
             events.extend(self._link("new", state, {}, "poll"))
-        for ifindex in [i for i in self._links if i not in seen]:
-            events.extend(self._link("del", self._links[ifindex], {}, "poll"))
+        if everything:
+            for ifindex in [i for i in self._links if i not in seen]:
+                events.extend(self._link("del", self._links[ifindex], {}, "poll"))
         now = time.time()
         for state in list(self._links.values()):
             if state.ifindex not in known or not self._watched(state):
