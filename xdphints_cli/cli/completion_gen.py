@@ -117,6 +117,19 @@ DEVICES_FIND = "find /sys/class/net -mindepth 1 -maxdepth 1 -printf '%f\\0'"  # 
 NETNS_FIND = "find /run/netns -mindepth 1 -maxdepth 1 -printf '%f\\0' 2>/dev/null"  # what `ip netns list` lists
 # the active RX queues, as sysfs lists them in the device's namespace (IFLA_NUM_RX_QUEUES,
 # `ip -d`'s numrxqueues, is what was allocated: one per CPU for a plain veth)
+# the same in bash and zsh (both read _xdphints_w, the words split as bash splits them)
+ARGS_FN = r"""_xdphints_args() {  # how many arguments follow the command, at index $1 of the words; $2: options that take a value
+    local i n=0
+    for ((i=$1+1; i<${#_xdphints_w[@]}; i++)); do
+        case ${_xdphints_w[i]} in
+            --) ;;
+            -*) [[ " $2 " == *" ${_xdphints_w[i]} "* ]] && ((i++));;
+            *) ((n++));;
+        esac
+    done
+    echo $n
+}
+""".rstrip("\n")
 RXQUEUES_FIND = "find \"/sys/class/net/$dev/queues\" -mindepth 1 -maxdepth 1 -name 'rx-*' -printf '%f\\n' | sed 's/^rx-//' | sort -n"
 BPFFS_FIND = "find /sys/fs/bpf -mindepth 1 -maxdepth 4 ! -name '*.debug' -print0 2>/dev/null"  # not bpf_preload's iterators
 MODULES_FIND = "find /sys/kernel/btf -mindepth 1 -maxdepth 1 ! -name vmlinux -printf '%f\\0' 2>/dev/null"
@@ -245,24 +258,14 @@ _xdphints_unused() {  # the words not yet on the line
     done
 }
 
-_xdphints_args() {  # how many arguments follow the command, at index $1 of the words; $2: options that take a value
-    local i n=0
-    for ((i=$1+1; i<${#_xdphints_w[@]}; i++)); do
-        case ${_xdphints_w[i]} in
-            --) ;;
-            -*) [[ " $2 " == *" ${_xdphints_w[i]} "* ]] && ((i++));;
-            *) ((n++));;
-        esac
-    done
-    echo $n
-}
+ARGS_FN
 
 _xdphints_is_dev() {  # whether $1 (as typed) names a device in the namespace of -n; a test, nothing run
     _xdphints_dequote "$1"
     [[ -n $REPLY && $REPLY != */* && $REPLY != . && $REPLY != .. ]] || return 1
     _xdphints_in_ns test -e "/sys/class/net/$REPLY"
 }
-""".replace("RXQUEUES_FIND", RXQUEUES_FIND)
+""".replace("RXQUEUES_FIND", RXQUEUES_FIND).replace("ARGS_FN", ARGS_FN)
 
 
 def _short_valued(globals_: List[Opt], cmds: List[Cmd]) -> str:
@@ -356,17 +359,7 @@ _xdphints_opt() {  # the value of option $1 or $2 among the words before the cur
     done
 }
 
-_xdphints_args() {  # how many arguments follow the command, at index $1 of the words; $2: options that take a value
-    local i n=0
-    for ((i=$1+1; i<${#_xdphints_w[@]}; i++)); do
-        case ${_xdphints_w[i]} in
-            --) ;;
-            -*) [[ " $2 " == *" ${_xdphints_w[i]} "* ]] && ((i++));;
-            *) ((n++));;
-        esac
-    done
-    echo $n
-}
+ARGS_FN
 
 _xdphints_is_dev() {  # whether $1 (as typed) names a device in the namespace of -n; a test, nothing run
     local name=${(Q)1}
@@ -418,7 +411,7 @@ _xdphints_unused() {  # the words not yet on the line
     for w; do (( ${words[1,CURRENT-1][(Ie)$w]} )) || compadd -- $w; done
 }
 """.replace("DEVICES_FIND", DEVICES_FIND).replace("NETNS_FIND", NETNS_FIND) \
-   .replace("RXQUEUES_FIND", RXQUEUES_FIND).replace("BPFFS_FIND", BPFFS_FIND) \
+   .replace("RXQUEUES_FIND", RXQUEUES_FIND).replace("BPFFS_FIND", BPFFS_FIND).replace("ARGS_FN", ARGS_FN) \
    .replace("MODULES_FIND", MODULES_FIND)
 
 
