@@ -18,6 +18,8 @@ pytestmark = pytest.mark.privileged
 
 # the dump sample: its own veth pair (xa, and xb that sends), four UDP packets
 DUMP_SAMPLE = "xdphints dump -d xa --queue 0 --count 4"
+# runs until stopped: its own test makes the sample's events
+MONITOR_SAMPLE = "xdphints -n lab monitor xh0"
 SEND = """
 import socket
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -61,6 +63,7 @@ def normalise(lines, area_status=None, transport=None) -> list:
     for line in lines:
         line = line.rstrip()
         line = re.sub(r"\b(ifindex|btf-id|program id|BTF object id) \d+", r"\1 N", line)
+        line = re.sub(r"\bid \d+", "id N", line)     # monitor's program and BTF object ids
         # dump: receive times, MACs, hash values, the rate
         line = re.sub(r"^\d\d:\d\d:\d\d\.\d{6} ", "T ", line)
         line = re.sub(r"\b[0-9a-f]{2}(:[0-9a-f]{2}){5}\b", "MAC", line)
@@ -135,9 +138,49 @@ def test_readme_dump_sample_is_what_dump_prints():
         f"README.md's sample of `{DUMP_SAMPLE}` is stale"
 
 
-@pytest.mark.parametrize("cmd,expected", [s for s in samples() if s[0] != DUMP_SAMPLE], ids=lambda v: str(v)[:40])
+def test_readme_monitor_sample_is_what_monitor_prints(tmp_path):
+    """The events of the sample, made as it shows them (rx-vlan turned off, a program
+    with a hints struct attached, the device renamed), with monitor running."""
+    from event_helpers import build_hints_pass
+    from test_monitor import Monitor
+
+    (expected,) = [lines for cmd, lines in samples() if cmd == MONITOR_SAMPLE]
+    obj = build_hints_pass(tmp_path)
+    ns = unique_name("xdph-rmm")
+    sh("ip", "netns", "add", ns)
+    monitor = None
+    try:
+        sh("ip", "-n", ns, "link", "add", "xh0", "type", "veth", "peer", "name", "xh1")
+        for dev in ("lo", "xh0", "xh1"):
+            sh("ip", "-n", ns, "link", "set", dev, "up")
+        monitor = Monitor(ns, *shlex.split(MONITOR_SAMPLE)[4:])
+        monitor.ready("xh0")
+        steps = ((["ethtool", "-K", "xh0", "rxvlan", "off"], "offloads:"),
+                 (["ip", "link", "set", "dev", "xh0", "xdpdrv", "obj", obj, "sec", "xdp"], "xdp attach"),
+                 (["ip", "link", "set", "dev", "xh0", "name", "xh9"], "renamed"))
+        for cmd, word in steps:
+            sh(*cmd, ns=ns)
+            assert monitor.until(lambda line: word in line), (cmd, monitor.seen)
+        code, err = monitor.stop()
+    finally:
+        if monitor is not None:
+            monitor.kill()
+        sh("ip", "netns", "del", ns, check=False)
+    assert code == 0, err
+    got = [line.rstrip("\n") for line in monitor.seen]
+    assert normalise(got) == normalise(expected), f"README.md's sample of `{MONITOR_SAMPLE}` is stale"
+
+
+def _filtered(words, lines):
+    """What `| grep WORD` after the command would leave."""
+    return [line for line in lines if words[0] in line] if words else lines
+
+
+@pytest.mark.parametrize("cmd,expected", [s for s in samples() if s[0] not in (DUMP_SAMPLE, MONITOR_SAMPLE)],
+                         ids=lambda v: str(v)[:40])
 def test_readme_sample_is_what_the_tool_prints(cmd, expected, namespaces, tmp_path):
-    words = shlex.split(cmd.split(";")[0])[1:]
+    command, _, grep = cmd.split(";")[0].partition(" | grep ")
+    words = shlex.split(command)[1:]
     if words[:2] == ["-n", "lab"]:      # the namespace the test made stands for lab
         words = words[2:]
     if "hints.toml" in words:           # the file as the sample's `cat` shows it
@@ -147,7 +190,7 @@ def test_readme_sample_is_what_the_tool_prints(cmd, expected, namespaces, tmp_pa
     res = xdphints(*words, ns=ns)
     if "apply" in words:                # the check sample wants xh0's rx-vlan off again
         sh("ethtool", "-K", "xh0", "rxvlan", "off", ns=ns)
-    got = res.stdout.splitlines()
+    got = _filtered(shlex.split(grep), res.stdout.splitlines())
     if cmd.endswith("; echo $?"):
         got.append(str(res.returncode))
     else:

@@ -26,7 +26,7 @@ stdin (not with --watch).
 """
 
 _EPILOG = ("Exit codes: 0 every listed hint is ready (changed or not), 1 failed (that device was rolled back), "
-           "2 bad file or usage, 3 a listed hint is unsupported on a matched device, 4 permission denied, "
+           "2 usage error or bad file, 3 a listed hint is unsupported on a matched device, 4 permission denied, "
            "5 a [device] the file names is absent (or the file is missing), 6 (--check) something would change. "
            "--watch runs until SIGTERM or SIGINT (exit 0, the devices left as they are); SIGHUP re-reads FILE.")
 

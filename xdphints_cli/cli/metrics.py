@@ -19,7 +19,7 @@ STATES = ("ready", "needs-enable", "unsupported")
 
 
 @click.command("metrics", epilog="Exit codes: 0 written, 1 FILE cannot be replaced (not a regular file, or a "
-                                 "write error), 4 permission denied, 5 no such device, or FILE's directory "
+                                 "write error), 2 usage error, 4 permission denied, 5 no such device, or FILE's directory "
                                  "does not exist.")
 @dev_option
 @click.option("-o", "--output", "output", metavar="FILE", callback=nonempty,
