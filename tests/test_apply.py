@@ -81,6 +81,38 @@ def test_apply_converges_and_is_idempotent(veth, tmp_path):
     assert ethtool_k(veth.ns, veth.dev) == before
 
 
+
+@pytest.mark.parametrize("stdout,code,why", [("closed", 1, "Bad file descriptor (EBADF)"),
+                                             ("full", 1, "No space left on device (ENOSPC)"),
+                                             ("reader gone", 141, "Broken pipe (EPIPE)")])
+def test_a_report_that_cannot_be_written_undoes_every_change(veth, tmp_path, stdout, code, why):
+    """As enable's, apply's report is part of the change: the exit code never says
+    "failed" of devices left changed (two devices, both put back)."""
+    add_veth(veth.ns, "xw0", "xw1")
+    for dev in (veth.dev, "xw0"):
+        sh("ip", "-n", veth.ns, "link", "set", dev, "up")
+        veth.run("ethtool", "-K", dev, "rxvlan", "off")
+    path = hints_file(tmp_path, f'[device.{veth.dev}]\nhints = ["rx-vlan"]\n[device.xw0]\nhints = ["rx-vlan"]\n')
+    cmd = ["ip", "netns", "exec", veth.ns, sys.executable, "-m", "xdphints_cli", "apply", path]
+    env = dict(os.environ, PYTHONPATH=REPO_ROOT, NO_COLOR="1")
+    if stdout == "closed":
+        p = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
+                           preexec_fn=lambda: os.close(1))
+    elif stdout == "full":
+        with open("/dev/full", "w") as full:
+            p = subprocess.run(cmd, stdout=full, stderr=subprocess.PIPE, text=True, env=env)
+    else:
+        r, w = os.pipe()
+        os.close(r)                     # the reader is gone before anything is written
+        p = subprocess.run(cmd, stdout=w, stderr=subprocess.PIPE, text=True, env=env)
+        os.close(w)
+    assert p.returncode == code, p.stderr
+    assert f"cannot write to stdout: {why}" in p.stderr and p.stderr.count("restored rx-vlan to off") == 2
+    assert rxvlan(veth.ns, veth.dev) == "off" and rxvlan(veth.ns, "xw0") == "off"
+    # written, the change stands
+    res = xdphints("-n", veth.ns, "apply", path)
+    assert res.returncode == 0 and rxvlan(veth.ns, veth.dev) == "on" and rxvlan(veth.ns, "xw0") == "on"
+
 def test_check_changes_nothing(veth, tmp_path):
     veth.run("ethtool", "-K", veth.dev, "rxvlan", "off")
     path = hints_file(tmp_path, '[driver.veth]\nhints = ["rx-vlan"]\n')

@@ -27,7 +27,9 @@ stdin (not with --watch).
 
 _EPILOG = ("Exit codes: 0 every listed hint is ready (changed or not), 1 failed (that device was rolled back), "
            "2 usage error or bad file, 3 a listed hint is unsupported on a matched device, 4 permission denied, "
-           "5 a [device] the file names is absent (or the file is missing), 6 (--check) something would change. "
+           "5 a [device] the file names is absent (or the file is missing), 6 (--check) something would change, "
+           "128+N interrupted by signal N, 141 stdout's reader went away (every device this call changed is "
+           "put back then, as when stdout cannot take the report: exit 1). "
            "--watch runs until SIGTERM or SIGINT (exit 0, the devices left as they are); SIGHUP re-reads FILE.")
 
 
@@ -57,25 +59,21 @@ def apply(app: App, file: str, check: bool, watch: bool) -> None:
 
 
 def _once(app: App, desired, check: bool) -> None:
+    import contextlib
+
     from xdphints_cli.fleet import converge
     from xdphints_cli.netlink.session import Netlink
 
     results = []
-    with Netlink() as nl:
+    # as enable's, the report is part of the change: the changes stay open (held) until
+    # it is written, and one that cannot be written, or a signal before it is, puts
+    # every device this call changed back, so the exit code says what the devices have
+    with Netlink() as nl, contextlib.ExitStack() as held:
         found = converge.matched(nl, desired)
         for target in found.targets:
-            results.append(converge.converge(nl, target, check=check, netns=app.netns))
-    results += [converge.absent_result(s) for s in found.absent]
-    if app.json:
-        app.emit_json({"file": desired.path, "check": check, "devices": [r.to_json() for r in results],
-                       "unmatched-drivers": [s.name for s in found.unmatched_drivers]})
-    else:
-        for r in results:
-            for line in result_lines(r, check):
-                app.console.print(line)
-        if not results:
-            app.warn(f"{desired.path}: no device here matches it"
-                     + ("" if desired.sections else " (it lists no [device] or [driver] table)"))
+            results.append(converge.converge(nl, target, check=check, netns=app.netns, held=held))
+        results += [converge.absent_result(s) for s in found.absent]
+        _report(app, desired, found, results, check)
     code = converge.exit_code(results)
     if code:
         sys.stdout.flush()
@@ -87,6 +85,20 @@ def _once(app: App, desired, check: bool) -> None:
                 text = r.error if r.error.startswith(r.ifname + ":") else f"{r.ifname}: {r.error}"
                 sys.stderr.write(f"xdphints: error: {escape_text(text)}\n")
         sys.exit(code)
+
+
+def _report(app: App, desired, found, results, check: bool) -> None:
+    if app.json:
+        app.emit_json({"file": desired.path, "check": check, "devices": [r.to_json() for r in results],
+                       "unmatched-drivers": [s.name for s in found.unmatched_drivers]})
+    else:
+        for r in results:
+            for line in result_lines(r, check):
+                app.console.print(line)
+        if not results:
+            app.warn(f"{desired.path}: no device here matches it"
+                     + ("" if desired.sections else " (it lists no [device] or [driver] table)"))
+    sys.stdout.flush()          # a stdout that cannot take it fails here, inside the change
 
 
 def result_lines(r, check: bool) -> list:

@@ -14,6 +14,7 @@ The rules:
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence
 
@@ -120,10 +121,14 @@ def absent_result(section: Section) -> DeviceResult:
                         exit_code=EXIT_NOT_FOUND)
 
 
-def converge(nl, target: Target, check: bool = False, netns: Optional[str] = None) -> DeviceResult:
+def converge(nl, target: Target, check: bool = False, netns: Optional[str] = None,
+             held: Optional[contextlib.ExitStack] = None) -> DeviceResult:
     """Bring one device to its target (or, `check`, say what that would change).
     A FeatureError with reason "interrupted" (a signal while applying; the device was
-    rolled back) is raised; every other failure is in the result."""
+    rolled back) is raised; every other failure is in the result. `held`: the change
+    stays open in that stack (planner.applied) until it closes, so that what the caller
+    does before then (its report) is part of the change: an error or a signal before it
+    closes rolls the device back."""
     from xdphints_cli.device import planner
     from xdphints_cli.device.hint_plan import plan_hints
     from xdphints_cli.device.readiness import verdicts
@@ -152,8 +157,11 @@ def converge(nl, target: Target, check: bool = False, netns: Optional[str] = Non
             result.status = WOULD_CHANGE
             result.exit_code = EXIT_NEEDS_ENABLE
             return result
-        with planner.applied(backend, plan):
-            pass
+        if held is None:
+            with planner.applied(backend, plan):
+                pass
+        else:
+            held.enter_context(planner.applied(backend, plan, hold_signals=True))
         result.status = CHANGED
         result.after = {v.hint: v for v in verdicts(gather_link(nl, link), names, netns)}
         short = [v for v in result.after.values() if v.state != "ready"]
