@@ -78,6 +78,13 @@ def _recap(p: subprocess.CompletedProcess) -> dict:
 
 def test_ansible_playbook_makes_hints_ready_once(veth, tmp_path):
     veth.run("ethtool", "-K", veth.dev, "rxvlan", "off")
+    # check mode: enable --dry-run says what would change, and nothing does
+    dry = _playbook(veth, tmp_path, "--check")
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    recap = _recap(dry)
+    assert (recap["changed"], recap["failed"]) == (1, 0), dry.stdout
+    assert "rx-vlan-offload: off" in veth.run("ethtool", "-k", veth.dev).stdout
+
     first = _playbook(veth, tmp_path)
     assert first.returncode == 0, first.stdout + first.stderr
     recap = _recap(first)
