@@ -72,3 +72,23 @@ def test_dump_notice_words():
     ptp = describe(ev("hwtstamp", {"old": None, "new": {"tx-type": "off", "rx-filter": "ptpv2-event"}}), "xh0")
     assert "only packets the ptpv2-event filter matches" in ptp
     assert describe(ev("rename", {"old-name": "a"}), "xh0") is None
+
+
+def test_readiness_of_a_features_event_is_as_the_event_says():
+    """A burst (off, on) read once shows the last state: each line's readiness takes the
+    offloads its event names as that event has them, so a line never contradicts itself."""
+    from xdphints_cli.device.hint_events import _as_of
+    from xdphints_cli.device.readiness import verdicts
+    from xdphints_cli.device.state import DeviceReport
+    from xdphints_cli.netlink.ethtool import Feature, Features
+    from xdphints_cli.netlink.netdev import NetdevInfo
+    from xdphints_cli.netlink.rtnl import Link, XdpAttachment
+
+    link = Link(4, "eth0", 1, "up", 1500, None, 1, 1, XdpAttachment("none"))
+    now = Features({"rx-vlan-hw-parse": Feature("rx-vlan-hw-parse", True, True, False)})
+    report = DeviceReport(link, driver="veth", netdev=NetdevInfo(0x23, 7, 0), features=now)
+    off = hint_offload_changes(ev("features", {"changed": {"rx-vlan-hw-parse": False}}))
+    (v,) = verdicts(_as_of(report, off), ["rx-vlan"])
+    assert v.state == "needs-enable"
+    (v,) = verdicts(_as_of(report, {}), ["rx-vlan"])
+    assert v.state == "ready" and report.features.get("rx-vlan-hw-parse").active  # the reading is untouched

@@ -14,6 +14,7 @@ from xdphints_cli.cli.dump_output import (BatchWriter, JsonLines, announce, anno
                                           output_closed_check, packet_json, packet_text, say, summary_json,
                                           summary_text, write_pcapng)
 from xdphints_cli.cli.options import global_options
+from xdphints_cli.cli.streams import unblock_stdout_soon
 
 DEFAULT_SNAPLEN = 128
 # transport.NAMES and the --pass one, spelled out: --help must not import the hints code
@@ -158,7 +159,8 @@ def dump(app: App, dev: Optional[str], queue_: str, count: Optional[int], durati
     target = capture.resolve_target(dev, queue, app.warn, app.acting_on)
     keep = snaplen or DEFAULT_SNAPLEN
     with contextlib.ExitStack() as es:
-        stop = _stop_when(es.enter_context(capture.stop_on_signals()), quiet or write_path)
+        signalled = es.enter_context(capture.stop_on_signals(on_first=unblock_stdout_soon))
+        stop = _stop_when(signalled, quiet or write_path)
         if enable_timestamps:
             es.enter_context(hclock.rx_timestamping(target.ifindex, target.ifname, app.warn))
         clock = hclock.open_clock(target.ifindex, target.ifname, app.warn)
@@ -243,7 +245,8 @@ def _dump_attached(app: App, dev, queue, count, duration, hex_, snaplen, quiet, 
     target, prog, pinned_map = hatt.resolve(dev, queue, pinned, app.acting_on)
     keep = snaplen or DEFAULT_SNAPLEN
     with contextlib.ExitStack() as es:
-        stop = _stop_when(es.enter_context(capture.stop_on_signals()), quiet or write_path)
+        signalled = es.enter_context(capture.stop_on_signals(on_first=unblock_stdout_soon))
+        stop = _stop_when(signalled, quiet or write_path)
         cap = es.enter_context(hatt.AttachedCapture(target, queue, prog, pinned_map,
                                                     struct_name, btf_file, warn=app.warn))
         announce_attached(app, cap)

@@ -67,12 +67,17 @@ def _run(app: App, nl, src) -> None:
     import sys
 
     from xdphints_cli.cli.app import output_closed
+    from xdphints_cli.cli.streams import unblock_stdout_soon
     from xdphints_cli.device.hint_events import notices
 
     stopped = []
     wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-    old = {s: signal.signal(s, lambda signum, _frame: stopped.append(signum))
-           for s in (signal.SIGINT, signal.SIGTERM)}
+    def stop(signum, _frame) -> None:
+        if not stopped:
+            unblock_stdout_soon()
+        stopped.append(signum)
+
+    old = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
     old_wakeup = signal.set_wakeup_fd(wake_w)      # a signal wakes the poll below at once
     try:
         poller = select.poll()
@@ -88,6 +93,8 @@ def _run(app: App, nl, src) -> None:
             if any(fd == out_fd and ev & (select.POLLERR | select.POLLHUP) for fd, ev in ready):
                 output_closed()
             for n in notices(nl, src.read(), app.netns):
+                if stopped:          # asked to stop: not the rest of a burst first
+                    break
                 if app.json:
                     app.emit_json(notice_json(n))
                 else:

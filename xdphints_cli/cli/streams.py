@@ -120,6 +120,49 @@ def install() -> None:
     sys.stderr = _BestEffort(_held(2, sys.stderr))
 
 
+# s a command asked to stop (SIGINT, SIGTERM) may spend blocked on a stdout nobody reads
+STOP_GRACE = 1.0
+
+
+def unblock_stdout_soon(grace: float = STOP_GRACE) -> None:
+    """For a signal handler asking a long-running command to stop: if a write to stdout
+    still blocks `grace` seconds later (a pipe whose reader stopped reading: a paused
+    pager, `| sleep`), point stdout at /dev/null. The blocked write then goes there,
+    and the command gets to its clean-up (detach the XDP program, restore settings)
+    as the signal asked, instead of holding the device until the reader wakes."""
+    import select
+    import signal
+    import threading
+
+    dropped = []
+
+    def drop(_signum, _frame) -> None:
+        if dropped:
+            return
+        ready = select.poll()
+        ready.register(1, select.POLLOUT)
+        if any(ev & select.POLLOUT for _, ev in ready.poll(0)):
+            signal.setitimer(signal.ITIMER_REAL, grace)   # not blocked on stdout: look again later
+            return
+        dropped.append(True)
+        discard_stdout()
+        # a write already blocked in another thread (dump's writer) stays blocked on the
+        # pipe: a signal ends it with EINTR, and Python retries it on descriptor 1, now /dev/null
+        for t in threading.enumerate():
+            if t is not threading.main_thread() and t.ident is not None:
+                try:
+                    signal.pthread_kill(t.ident, signal.SIGALRM)
+                except (OSError, ValueError):
+                    pass
+        try:
+            os.write(2, b"xdphints: warning: stdout was not being read; what was left to write was dropped\n")
+        except OSError:
+            pass
+
+    signal.signal(signal.SIGALRM, drop)
+    signal.setitimer(signal.ITIMER_REAL, grace)
+
+
 def discard_stdout() -> None:
     """Point descriptor 1 at /dev/null, so what stdout still holds in its buffer goes
     nowhere when the interpreter flushes it on exit, instead of failing again."""

@@ -5,8 +5,10 @@ Rules:
   changes always touch hints; an offload change only when it is an offload a hint
   depends on (features.py's table: rx-hashing, rx-vlan-hw-parse,
   rx-vlan-stag-hw-parse), and then only those offloads are named;
-- every notice of a device that still exists carries the hints' readiness read after
-  the event (readiness.verdicts): the state they are in now, not a guess;
+- every notice of a device that still exists carries the hints' readiness after the
+  event (readiness.verdicts): the device's state read after it, with the offloads a
+  features event names taken as that event says (a burst read once would otherwise
+  show its last state on every line, rx-vlan ready beside "rx-vlan-hw-parse off");
 - an XDP attachment names the programs as `show` describes them (id, name, BTF
   object id and the hints structs with their type ids).
 Events of one device that arrive together share one reading of its state.
@@ -69,5 +71,19 @@ def notices(nl, events: List[Event], netns: Optional[str] = None) -> List[Notice
         if ev.kind in ("xdp", "link-new"):
             now = {(p["mode"], p["id"]) for p in ev.detail.get("programs", ev.detail.get("xdp", []))}
             progs = tuple(p for p in report.programs if (p.mode, p.id) in now)
-        out.append(Notice(ev, tuple(verdicts(report, netns=netns)), progs, hint_offload_changes(ev)))
+        changed = hint_offload_changes(ev)
+        out.append(Notice(ev, tuple(verdicts(_as_of(report, changed), netns=netns)), progs, changed))
     return out
+
+
+def _as_of(report, changed: Dict[str, bool]):
+    """`report` with the offloads a features event changed as the event has them."""
+    from dataclasses import replace
+
+    if not changed or report.features is None:
+        return report
+    now = dict(report.features.features)
+    for name, active in changed.items():
+        if name in now:
+            now[name] = replace(now[name], active=active)
+    return replace(report, features=replace(report.features, features=now))

@@ -690,11 +690,15 @@ def _ring_slices(xsk, first: int, n: int) -> Tuple[List[int], List[int]]:
 
 
 @contextlib.contextmanager
-def stop_on_signals(signums: Tuple[int, ...] = (signal.SIGINT, signal.SIGTERM)):
-    """Yields a callable that turns true once SIGINT or SIGTERM arrived."""
+def stop_on_signals(signums: Tuple[int, ...] = (signal.SIGINT, signal.SIGTERM),
+                    on_first: Callable[[], None] = lambda: None):
+    """Yields a callable that turns true once SIGINT or SIGTERM arrived; `on_first` runs
+    in the handler of the first (streams.unblock_stdout_soon, for the CLI)."""
     hit = []
 
     def handler(signum, _frame):
+        if not hit:
+            on_first()
         hit.append(signum)
 
     old = {s: signal.signal(s, handler) for s in signums}
