@@ -342,4 +342,17 @@ def test_watch_backs_off_from_a_fight(veth, tmp_path, watcher):
     # process struck between the change and its read-back
     attempts = w.events("repair", ifname=veth.dev)
     assert len(attempts) == REPAIR_LIMIT and {a["status"] for a in attempts} <= {"changed", "failed"}
+    assert rxvlan(veth.ns, veth.dev) == "off"     # left alone while backing off
+    # SIGHUP: the operator asks to try again, so the backoff ends and the device is repaired
+    w.p.send_signal(signal.SIGHUP)
+    w.wait_event("reload")
+    wait_for(lambda: rxvlan(veth.ns, veth.dev) == "on", 3, "repaired after SIGHUP")
     assert w.stop() == 0
+
+
+def test_watch_without_cap_net_admin_is_refused_at_start(veth, tmp_path):
+    path = hints_file(tmp_path, f'[device.{veth.dev}]\nhints = ["rx-vlan"]\n')
+    res = no_caps_in(veth.ns, "apply", "--watch", path)
+    assert res.returncode == 4 and res.stdout == ""
+    assert res.stderr == ("xdphints: error: apply --watch needs CAP_NET_ADMIN (it changes offloads and "
+                          "timestamping); missing: CAP_NET_ADMIN (run as root)\n")

@@ -116,6 +116,13 @@ def test_hostile_files(tmp_path):
         os.chmod(good, 0o600)   # root without CAP_DAC_OVERRIDE cannot open nobody's 0600 file
         res = xdphints("apply", "--check", str(good), unprivileged=True)
         assert res.returncode == 4 and res.stderr == f"xdphints: error: {good}: cannot open it: permission denied\n"
+    # nested past the recursion limit of the TOML parser: one line, exit 2
+    deep = tmp_path / "deep.toml"
+    deep.write_text('[device.v0]\nhints = ["rx-hash"]\nx = ' + "[" * 2000 + "]" * 2000 + "\n")
+    for flag in ("--check", "-j"):
+        res = xdphints("apply", flag, str(deep))
+        assert res.returncode == 2 and "Traceback" not in res.stderr and len(res.stderr.splitlines()) == 1
+        assert "arrays or inline tables nested too deeply for a hints file" in res.stderr
     res = xdphints("apply", "--check", "-", env={})
     assert res.returncode == 0 and "no device here matches it (it lists no [device] or [driver] table)" in res.stderr
 

@@ -220,7 +220,8 @@ def test_available_enables_what_the_device_can_give(veth):
 def test_available_with_only_unsupported_hints_is_exit_3(veth):
     p = run("enable", "--available", "rx-timestamp", "-d", veth.dev, ns=veth.ns)
     assert p.returncode == 3
-    assert "gives none of the hints asked for (rx-timestamp: driver veth has no hardware RX" in one_error_line(p)
+    assert (f"{veth.dev}: rx-timestamp: unsupported: the device gives none of the hints asked for "
+            "(driver veth has no hardware RX") in one_error_line(p)
     assert run("check", "--available", "rx-timestamp", "-d", veth.dev, ns=veth.ns).returncode == 3
 
 

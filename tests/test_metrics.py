@@ -94,6 +94,25 @@ def test_hostile_device_name_parses_back(veth):
 
 
 @pytest.mark.privileged
+def test_a_name_not_utf8_and_its_text_as_a_name_are_two_series(veth):
+    """b"g\\xffh" and the literal name "g\\\\xffh" have the same text form: device_bytes
+    (as JSON's ifname-bytes) keeps their series apart, or the collector would refuse both."""
+    import subprocess
+
+    raw, text = b"g\xffh", "g\\xffh"
+    for name in (raw, text.encode()):
+        subprocess.run([b"ip", b"netns", b"exec", veth.ns.encode(), b"ip", b"link", b"add", name, b"type",
+                        b"veth", b"peer", b"name", unique_name("gp")[:15].encode()], check=True)
+    res = xdphints("metrics", ns=veth.ns)
+    assert res.returncode == 0, res.stderr
+    series = [tuple(sorted(lab.items())) for lab, _ in parse(res.stdout)["xdphints_device_info"]]
+    assert len(series) == len(set(series))
+    ours = {lab.get("device_bytes"): lab["device"] for lab, _ in parse(res.stdout)["xdphints_device_info"]
+            if lab["device"] == text}
+    assert ours == {None: text, raw.hex(): text}
+
+
+@pytest.mark.privileged
 def test_output_file_is_replaced_atomically_with_its_mode(veth, tmp_path):
     out = tmp_path / "xdphints.prom"
     out.write_text("old\n")

@@ -52,6 +52,10 @@ def apply(app: App, file: str, check: bool, watch: bool) -> None:
     desired = load(file)          # a bad file: exit 2 before any netlink socket is opened
     if watch:
         from xdphints_cli.fleet.watch import Watch
+        from xdphints_cli.process import caps
+
+        # it would only log "not permitted" at every repair: say it once, now (exit 4)
+        caps.require("apply --watch", ["CAP_NET_ADMIN"], "it changes offloads and timestamping")
 
         Watch(app, file, desired).run()
         return

@@ -50,12 +50,12 @@ def replace(path: str, data: bytes) -> None:
         mode = stat.S_IMODE(st.st_mode)
         owner = (st.st_uid, st.st_gid)
     directory = os.path.dirname(path) or "."
-    base = os.path.basename(path)
     tmp = None
     try:
         import tempfile
 
-        fd, tmp = tempfile.mkstemp(prefix=f".{base}.", suffix=".tmp", dir=directory)
+        # a short name: FILE's own may be near the 255-byte limit already
+        fd, tmp = tempfile.mkstemp(prefix=".xdphints-", suffix=".tmp", dir=directory)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()

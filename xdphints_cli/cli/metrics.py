@@ -81,23 +81,28 @@ def families(reports) -> List:
     xdp = Family("xdphints_xdp_attached", "Whether an XDP program is attached to the device (1).")
     prog = Family("xdphints_xdp_program_info", "An attached XDP program (name empty where it needs "
                   "CAP_SYS_ADMIN to read).")
+    from xdphints_cli.names import json_name
+
     for report, found in reports:
-        d = report.link.ifname
-        info.add(1, device=d, driver=report.driver or "")
+        # a name that is not UTF-8 also gets device_bytes (hex), as JSON's ifname-bytes:
+        # its \xNN text alone could be another device's literal name, and two devices
+        # with the same labels would be one series, which the collector refuses
+        d = {k.replace("-", "_"): v for k, v in json_name("device", report.link.ifname).items()}
+        info.add(1, **d, driver=report.driver or "")
         for v in found:
             for s in STATES:
-                state.add(1 if v.state == s else 0, device=d, hint=v.hint, state=s)
+                state.add(1 if v.state == s else 0, **d, hint=v.hint, state=s)
         cfg = report.hwtstamp
         if cfg is not None and cfg.rx_filter is not None:
-            hwts.add(1, device=d, rx_filter=cfg.rx_filter, tx_type=cfg.tx_type or "", source=cfg.source)
+            hwts.add(1, **d, rx_filter=cfg.rx_filter, tx_type=cfg.tx_type or "", source=cfg.source)
         for name in HINT_OFFLOADS:
             feat = report.features.get(name) if report.features is not None else None
             if feat is not None:
-                offl.add(1 if feat.active else 0, device=d, offload=name)
-                fixed.add(1 if feat.fixed else 0, device=d, offload=name)
-        xdp.add(1 if report.link.xdp.programs else 0, device=d)
+                offl.add(1 if feat.active else 0, **d, offload=name)
+                fixed.add(1 if feat.fixed else 0, **d, offload=name)
+        xdp.add(1 if report.link.xdp.programs else 0, **d)
         for p in report.programs:
-            prog.add(1, device=d, mode=p.mode, id=str(p.id), name=p.name or "")
+            prog.add(1, **d, mode=p.mode, id=str(p.id), name=p.name or "")
     return [state, info, hwts, offl, fixed, xdp, prog]
 
 

@@ -41,9 +41,9 @@ def plan_enable(backend: planner.Backend, report: DeviceReport, features: Iterab
         raise err.extended("no feature was changed") if len(features) > 1 else err
     wanted = [f for f in features if _HINT_OF_FEATURE.get(f) not in unsupported]
     if not wanted:
-        hint = hints[0]
-        detail = "; ".join(f"{h}: {unsupported[h]}" for h in hints)
-        raise planner.FeatureError(backend.ifname, hint, "unsupported",
+        reasons = {unsupported[h] for h in hints}
+        detail = reasons.pop() if len(reasons) == 1 else "; ".join(f"{h}: {unsupported[h]}" for h in hints)
+        raise planner.FeatureError(backend.ifname, ",".join(hints), "unsupported",
                                    f"the device gives none of the hints asked for ({detail})", EXIT_UNSUPPORTED)
     # an explicit --rx-filter is a request for that filter, not for a ready hint
     keep = {f: f"ready: {found[h].reason}" for f, h in _HINT_OF_FEATURE.items()

@@ -191,6 +191,8 @@ def parse(data: bytes, path: str) -> Desired:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise DesiredStateError(f"{path}:{_syntax_where(str(e))}") from None
+    except RecursionError:   # tomllib parses nested arrays and inline tables recursively
+        raise DesiredStateError(f"{path}: arrays or inline tables nested too deeply for a hints file") from None
     lines = _KeyLines(text)
     return Desired(path, tuple(_sections(doc, path, lines)))
 

@@ -19,8 +19,8 @@ The rules:
     seconds; then one line says so and the device is left alone for BACKOFF seconds,
     doubled (up to BACKOFF_MAX) each time the fight resumes, reset after a quiet
     window;
-  * SIGHUP reads FILE again: a bad file is refused (said on stderr) and the old one
-    kept; SIGTERM and SIGINT end the watch with exit 0 and leave every device as it
+  * SIGHUP reads FILE again (and ends every backoff: the operator asks to try again):
+    a bad file is refused (said on stderr) and the old one kept; SIGTERM and SIGINT end the watch with exit 0 and leave every device as it
     is. A signal that comes while a device is being changed waits until the change
     is complete (the signals are blocked meanwhile), so it never leaves a device
     half changed, nor undoes a repair.
@@ -305,5 +305,6 @@ class Watch:
             self.app.warn(f"SIGHUP: {e}; keeping the previous file")
             return
         self.desired = desired
+        self.limit = _RateLimit()   # an operator's SIGHUP is a deliberate "try again": backoffs end
         self.emit({"event": "reload", "file": self.path}, f"SIGHUP: read {self.path} again")
         self._guarded(lambda: self._rematch(nl, {}, initial=("reload", {"event": "reload"}, "SIGHUP")))
