@@ -202,7 +202,7 @@ def checked_target(nl, link, queue) -> Target:
     """The Target of `link` (no kfuncs yet) once `queue` (an int, a list, or None) is
     checked against its active RX queues; its link state for the link watch."""
     from xdphints_cli.device.queues import active_rx_queues
-    from xdphints_cli.netlink.linkwatch import is_up
+    from xdphints_cli.netlink.event_wire import is_up
 
     rxq = active_rx_queues(nl, link)
     check_queues(link.ifname, rxq, queue)

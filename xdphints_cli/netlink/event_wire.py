@@ -10,11 +10,11 @@ from __future__ import annotations
 import os
 import struct
 from dataclasses import dataclass
-from typing import Dict, FrozenSet, List, Optional, Tuple
-
-from xdphints_cli.netlink.linkwatch import is_up
+from typing import Dict, FrozenSet, Iterator, List, Optional, Tuple
 
 RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK = 16, 17, 18
+IFF_UP, IFF_LOWER_UP = 0x1, 0x10000
+IFLA_MTU = 4
 NLA_F_NESTED, NLA_TYPE_MASK = 0x8000, 0x3FFF
 IFLA_IFNAME, IFLA_EXT_MASK, IFLA_XDP, IFLA_NEW_NETNSID = 3, 29, 43, 45
 IFLA_XDP_ATTACHED, IFLA_XDP_PROG_ID = 2, 4
@@ -31,6 +31,11 @@ BIT_INDEX, BIT_NAME, BIT_VALUE = 1, 2, 3
 NLMSG = struct.Struct("=IHHII")
 IFINFO = struct.Struct("=BxHiII")
 RTA = struct.Struct("=HH")
+
+
+def is_up(flags: int) -> bool:
+    """Administratively up and with carrier: packets can arrive."""
+    return flags & (IFF_UP | IFF_LOWER_UP) == IFF_UP | IFF_LOWER_UP
 
 
 @dataclass(frozen=True)
@@ -59,7 +64,8 @@ def attrs(data: bytes, start: int, end: int) -> Dict[int, Tuple[int, int]]:
     return out
 
 
-def _u32(data: bytes, at: Optional[Tuple[int, int]]) -> Optional[int]:
+def u32(data: bytes, at: Optional[Tuple[int, int]]) -> Optional[int]:
+    """The u32 attribute at (offset, length) as attrs() gives it; None if absent or short."""
     if at is None or at[1] < 4:
         return None
     return struct.unpack_from("=I", data, at[0])[0]
@@ -71,21 +77,19 @@ def _xdp_programs(data: bytes, at: Optional[Tuple[int, int]]) -> Tuple[Tuple[str
     nest = attrs(data, at[0], at[0] + at[1])
     progs = []
     for aid, mode in _XDP_MODE_IDS:
-        prog_id = _u32(data, nest.get(aid))
+        prog_id = u32(data, nest.get(aid))
         if prog_id:
             progs.append((mode, prog_id))
     attached = nest.get(IFLA_XDP_ATTACHED)
     mode = _XDP_ATTACHED.get(data[attached[0]]) if attached and attached[1] >= 1 else None
-    single = _u32(data, nest.get(IFLA_XDP_PROG_ID))
+    single = u32(data, nest.get(IFLA_XDP_PROG_ID))
     if not progs and single and mode:
         progs.append((mode, single))
     return tuple(progs)
 
 
-def parse_links(data: bytes) -> List[Tuple[str, LinkState, dict]]:
-    """(("new" or "del"), LinkState, extra) per RTM_NEWLINK/RTM_DELLINK in a datagram;
-    extra has "moved" when a deletion is a move to another namespace."""
-    out = []
+def link_messages(data: bytes) -> Iterator[Tuple[str, int, int, Dict[int, Tuple[int, int]]]]:
+    """("new" or "del", ifindex, flags, attrs) per RTM_NEWLINK/RTM_DELLINK in a datagram."""
     off = 0
     while off + NLMSG.size <= len(data):
         length, mtype = NLMSG.unpack_from(data, off)[:2]
@@ -94,17 +98,22 @@ def parse_links(data: bytes) -> List[Tuple[str, LinkState, dict]]:
         body = off + NLMSG.size
         if mtype in (RTM_NEWLINK, RTM_DELLINK) and length >= NLMSG.size + IFINFO.size:
             _family, _type, index, flags, _change = IFINFO.unpack_from(data, body)
-            at = attrs(data, body + IFINFO.size, off + length)
-            name = ""
-            if IFLA_IFNAME in at:
-                p, n = at[IFLA_IFNAME]
-                name = os.fsdecode(data[p:p + n].split(b"\0", 1)[0])
-            extra = {}
-            if mtype == RTM_DELLINK and IFLA_NEW_NETNSID in at:
-                extra["moved"] = True
-            out.append(("del" if mtype == RTM_DELLINK else "new",
-                        LinkState(index, name, flags, _xdp_programs(data, at.get(IFLA_XDP))), extra))
+            yield ("del" if mtype == RTM_DELLINK else "new", index, flags,
+                   attrs(data, body + IFINFO.size, off + length))
         off += (length + 3) & ~3
+
+
+def parse_links(data: bytes) -> List[Tuple[str, LinkState, dict]]:
+    """(("new" or "del"), LinkState, extra) per RTM_NEWLINK/RTM_DELLINK in a datagram;
+    extra has "moved" when a deletion is a move to another namespace."""
+    out = []
+    for kind, index, flags, at in link_messages(data):
+        name = ""
+        if IFLA_IFNAME in at:
+            p, n = at[IFLA_IFNAME]
+            name = os.fsdecode(data[p:p + n].split(b"\0", 1)[0])
+        extra = {"moved": True} if kind == "del" and IFLA_NEW_NETNSID in at else {}
+        out.append((kind, LinkState(index, name, flags, _xdp_programs(data, at.get(IFLA_XDP))), extra))
     return out
 
 
@@ -114,7 +123,7 @@ def decode_bitset(data: bytes, start: int, end: int, names: Tuple[str, ...]) -> 
     at = attrs(data, start, end)
     out = set()
     if BITSET_VALUE in at:
-        size = _u32(data, at.get(BITSET_SIZE)) or 0
+        size = u32(data, at.get(BITSET_SIZE)) or 0
         p, n = at[BITSET_VALUE]
         words = struct.unpack_from(f"={n // 4}I", data, p)
         for i in range(min(size, 32 * len(words))):
@@ -134,7 +143,7 @@ def decode_bitset(data: bytes, start: int, end: int, names: Tuple[str, ...]) -> 
                     q, m = bit[BIT_NAME]
                     out.add(data[q:q + m].split(b"\0", 1)[0].decode(errors="replace"))
                 else:
-                    i = _u32(data, bit.get(BIT_INDEX)) or 0
+                    i = u32(data, bit.get(BIT_INDEX)) or 0
                     out.add(names[i] if i < len(names) else str(i))
             a += (alen + 3) & ~3
     return frozenset(out)
@@ -153,7 +162,7 @@ def parse_features(data: bytes, family_id: int, names: Tuple[str, ...]) -> List[
         if mtype == family_id and cmd in (ETHTOOL_MSG_FEATURES_NTF, ETHTOOL_MSG_FEATURES_GET):
             at = attrs(data, off + NLMSG.size + 4, off + length)
             hdr = at.get(ETHTOOL_A_FEATURES_HEADER)
-            ifindex = _u32(data, attrs(data, hdr[0], hdr[0] + hdr[1]).get(ETHTOOL_A_HEADER_DEV_INDEX)) if hdr else None
+            ifindex = u32(data, attrs(data, hdr[0], hdr[0] + hdr[1]).get(ETHTOOL_A_HEADER_DEV_INDEX)) if hdr else None
             active = at.get(ETHTOOL_A_FEATURES_ACTIVE)
             if ifindex and active:
                 out.append((ifindex, decode_bitset(data, active[0], active[0] + active[1], names)))
@@ -223,7 +232,7 @@ def parse_family(data: bytes) -> Optional[Tuple[int, Dict[str, int]]]:
                 for _, p, n in each_attr(data, grp[0], grp[0] + grp[1]):
                     g = attrs(data, p, p + n)
                     if CTRL_ATTR_MCAST_GRP_NAME in g and CTRL_ATTR_MCAST_GRP_ID in g:
-                        groups[_string(data, *g[CTRL_ATTR_MCAST_GRP_NAME])] = _u32(data, g[CTRL_ATTR_MCAST_GRP_ID])
+                        groups[_string(data, *g[CTRL_ATTR_MCAST_GRP_NAME])] = u32(data, g[CTRL_ATTR_MCAST_GRP_ID])
             return struct.unpack_from("=H", data, fid[0])[0], groups
         off += (length + 3) & ~3
     return None
@@ -250,12 +259,12 @@ def parse_strsets(data: bytes, family_id: int) -> Dict[int, Tuple[str, ...]]:
             sets = attrs(data, off + NLMSG.size + 4, off + length).get(ETHTOOL_A_STRSET_STRINGSETS)
             for _, p, n in each_attr(data, sets[0], sets[0] + sets[1]) if sets else ():
                 sset = attrs(data, p, p + n)
-                set_id = _u32(data, sset.get(ETHTOOL_A_STRINGSET_ID))
+                set_id = u32(data, sset.get(ETHTOOL_A_STRINGSET_ID))
                 strings = sset.get(ETHTOOL_A_STRINGSET_STRINGS)
                 table: Dict[int, str] = {}
                 for _, q, m in each_attr(data, strings[0], strings[0] + strings[1]) if strings else ():
                     s = attrs(data, q, q + m)
-                    index = _u32(data, s.get(ETHTOOL_A_STRING_INDEX))
+                    index = u32(data, s.get(ETHTOOL_A_STRING_INDEX))
                     if index is not None and index < 4096:      # a bound: names are tens, not millions
                         table[index] = _string(data, *s[ETHTOOL_A_STRING_VALUE]) if ETHTOOL_A_STRING_VALUE in s else ""
                 if set_id is not None:

@@ -10,50 +10,19 @@ from __future__ import annotations
 
 import errno
 import socket
-import struct
 from typing import List, Optional, Tuple
 
+from xdphints_cli.netlink.event_wire import IFLA_MTU, is_up, link_messages, u32
 from xdphints_cli.process import netns
 
 RTMGRP_LINK = 1
-RTM_NEWLINK, RTM_DELLINK = 16, 17
-IFF_UP, IFF_LOWER_UP = 0x1, 0x10000
-IFLA_MTU = 4
-_NLMSG = struct.Struct("=IHHII")
-_IFINFO = struct.Struct("=BxHiII")
-_RTA = struct.Struct("=HH")
-
-
-def is_up(flags: int) -> bool:
-    """Administratively up and with carrier: packets can arrive."""
-    return flags & (IFF_UP | IFF_LOWER_UP) == IFF_UP | IFF_LOWER_UP
 
 
 def parse_link_messages(data: bytes, ifindex: int) -> List[Tuple[str, int, Optional[int]]]:
     """(kind, flags, mtu) of each RTM_NEWLINK/RTM_DELLINK about `ifindex` in one
     datagram; kind "new" or "del"."""
-    out = []
-    off = 0
-    while off + _NLMSG.size <= len(data):
-        length, mtype = _NLMSG.unpack_from(data, off)[:2]
-        if length < _NLMSG.size or off + length > len(data):
-            break
-        body = off + _NLMSG.size
-        if mtype in (RTM_NEWLINK, RTM_DELLINK) and length >= _NLMSG.size + _IFINFO.size:
-            _family, _type, index, flags, _change = _IFINFO.unpack_from(data, body)
-            if index == ifindex:
-                mtu = None
-                a = body + _IFINFO.size
-                while a + _RTA.size <= off + length:
-                    alen, atype = _RTA.unpack_from(data, a)
-                    if alen < _RTA.size:
-                        break
-                    if atype == IFLA_MTU and alen >= 8:
-                        mtu = struct.unpack_from("=I", data, a + 4)[0]
-                    a += (alen + 3) & ~3
-                out.append(("del" if mtype == RTM_DELLINK else "new", flags, mtu))
-        off += (length + 3) & ~3
-    return out
+    return [(kind, flags, u32(data, at.get(IFLA_MTU)))
+            for kind, index, flags, at in link_messages(data) if index == ifindex]
 
 
 class LinkWatch:
