@@ -49,20 +49,25 @@ def _blocked_writing(pid: int) -> bool:
     return False
 
 
+def _signal_blocked(p, r, signum) -> str:
+    """Send `signum` to p, blocked writing its stdout (`ip netns exec` execs the
+    command: the pid is its own); its stderr once it exited."""
+    try:
+        assert _blocked_writing(p.pid), p.pid
+        p.send_signal(signum)
+        return p.communicate(timeout=30)[1]
+    finally:
+        if p.poll() is None:
+            p.kill()
+        os.close(r)
+
+
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_dump_stops_and_detaches_with_stdout_unread(veth, signum):
     veth.run_peer("sysctl", "-qw", f"net.ipv6.conf.{veth.peer}.disable_ipv6=1")
     p, r = _pipe_filled_by(_cmd(veth.ns, "-d", veth.dev, "-q", "0", "--match", "udp", "-j"),
                            lambda: send_udp(veth, 500) if xdp_attached(veth) else time.sleep(0.05))
-    try:
-        # `ip netns exec` execs the command: the pid is dump's own
-        assert _blocked_writing(p.pid), p.pid
-        p.send_signal(signum)
-        err = p.communicate(timeout=30)[1]
-    finally:
-        if p.poll() is None:
-            p.kill()
-        os.close(r)
+    err = _signal_blocked(p, r, signum)
     assert p.returncode == 0, err
     assert "stdout was not being read; what was left to write was dropped" in err
     assert " packets, " in err            # the summary, on stderr
@@ -79,13 +84,6 @@ def test_monitor_stops_with_stdout_unread(veth):
         sh("ip", "-n", veth.ns, "link", "del", f"xm{n}")
 
     p, r = _pipe_filled_by(cmd, churn)
-    try:
-        assert _blocked_writing(p.pid), p.pid
-        p.send_signal(signal.SIGTERM)
-        err = p.communicate(timeout=30)[1]
-    finally:
-        if p.poll() is None:
-            p.kill()
-        os.close(r)
+    err = _signal_blocked(p, r, signal.SIGTERM)
     assert p.returncode == 0, err
     assert "stdout was not being read" in err
